@@ -1,0 +1,115 @@
+-- The engine's own Lua, run once per VM with the C core as its argument. It builds what
+-- room scripts see (a sandboxed environment per room type, with `atrium` in it) and the
+-- room base class. Room scripts never see `core` or this file's locals.
+local core, lua_dir = ...
+
+local Room = dofile(lua_dir .. "/atrium/room.lua")(core)
+
+local pairs, type, error, tostring, select = pairs, type, error, tostring, select
+local setmetatable, rawget, rawset = setmetatable, rawget, rawset
+
+local M = { Room = Room }
+
+-- Standard library names a room script may see, by library. Anything not listed here
+-- (io, os beyond time/clock/date, debug, ffi, jit, require, load, loadstring, dofile,
+-- loadfile, getfenv, setfenv, newproxy, string.dump, module, gcinfo) does not exist for it.
+local allowed = {
+  _ = { "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal",
+        "rawget", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+        "tostring", "type", "unpack", "xpcall", "_VERSION" },
+  string = { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
+             "match", "rep", "reverse", "sub", "upper" },
+  table = { "concat", "insert", "maxn", "remove", "sort" },
+  math = { "abs", "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "deg", "exp",
+           "floor", "fmod", "frexp", "huge", "ldexp", "log", "log10", "max", "min",
+           "modf", "pi", "pow", "rad", "sin", "sinh", "sqrt", "tan", "tanh" },
+  bit = { "tobit", "tohex", "bnot", "band", "bor", "bxor", "lshift", "rshift",
+          "arshift", "rol", "ror", "bswap" },
+}
+
+local G = _G
+local os_time, os_clock, os_date = core.os_time, core.os_clock, core.os_date
+
+local function copy_library(name)
+  local src, dst = name == "_" and G or G[name], {}
+  for _, fname in pairs(allowed[name]) do dst[fname] = src[fname] end
+  return dst
+end
+
+-- collectgarbage with only the arguments that cannot stop the collector.
+local function safe_collectgarbage(opt)
+  if opt == nil or opt == "collect" or opt == "count" or opt == "step" then
+    return G.collectgarbage(opt)
+  end
+  error("collectgarbage('" .. tostring(opt) .. "') is not allowed in a room script", 2)
+end
+
+-- atrium.room(id): a handle to another room. `state` is a copy; calls go through the core,
+-- which runs them inside the caller's transaction.
+local Handle = {}
+local HandleMeta = {
+  __index = function(h, k)
+    if k == "state" then return core.room_state(rawget(h, "id")) end
+    return Handle[k]
+  end,
+  __metatable = false,
+}
+function Handle:join(client, payload) return core.room_join(rawget(self, "id"), client, payload) end
+function Handle:call(name, ...) return core.room_call(rawget(self, "id"), name, ...) end
+
+local function room_handle(id)
+  if type(id) ~= "string" then error("atrium.room(id): id must be a string", 2) end
+  return setmetatable({ id = id }, HandleMeta)
+end
+
+-- A fresh `atrium` table per room type, so one type patching it changes nothing for others.
+local function make_atrium(typeName)
+  local log = {}
+  for _, level in pairs({ "debug", "info", "warn", "error" }) do
+    log[level] = function(...)
+      local n, parts = select("#", ...), {}
+      for i = 1, n do parts[i] = tostring((select(i, ...))) end
+      core.log(level, typeName, table.concat(parts, " "))
+    end
+  end
+  return {
+    room = room_handle,
+    now = core.now,
+    log = log,
+    json = { encode = core.json_encode, decode = core.json_decode },
+    array = core.array,
+  }
+end
+
+-- The environment a room script runs in. Globals are strict: reading or assigning a
+-- name that is not declared here is an error, so a typo fails loudly.
+function M.makeEnv(typeName)
+  local env = copy_library("_")
+  env.string = copy_library("string")
+  env.table = copy_library("table")
+  env.math = copy_library("math")
+  env.math.random = core.random
+  env.math.randomseed = core.randomseed
+  env.bit = copy_library("bit")
+  env.os = { time = os_time, clock = os_clock, date = os_date }
+  env.collectgarbage = safe_collectgarbage
+  env.atrium = make_atrium(typeName)
+  env.print = env.atrium.log.info   -- stdout belongs to the server; print goes to the log
+  env._G = env
+  return setmetatable(env, {
+    __index = function(_, k)
+      error("undeclared global '" .. tostring(k) .. "'", 2)
+    end,
+    __newindex = function(_, k)
+      error("assignment to undeclared global '" .. tostring(k) .. "' (use local)", 2)
+    end,
+    __metatable = false,
+  })
+end
+
+M.newInstance = Room.newInstance
+M.replaceMethods = Room.replaceMethods
+M.snapshot = Room.snapshot
+M.mergeDefaults = Room.mergeDefaults
+
+return M

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Atrium needs that are missing (run as root).
+#   scripts/install-deps.sh          build and serve: compiler, meson, libraries
+#   scripts/install-deps.sh --test   also what the tests need: Node.js and npm
+set -euo pipefail
+
+packages=(g++ meson ninja-build pkg-config cmake
+          libwebsockets-dev libluajit-5.1-dev rapidjson-dev doctest-dev)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(ca-certificates)
+  # Any Node.js >= 18 will do; Debian 12's own is 18.
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,232 @@
+// `atrium serve` settings: one table names every setting once; flags, ATRIUM_* variables
+// and config-file keys are all derived from it, so the three can never drift apart.
+#include "cli/config.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "json/codec.hpp"
+
+namespace atrium::cli {
+
+namespace {
+
+Error bad(std::string message) { return make_error(ErrorCode::bad_request, std::move(message)); }
+
+std::string quoted(std::string_view v) { return "\"" + std::string(v) + "\""; }
+
+Result<std::uint64_t> parse_count(std::string_view v, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < min || n > max)
+    return bad(quoted(v) + " is not a whole number in " + std::to_string(min) + ".." +
+               std::to_string(max));
+  return n;
+}
+
+template <class T>
+Status set_count(T& field, std::string_view v, std::uint64_t min, std::uint64_t max) {
+  Result<std::uint64_t> n = parse_count(v, min, max);
+  if (!n) return std::move(n).error();
+  field = static_cast<T>(n.value());
+  return {};
+}
+
+Status set_text(std::string& field, std::string_view v) {
+  if (v.empty()) return bad("must not be empty");
+  field = std::string(v);
+  return {};
+}
+
+Status set_log_level(ServeOptions& o, std::string_view v) {
+  if (v == "debug") o.log_level = engine::LogLevel::debug;
+  else if (v == "info") o.log_level = engine::LogLevel::info;
+  else if (v == "warn") o.log_level = engine::LogLevel::warn;
+  else if (v == "error") o.log_level = engine::LogLevel::error;
+  else return bad(quoted(v) + " is not one of debug, info, warn, error");
+  return {};
+}
+
+constexpr std::uint64_t kMaxMs = 3'600'000;          // one hour
+constexpr std::uint64_t kMaxBytes = 1ull << 34;      // 16 GiB
+constexpr std::uint64_t kMaxMb = 1ull << 20;         // 1 TiB
+
+struct Setting {
+  std::string_view name;     // the flag without dashes and the config-file key
+  std::string_view arg;      // for the usage text
+  std::string_view help;
+  Status (*apply)(ServeOptions&, std::string_view);
+};
+
+// DESIGN.md "CLI contract": keep this table and the one there in step.
+const Setting kSettings[] = {
+    {"rooms", "DIR", "room scripts (default: rooms)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.rooms, v); }},
+    {"port", "N", "listen port, 0 picks a free one (default: 8080)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.port, v, 0, 65535); }},
+    {"host", "H", "listen address (default: 127.0.0.1; 0.0.0.0 to expose)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.host, v); }},
+    {"config", "FILE", "JSON config file: {\"port\": 9000, \"admin-token\": \"...\"}",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.config, v); }},
+    {"public", "DIR", "static files served at / (default: the bundled demo; \"\": none)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       o.public_dir = std::string(v);
+       return {};
+     }},
+    {"admin-token", "T", "bearer token for HTTP write routes (default: none, routes open)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       o.admin_token = std::string(v);
+       return {};
+     }},
+    {"max-message-bytes", "N", "largest client message, 1009 past it (default: 65536)",
+     [](ServeOptions& o, std::string_view v) {
+       return set_count(o.max_message_bytes, v, 1, 1ull << 30);
+     }},
+    {"heartbeat-ms", "N", "ping interval; silent for two = dropped (default: 25000)",
+     [](ServeOptions& o, std::string_view v) {
+       return set_count(o.heartbeat_ms, v, 1000, kMaxMs);
+     }},
+    {"outbox-bytes", "N", "per-connection outbox cap, 1013 past it (default: 1048576)",
+     [](ServeOptions& o, std::string_view v) {
+       return set_count(o.outbox_bytes, v, 1024, kMaxBytes);
+     }},
+    {"cpu-budget-ms", "N", "CPU budget per hook call (default: 200)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.cpu_budget_ms, v, 1, kMaxMs); }},
+    {"room-memory-mb", "N", "Lua memory cap per room (default: 64)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.room_memory_mb, v, 1, kMaxMb); }},
+    {"memory-mb", "N", "Lua memory cap for the engine (default: 1024)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.memory_mb, v, 1, kMaxMb); }},
+    {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},
+};
+
+const Setting* find_setting(std::string_view name) {
+  for (const Setting& s : kSettings)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// "admin-token" -> "ATRIUM_ADMIN_TOKEN"
+std::string env_name(std::string_view name) {
+  std::string out = "ATRIUM_";
+  for (char c : name)
+    out.push_back(c == '-' ? '_' : c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+  return out;
+}
+
+Status apply(const Setting& s, ServeOptions& o, std::string_view value, const std::string& where) {
+  Status st = s.apply(o, value);
+  if (!st) return bad(where + ": " + st.error().message);
+  return {};
+}
+
+// A config-file value as the text a flag would carry: strings as they are, integers in
+// decimal. Anything else is refused rather than guessed at.
+Result<std::string> config_text(const json::Value& v) {
+  if (v.is_string()) return v.as_string();
+  if (v.is_number() && std::isfinite(v.as_number()) && std::trunc(v.as_number()) == v.as_number() &&
+      std::fabs(v.as_number()) < 1e15)
+    return std::to_string(static_cast<long long>(v.as_number()));
+  return bad("must be a string or a whole number");
+}
+
+Status apply_file(const std::string& path, const FileReader& read_file, ServeOptions& o) {
+  Result<std::string> text = read_file(path);
+  if (!text) return bad("cannot read config file " + path + ": " + text.error().message);
+  Result<json::Value> doc = json::parse(text.value());
+  if (!doc) return bad("config file " + path + ": " + doc.error().message);
+  if (!doc->is_object()) return bad("config file " + path + ": must hold a JSON object");
+  for (const json::Value::Member& m : doc->members()) {
+    const std::string where = "config file " + path + ": key " + quoted(m.first);
+    const Setting* s = find_setting(m.first);
+    if (!s) return bad(where + " is not a setting (see atrium serve --help)");
+    if (s->name == "config") return bad(where + " cannot name another config file");
+    Result<std::string> value = config_text(m.second);
+    if (!value) return bad(where + ": " + value.error().message);
+    if (Status st = apply(*s, o, value.value(), where); !st) return st;
+  }
+  return {};
+}
+
+struct Flag {
+  const Setting* setting;
+  std::string value;
+};
+
+Result<std::vector<Flag>> parse_flags(const std::vector<std::string>& args) {
+  std::vector<Flag> flags;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg.size() <= 2 || arg.substr(0, 2) != "--")
+      return bad("unexpected argument " + quoted(arg) + " (see atrium serve --help)");
+    const std::string_view body = arg.substr(2);
+    const std::size_t eq = body.find('=');
+    const std::string_view name = body.substr(0, eq);
+    const Setting* s = find_setting(name);
+    if (!s) return bad("unknown flag --" + std::string(name) + " (see atrium serve --help)");
+    if (eq != std::string_view::npos) {
+      flags.push_back({s, std::string(body.substr(eq + 1))});
+      continue;
+    }
+    // "--rooms --port 1" is a forgotten value, not a directory named "--port".
+    if (i + 1 >= args.size() || std::string_view(args[i + 1]).substr(0, 2) == "--")
+      return bad("--" + std::string(name) + " needs a value");
+    flags.push_back({s, args[++i]});
+  }
+  return flags;
+}
+
+}  // namespace
+
+Result<ServeOptions> parse_serve_options(const std::vector<std::string>& args,
+                                         const EnvLookup& env, const FileReader& read_file) {
+  Result<std::vector<Flag>> flags = parse_flags(args);
+  if (!flags) return std::move(flags).error();
+  auto env_value = [&env](std::string_view name) -> std::optional<std::string> {
+    std::optional<std::string> v = env ? env(env_name(name)) : std::nullopt;
+    if (v && v->empty()) return std::nullopt;
+    return v;
+  };
+
+  ServeOptions options;
+  // The file first, so that the environment and then the flags override it.
+  std::optional<std::string> config_path = env_value("config");
+  for (const Flag& f : flags.value())
+    if (f.setting->name == "config") config_path = f.value;
+  if (config_path && !config_path->empty()) {
+    if (Status st = apply_file(*config_path, read_file, options); !st) return std::move(st).error();
+  }
+  for (const Setting& s : kSettings) {
+    if (std::optional<std::string> v = env_value(s.name)) {
+      if (Status st = apply(s, options, *v, env_name(s.name)); !st) return std::move(st).error();
+    }
+  }
+  for (const Flag& f : flags.value()) {
+    if (Status st = apply(*f.setting, options, f.value, "--" + std::string(f.setting->name)); !st)
+      return std::move(st).error();
+  }
+  return options;
+}
+
+std::string serve_usage() {
+  std::string out =
+      "usage: atrium serve [options]\n"
+      "\n"
+      "Serves the room scripts in --rooms over WebSocket (/ws) and HTTP on one port.\n"
+      "Every option is also an environment variable (--admin-token: ATRIUM_ADMIN_TOKEN)\n"
+      "and a key of the JSON config file ({\"admin-token\": \"...\"}); flags override the\n"
+      "environment, which overrides the file. --flag=value and --flag value both work.\n"
+      "\n"
+      "options:\n";
+  for (const Setting& s : kSettings) {
+    std::string left = "  --" + std::string(s.name) + " " + std::string(s.arg);
+    if (left.size() < 26) left.resize(26, ' ');
+    else left += "  ";
+    out += left + std::string(s.help) + "\n";
+  }
+  out += "  -h, --help              this text\n";
+  return out;
+}
+
+}  // namespace atrium::cli

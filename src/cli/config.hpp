@@ -1,0 +1,48 @@
+// Settings of `atrium serve`: flags, ATRIUM_* environment variables and a JSON config
+// file, merged flag > environment > file > default (DESIGN.md "CLI contract"). Pure: the
+// caller hands in the environment and the file reader, so tests need no process state.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "util/result.hpp"
+
+namespace atrium::cli {
+
+struct ServeOptions {
+  std::string rooms = "rooms";
+  int port = 8080;
+  std::string host = "127.0.0.1";
+  std::string config;                       // the config file read, if any
+  std::optional<std::string> public_dir;    // unset: the bundled demo; "": no static files
+  std::string admin_token;                  // "": HTTP write routes are open
+  std::size_t max_message_bytes = 65536;
+  int heartbeat_ms = 25000;
+  std::size_t outbox_bytes = 1048576;
+  int cpu_budget_ms = 200;
+  std::size_t room_memory_mb = 64;
+  std::size_t memory_mb = 1024;
+  engine::LogLevel log_level = engine::LogLevel::info;
+};
+
+// Returns the value of an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+// Returns a file's contents, or an error whose message says why it could not be read.
+using FileReader = std::function<Result<std::string>(const std::string& path)>;
+
+// args: what follows `serve` on the command line. `--flag value` and `--flag=value` both
+// work. An empty environment variable counts as unset. Errors (ErrorCode::bad_request) are
+// one line naming the flag, variable or config key at fault.
+Result<ServeOptions> parse_serve_options(const std::vector<std::string>& args,
+                                         const EnvLookup& env, const FileReader& read_file);
+
+// `atrium serve --help`.
+std::string serve_usage();
+
+}  // namespace atrium::cli

@@ -1,0 +1,112 @@
+// What clients and the HTTP API ask of a room: emit (onEvent or pub/sub), call an action,
+// call a plain method. Each runs as one transaction.
+#include <lua.hpp>
+
+#include "engine/engine_impl.hpp"
+#include "script/lua_json.hpp"
+
+namespace atrium::engine {
+
+namespace {
+
+// Names that are hooks or class data, never callable as plain methods.
+bool is_reserved_method(std::string_view name) {
+  static const std::string_view reserved[] = {"onCreate", "onJoin", "onLeave", "onEvent", "onTick",
+                                              "onDestroy", "onReload", "actions", "defaultState",
+                                              "defaultMeta", "options"};
+  for (auto r : reserved)
+    if (name == r) return true;
+  return false;
+}
+
+Error hook_error(const HookOutcome& o) { return make_error(o.result.code, o.result.message); }
+
+}  // namespace
+
+Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::string& event,
+                                              const json::Value& data) {
+  if (!room.type) {  // untyped: plain pub/sub to the other members
+    emit_to_members(room, SharedFrame(encode_event(room.id, event, data, c.wire_id)), c.id);
+    return json::Value();
+  }
+  bool handled = true;
+  const int top = lua_gettop(L);
+  Status s = transact([&]() -> Status {
+    lua_pushstring(L, event.c_str());
+    script::push_value(L, data);
+    push_ctx(c, nullptr, nullptr);
+    HookOutcome o = call_method(room, "onEvent", 3, 0);
+    lua_settop(L, top);
+    if (!o.ran) handled = false;
+    if (o.ran && !o.result.ok) return hook_error(o);
+    return {};
+  });
+  if (!handled)
+    return make_error(ErrorCode::not_allowed, room.type->file + " has no onEvent: events are not allowed in " + room.id);
+  if (!s) return s.error();
+  return json::Value();
+}
+
+Result<json::Value> Engine::Impl::client_call(Client& c, Room& room, const std::string& method,
+                                              const json::Value& args) {
+  if (!room.type)
+    return make_error(ErrorCode::unknown_method, room.id + " is an untyped room: it has no actions");
+  json::Value result;
+  bool found = true;
+  const int top = lua_gettop(L);
+  Status s = transact([&]() -> Status {
+    push_ctx(c, nullptr, nullptr);
+    for (const json::Value& a : args.items()) script::push_value(L, a);
+    const int nargs = 1 + static_cast<int>(args.size());
+    HookOutcome o = call_method(room, method.c_str(), nargs, 1, /*from_actions=*/true);
+    if (!o.ran) {
+      found = false;
+      lua_settop(L, top);
+      return {};
+    }
+    if (!o.result.ok) {
+      lua_settop(L, top);
+      return hook_error(o);
+    }
+    auto v = script::to_value(L, -1, "result");
+    lua_settop(L, top);
+    if (!v) return make_error(ErrorCode::script_error, room.type->file + ": action " + method + ": " + v.error().message);
+    result = std::move(v.value());
+    return {};
+  });
+  if (!found) return make_error(ErrorCode::unknown_method, room.id + " has no action '" + method + "'");
+  if (!s) return s.error();
+  return result;
+}
+
+Result<json::Value> Engine::Impl::method_call(Room& room, std::string_view method, const json::Value& args) {
+  if (!room.type || is_reserved_method(method))
+    return make_error(ErrorCode::unknown_method, room.id + " has no method '" + std::string(method) + "'");
+  json::Value result;
+  bool found = true;
+  const std::string name(method);
+  const int top = lua_gettop(L);
+  Status s = transact([&]() -> Status {
+    for (const json::Value& a : args.items()) script::push_value(L, a);
+    HookOutcome o = call_method(room, name.c_str(), static_cast<int>(args.size()), 1);
+    if (!o.ran) {
+      found = false;
+      lua_settop(L, top);
+      return {};
+    }
+    if (!o.result.ok) {
+      lua_settop(L, top);
+      return hook_error(o);
+    }
+    auto v = script::to_value(L, -1, "result");
+    lua_settop(L, top);
+    if (!v) return make_error(ErrorCode::script_error, room.type->file + ": " + name + ": " + v.error().message);
+    result = std::move(v.value());
+    return {};
+  });
+  if (!found) return make_error(ErrorCode::unknown_method, room.id + " has no method '" + name + "'");
+  if (!s) return s.error();
+  return result;
+}
+
+}  // namespace atrium::engine

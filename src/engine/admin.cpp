@@ -1,0 +1,190 @@
+// The engine's side of the HTTP API (DESIGN.md) and of GET /metrics: read-only views of
+// types and rooms, and the admin operations (emit, call, place, reload).
+#include <cstdio>
+
+#include "engine/engine_impl.hpp"
+
+namespace atrium::engine {
+
+void Metrics::observe_hook(double seconds) {
+  ++hook_time_count;
+  hook_time_sum += seconds;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i)
+    if (seconds <= kBuckets[i]) ++hook_time_counts[i];
+}
+
+json::Value Engine::status() const {
+  const Impl& e = *impl_;
+  json::Value out = json::Value::object();
+  out.set("version", json::Value(ATRIUM_VERSION));
+  out.set("uptime", json::Value(static_cast<double>(monotonic_ms() - e.started_ms) / 1000.0));
+  out.set("connections", json::Value(static_cast<double>(e.clients.size())));
+  json::Value types = json::Value::array();
+  for (const auto& [name, t] : e.types) {
+    json::Value v = json::Value::object();
+    v.set("name", json::Value(name));
+    v.set("file", json::Value(t->file));
+    v.set("version", json::Value(t->version));
+    v.set("loadedAt", t->loaded_at.empty() ? json::Value() : json::Value(t->loaded_at));
+    v.set("error", t->deleted        ? json::Value("the script file was deleted")
+                   : t->error.empty() ? json::Value()
+                                      : json::Value(t->error));
+    types.push_back(std::move(v));
+  }
+  out.set("types", std::move(types));
+  json::Value memory = json::Value::object();
+  memory.set("luaBytes", json::Value(static_cast<double>(e.vm ? e.vm->bytes_in_use() : 0)));
+  memory.set("luaCapBytes", json::Value(static_cast<double>(e.config.memory_bytes)));
+  memory.set("roomCapBytes", json::Value(static_cast<double>(e.config.room_memory_bytes)));
+  out.set("memory", std::move(memory));
+  return out;
+}
+
+namespace {
+
+json::Value room_summary(const Room& r, const script::Vm* vm) {
+  json::Value v = json::Value::object();
+  v.set("id", json::Value(r.id));
+  v.set("type", r.type ? json::Value(r.type_name) : json::Value());
+  v.set("members", json::Value(static_cast<double>(r.active_count())));
+  v.set("seq", json::Value(static_cast<double>(r.seq)));
+  if (r.mem_owner && vm) v.set("memory", json::Value(static_cast<double>(vm->owner_bytes(r.mem_owner))));
+  return v;
+}
+
+}  // namespace
+
+json::Value Engine::rooms() const {
+  json::Value list = json::Value::array();
+  for (const auto& [id, r] : impl_->rooms)
+    if (!r->doomed) list.push_back(room_summary(*r, impl_->vm.get()));
+  json::Value out = json::Value::object();
+  out.set("rooms", std::move(list));
+  return out;
+}
+
+Result<json::Value> Engine::room(std::string_view id) const {
+  Impl& e = *impl_;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Room* r = e.find_room(id);
+  if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  e.flush_patch(*r);  // the state shown is exactly the state at seq
+  json::Value v = room_summary(*r, e.vm.get());
+  v.set("state", r->mirror);
+  return v;
+}
+
+Result<json::Value> Engine::emit(std::string_view id, std::string_view event, const json::Value& data) {
+  Impl& e = *impl_;
+  if (event.empty()) return make_error(ErrorCode::bad_request, "'event' must be a non-empty string");
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Room* r = e.find_room(id);
+  if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  const std::size_t before = e.metrics.events_sent;
+  e.emit_to_members(*r, SharedFrame(encode_event(r->id, event, data, {})), 0);
+  json::Value out = json::Value::object();
+  out.set("delivered", json::Value(static_cast<double>(e.metrics.events_sent - before)));
+  return out;
+}
+
+Result<json::Value> Engine::call(std::string_view id, std::string_view method, const json::Value& args) {
+  Impl& e = *impl_;
+  if (method.empty()) return make_error(ErrorCode::bad_request, "method must not be empty");
+  if (!args.is_array()) return make_error(ErrorCode::bad_request, "'args' must be an array");
+  Result<json::Value> out = make_error(ErrorCode::internal, "not run");
+  Status s = e.transact([&]() -> Status {
+    auto opened = e.open_for_server(id);
+    if (!opened) return opened.error();
+    out = e.method_call(*opened.value(), method, args);
+    return out ? Status{} : Status(out.error());
+  });
+  e.finish_operation();
+  if (!s) return s.error();
+  json::Value body = json::Value::object();
+  body.set("result", std::move(out.value()));
+  return body;
+}
+
+Result<json::Value> Engine::place(std::string_view id, std::string_view client, const json::Value& payload) {
+  Impl& e = *impl_;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Client* c = e.find_client(client);
+  if (!c) return make_error(ErrorCode::not_found, "no connected client " + std::string(client));
+  if (!payload.is_object()) return make_error(ErrorCode::bad_request, "'payload' must be an object");
+  auto r = e.join(*c, id, payload, /*server_side=*/true);
+  e.finish_operation();
+  if (!r) return r.error();
+  json::Value out = json::Value::object();
+  out.set("ok", json::Value(true));
+  return out;
+}
+
+json::Value Engine::reload() {
+  json::Value out = impl_->reload_all();
+  impl_->finish_operation();
+  return out;
+}
+
+json::Value Engine::reload_script(std::string_view file_name) {
+  json::Value out = impl_->reload_one(std::string(file_name));
+  impl_->finish_operation();
+  return out;
+}
+
+std::string Engine::metrics() const {
+  const Impl& e = *impl_;
+  std::string out;
+  char buf[256];
+  auto line = [&](const char* fmt, auto... args) {
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    out += buf;
+  };
+  auto counter = [&](const char* name, const char* help, double v) {
+    line("# HELP %s %s\n# TYPE %s counter\n%s %.17g\n", name, help, name, name, v);
+  };
+  struct TypeTotals { std::size_t rooms = 0, members = 0, memory = 0; };
+  std::map<std::string, TypeTotals> by_type;
+  for (const auto& [id, r] : e.rooms) {
+    if (r->doomed) continue;
+    auto& slot = by_type[r->type ? r->type_name : std::string("(untyped)")];
+    ++slot.rooms;
+    slot.members += r->active_count();
+    if (r->mem_owner && e.vm) slot.memory += e.vm->owner_bytes(r->mem_owner);
+  }
+  out += "# HELP atrium_rooms Live rooms by type.\n# TYPE atrium_rooms gauge\n";
+  for (const auto& [type, n] : by_type) line("atrium_rooms{type=\"%s\"} %zu\n", type.c_str(), n.rooms);
+  out += "# HELP atrium_members Members of live rooms by type.\n# TYPE atrium_members gauge\n";
+  for (const auto& [type, n] : by_type) line("atrium_members{type=\"%s\"} %zu\n", type.c_str(), n.members);
+  out += "# HELP atrium_room_memory_bytes Lua memory held by rooms, by type (allocated in their code).\n"
+         "# TYPE atrium_room_memory_bytes gauge\n";
+  for (const auto& [type, n] : by_type)
+    if (type != "(untyped)") line("atrium_room_memory_bytes{type=\"%s\"} %zu\n", type.c_str(), n.memory);
+  line("# HELP atrium_clients Connected clients.\n# TYPE atrium_clients gauge\natrium_clients %zu\n",
+       e.clients.size());
+  counter("atrium_requests_total", "Client requests handled.", static_cast<double>(e.metrics.requests));
+  counter("atrium_request_errors_total", "Client requests answered with an error.",
+          static_cast<double>(e.metrics.request_errors));
+  counter("atrium_patches_sent_total", "Patch frames built (one per room flush).",
+          static_cast<double>(e.metrics.patches_sent));
+  counter("atrium_patch_deliveries_total", "Patch frames queued to members.",
+          static_cast<double>(e.metrics.patch_deliveries));
+  counter("atrium_events_sent_total", "Event frames queued to members.",
+          static_cast<double>(e.metrics.events_sent));
+  counter("atrium_hook_calls_total", "Calls into room scripts.", static_cast<double>(e.metrics.hook_calls));
+  counter("atrium_hook_errors_total", "Calls into room scripts that failed.",
+          static_cast<double>(e.metrics.hook_errors));
+  out += "# HELP atrium_hook_duration_seconds Wall time of calls into room scripts.\n"
+         "# TYPE atrium_hook_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < Metrics::kBuckets.size(); ++i)
+    line("atrium_hook_duration_seconds_bucket{le=\"%g\"} %llu\n", Metrics::kBuckets[i],
+         static_cast<unsigned long long>(e.metrics.hook_time_counts[i]));
+  line("atrium_hook_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+       static_cast<unsigned long long>(e.metrics.hook_time_count));
+  line("atrium_hook_duration_seconds_sum %.9f\natrium_hook_duration_seconds_count %llu\n",
+       e.metrics.hook_time_sum, static_cast<unsigned long long>(e.metrics.hook_time_count));
+  line("# HELP atrium_lua_memory_bytes Lua heap in use.\n# TYPE atrium_lua_memory_bytes gauge\n"
+       "atrium_lua_memory_bytes %zu\n", e.vm ? e.vm->bytes_in_use() : std::size_t{0});
+  return out;
+}
+
+}  // namespace atrium::engine

@@ -1,0 +1,258 @@
+// The order of events: a client's message comes in, is parsed and dispatched, hooks run
+// as transactions, frames go out; then deferred hooks run and dead rooms are reaped.
+#include "engine/engine_impl.hpp"
+
+#include <lua.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+#include "json/codec.hpp"
+
+namespace atrium::engine {
+
+std::int64_t monotonic_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+Engine::Impl::Impl(EngineConfig c) : config(std::move(c)) {
+  budget.cpu_ms = config.cpu_budget_ms;
+  started_ms = monotonic_ms();
+}
+
+Engine::Impl::~Impl() {
+  // Lua refs die with the VM; rooms and clients hold nothing else that needs Lua.
+  rooms.clear();
+  vm.reset();
+}
+
+void Engine::Impl::log(LogLevel level, const std::string& line) const {
+  if (level < config.log_level) return;
+  if (config.on_log) {
+    config.on_log(level, line);
+    return;
+  }
+  static const char* names[] = {"debug", "info", "warn", "error"};
+  std::fprintf(stderr, "%s %s\n", names[static_cast<int>(level)], line.c_str());
+}
+
+Client* Engine::Impl::find_client(ClientId id) {
+  auto it = clients.find(id);
+  return it == clients.end() ? nullptr : it->second.get();
+}
+
+Client* Engine::Impl::find_client(std::string_view wire_id) {
+  if (wire_id.size() < 2 || wire_id[0] != 'c') return nullptr;
+  ClientId id = 0;
+  for (char ch : wire_id.substr(1)) {
+    if (ch < '0' || ch > '9') return nullptr;
+    id = id * 10 + static_cast<ClientId>(ch - '0');
+  }
+  return find_client(id);
+}
+
+void Engine::Impl::send(Client& c, std::string line) { send_frame(c, SharedFrame(line)); }
+
+void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
+  if (c.sink) c.sink->send(frame);
+}
+
+namespace {
+
+std::string random_hex(std::mt19937_64& rng, int bytes) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < bytes; i += 8) {
+    std::uint64_t r = rng();
+    for (int j = 0; j < 8 && i + j < bytes; ++j, r >>= 8) {
+      s += hex[(r >> 4) & 0xf];
+      s += hex[r & 0xf];
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Requests
+
+void Engine::Impl::dispatch(Client& c, Request& req) {
+  auto reply_error = [&](const Error& e) {
+    ++metrics.request_errors;
+    if (req.has_ref)
+      send(c, encode_reply_error(req.ref, e.code, e.message));
+    else
+      send(c, encode_error(e.code, e.message));
+  };
+  auto reply_ok = [&](const json::Value* result) {
+    if (req.has_ref) send(c, encode_reply_ok(req.ref, result));
+  };
+
+  switch (req.op) {
+    case Op::ping: {
+      const json::Value pong("pong");
+      reply_ok(&pong);
+      return;
+    }
+    case Op::join: {
+      auto r = join(c, req.room, req.body, false);
+      if (!r) return reply_error(r.error());
+      return reply_ok(&r.value());
+    }
+    case Op::leave: {
+      Room* room = find_room(req.room);
+      if (!room || !room->find_member(c.id))
+        return reply_error(make_error(ErrorCode::not_member, "not a member of " + req.room));
+      if (Status s = leave(c, *room, "leave"); !s) return reply_error(s.error());
+      return reply_ok(nullptr);
+    }
+    case Op::sync: {
+      Room* room = find_room(req.room);
+      if (!room || !room->is_active_member(c.id))
+        return reply_error(make_error(ErrorCode::not_member, "not a member of " + req.room));
+      flush_patch(*room);
+      const json::Value result = join_result(room->id, room->seq, room->mirror);
+      return reply_ok(&result);
+    }
+    case Op::emit:
+    case Op::call: {
+      Room* room = find_room(req.room);
+      if (!room || !room->is_active_member(c.id))
+        return reply_error(make_error(ErrorCode::not_member, "not a member of " + req.room));
+      auto r = req.op == Op::emit ? client_emit(c, *room, req.name, req.body)
+                                  : client_call(c, *room, req.name, req.body);
+      if (!r) return reply_error(r.error());
+      return reply_ok(r.value().is_null() && req.op == Op::emit ? nullptr : &r.value());
+    }
+    case Op::resume:
+      // Seats are not held after a drop yet (PROTOCOL.md "Heartbeat and reconnect"): every
+      // session is already expired, which is what a client must handle anyway.
+      return reply_error(make_error(ErrorCode::not_found,
+                                    "session expired or unknown: join the rooms again"));
+  }
+}
+
+void Engine::Impl::finish_operation() {
+  // Deferred hooks (onLeave of a kicked member, ...) may defer more: run to a fixed point.
+  while (!deferred.empty()) {
+    auto work = std::move(deferred);
+    deferred.clear();
+    for (auto& fn : work) fn();
+  }
+  reap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine: the public face
+
+Engine::Engine(EngineConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Engine::~Engine() = default;
+
+Status Engine::start() {
+  Impl& e = *impl_;
+  e.vm = std::make_unique<script::Vm>(e.config.memory_bytes, e.config.room_memory_bytes);
+  e.L = e.vm->L();
+  e.open_core_api();  // pushes core
+  lua_pushstring(e.L, e.config.lua_dir.c_str());
+  if (Status s = script::run_engine_file(e.L, e.config.lua_dir + "/atrium/prelude.lua", 2); !s)
+    return make_error(ErrorCode::internal, "cannot load the engine's Lua from " +
+                                               e.config.lua_dir + ": " + s.error().message);
+  e.prelude_ref = luaL_ref(e.L, LUA_REGISTRYINDEX);
+  e.load_all_types();
+  return {};
+}
+
+ClientId Engine::connect(ClientSink& sink, std::string user_id) {
+  Impl& e = *impl_;
+  auto c = std::make_unique<Client>();
+  c->id = e.next_client++;
+  c->wire_id = "c" + std::to_string(c->id);
+  c->session = random_hex(e.random, 16);
+  c->user_id = std::move(user_id);
+  c->sink = &sink;
+  Client& ref = *c;
+  e.clients.emplace(c->id, std::move(c));
+  e.send(ref, encode_welcome(ref.session, ref.wire_id, ref.user_id, e.config.server_name,
+                             e.config.heartbeat_ms));
+  return ref.id;
+}
+
+void Engine::receive(ClientId id, std::string_view message) {
+  Impl& e = *impl_;
+  Client* c = e.find_client(id);
+  if (!c) return;
+  ++e.metrics.requests;
+  auto parsed = json::parse(message);
+  if (!parsed) {
+    ++e.metrics.request_errors;
+    e.send(*c, encode_error(ErrorCode::bad_json, parsed.error().message));
+    return;
+  }
+  json::Value ref;
+  bool has_ref = false;
+  auto req = parse_request(std::move(parsed.value()), ref, has_ref);
+  if (!req) {
+    ++e.metrics.request_errors;
+    const Error& err = req.error();
+    e.send(*c, has_ref ? encode_reply_error(ref, err.code, err.message)
+                       : encode_error(err.code, err.message));
+    return;
+  }
+  e.dispatch(*c, req.value());
+  e.finish_operation();
+}
+
+void Engine::receive_binary(ClientId id) {
+  Impl& e = *impl_;
+  if (Client* c = e.find_client(id))
+    e.send(*c, encode_error(ErrorCode::bad_request,
+                            "binary messages are not part of atrium.v1: send JSON text"));
+}
+
+void Engine::disconnect(ClientId id, bool clean) {
+  Impl& e = *impl_;
+  Client* c = e.find_client(id);
+  if (!c) return;
+  c->sink = nullptr;  // the transport is gone: nothing more may be sent
+  e.leave_all(*c, clean ? "leave" : "disconnect");
+  e.clients.erase(id);
+  e.finish_operation();
+}
+
+std::int64_t Engine::ms_until_next() const { return impl_->timers.ms_until_next(monotonic_ms()); }
+
+void Engine::run_due() {
+  Impl& e = *impl_;
+  const std::int64_t now = monotonic_ms();
+  TimerEvent ev;
+  // Bounded: timers that come due while these run wait for the next pass.
+  for (std::size_t n = e.timers.size(); n > 0 && e.timers.pop_due(now, ev); --n) {
+    e.on_timer(ev);
+    e.finish_operation();
+  }
+}
+
+void Engine::end_of_pass() { impl_->finish_operation(); }
+
+void Engine::shutdown() {
+  Impl& e = *impl_;
+  std::vector<ClientId> ids;
+  for (auto& [id, c] : e.clients) ids.push_back(id);
+  for (ClientId id : ids) {
+    Client* c = e.find_client(id);
+    if (!c) continue;
+    for (const std::string& rid : std::vector<std::string>(c->rooms))
+      if (Room* room = e.find_room(rid)) {
+        e.send(*c, encode_left(room->id, "closed", "server shutting down"));
+        (void)e.leave(*c, *room, "closed");
+      }
+    if (c->sink) c->sink->close(1001, "server shutting down");
+  }
+  e.finish_operation();
+}
+
+std::size_t Engine::connection_count() const { return impl_->clients.size(); }
+
+}  // namespace atrium::engine

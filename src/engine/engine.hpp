@@ -1,0 +1,86 @@
+// The engine: rooms, members, clients, timers and the order of events. One thread
+// drives it (the transport's loop); nothing here is thread-safe by design.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/client_sink.hpp"
+#include "json/value.hpp"
+#include "util/result.hpp"
+
+namespace atrium::engine {
+
+using ClientId = std::uint64_t;                   // on the wire: "c" + decimal
+
+enum class LogLevel { debug, info, warn, error };
+
+struct EngineConfig {
+  std::string rooms_dir = "rooms";
+  std::string lua_dir;                            // the engine's own Lua (prelude, room base)
+  std::string server_name = "atrium";
+  int heartbeat_ms = 25000;                       // announced in welcome
+  int cpu_budget_ms = 200;                        // per hook call
+  std::size_t room_memory_bytes = 64u << 20;
+  std::size_t memory_bytes = 1024u << 20;
+  LogLevel log_level = LogLevel::info;
+  // Where log lines go (one line each, no newline). Default: stderr.
+  std::function<void(LogLevel, std::string_view)> on_log;
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineConfig config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens Lua, loads the prelude and every rooms/*.lua. A room script that fails to load
+  // is recorded (status()) and does not fail start(); a missing lua_dir does.
+  Status start();
+
+  // A transport accepted a connection: queues `welcome` to it.
+  ClientId connect(ClientSink& sink, std::string user_id = {});
+  // One complete client message (text).
+  void receive(ClientId client, std::string_view message);
+  // A binary message: answered with bad_request (JSON only in atrium.v1).
+  void receive_binary(ClientId client);
+  // The connection is gone. clean: the client closed with 1000/1001 (onLeave "leave"),
+  // otherwise "disconnect".
+  void disconnect(ClientId client, bool clean);
+
+  // Timers, ticks and patch batching. Milliseconds until the next due work (-1: none),
+  // then run_due() when it is due. Call end_of_pass() once per loop pass, after input.
+  std::int64_t ms_until_next() const;
+  void run_due();
+  void end_of_pass();
+
+  // HTTP API (DESIGN.md). Results are JSON bodies; errors carry the PROTOCOL.md code.
+  json::Value status() const;                                  // GET /api/status
+  json::Value rooms() const;                                   // GET /api/rooms
+  Result<json::Value> room(std::string_view id) const;         // GET /api/rooms/:id
+  Result<json::Value> emit(std::string_view id, std::string_view event, const json::Value& data);
+  Result<json::Value> call(std::string_view id, std::string_view method, const json::Value& args);
+  Result<json::Value> place(std::string_view id, std::string_view client, const json::Value& payload);
+  json::Value reload();                                        // POST /api/reload
+  // One script in rooms_dir changed on disk (file name, "chat.lua"): load it again, or
+  // mark its type deleted when the file is gone. Returns {"name","ok","error"}.
+  json::Value reload_script(std::string_view file_name);
+  std::string metrics() const;                                 // engine part of GET /metrics
+
+  // Server shutdown: every member leaves with reason "closed", every client is closed
+  // with 1001.
+  void shutdown();
+
+  std::size_t connection_count() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atrium::engine

@@ -1,0 +1,222 @@
+// Engine internals shared by the engine's .cpp files. Not part of any public API.
+//
+// Ownership: the Impl owns clients, rooms, room types, timers and the Lua VM. A Room is
+// destroyed only between top-level operations (reap()), never while a transaction or a
+// Lua call may still point at it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "engine/metrics.hpp"
+#include "engine/protocol.hpp"
+#include "engine/timers.hpp"
+#include "json/value.hpp"
+#include "script/hook_call.hpp"
+#include "script/vm.hpp"
+#include "util/shared_frame.hpp"
+
+struct lua_State;
+
+namespace atrium::engine {
+
+std::int64_t monotonic_ms();
+
+struct RoomOptions {
+  int max_members = 0;              // 0: no limit
+  bool server_join_only = false;
+  int patch_rate_ms = 50;
+  double tick_rate = 0;             // Hz; 0: no tick
+  double reconnect_grace_s = 10;
+  bool keep_alive = false;
+};
+
+struct RoomType {
+  std::string name;                 // "chat"
+  std::string file;                 // as users see it: "rooms/chat.lua"
+  std::string path;                 // on disk
+  int version = 0;                  // bumped by every successful load
+  std::string loaded_at;            // ISO 8601, last successful load
+  std::string error;                // last load error, "" when the last load succeeded
+  bool deleted = false;             // the file is gone: live rooms serve, joins get not_found
+  int class_ref = -2;               // LUA_NOREF until a load succeeds
+  RoomOptions options;
+};
+
+struct Client {
+  ClientId id = 0;
+  std::string wire_id;              // "c17"
+  std::string session;
+  std::string user_id;
+  ClientSink* sink = nullptr;
+  std::vector<std::string> rooms;   // ids of rooms this client is a member of
+};
+
+struct Member {
+  Client* client;
+  bool joining;                     // inside its own join: gets no patches yet
+};
+
+struct Room {
+  std::string id, type_name, instance;
+  RoomType* type = nullptr;         // nullptr: an untyped pub/sub room
+  std::vector<Member> members;
+  // Lua side (typed rooms): registry refs to the instance and to its box
+  // {state=, meta=, sx=, mx=} (lua/atrium/room.lua).
+  int inst_ref = -2, box_ref = -2;
+  json::Value mirror = json::Value::object();       // public state as members last saw it
+  json::Value meta_mirror = json::Value::object();  // meta as of the last commit (rollback)
+  std::vector<std::string> dirty_keys;              // top-level keys setState touched
+  std::string pending_ops;          // ops waiting for the next patch (comma-separated)
+  std::uint64_t seq = 0;
+  bool flush_scheduled = false;
+  TimerId tick_timer = 0;
+  std::int64_t last_tick_ms = 0;
+  std::unordered_set<TimerId> timers;  // script timers, cancelled when the room goes
+  std::uint64_t rng = 0;            // math.random state (xorshift64*)
+  bool doomed = false;              // destroyed at the next reap()
+  script::Owner mem_owner = 0;      // whose Lua memory this room's allocations are
+
+  Member* find_member(ClientId c);
+  bool is_active_member(ClientId c) { Member* m = find_member(c); return m && !m->joining; }
+  std::size_t active_count() const;
+};
+
+// A hook (with every nested call it makes) is one transaction: state and meta of every
+// room it touched are diffed at commit, or restored from their mirrors at rollback.
+struct Transaction {
+  std::vector<Room*> rooms;                         // touched, in order
+  std::vector<std::function<void()>> effects;       // frames etc., run at commit
+  std::vector<std::function<void()>> undo;          // membership changes, run at rollback
+  std::vector<Room*> created;                       // rooms created inside it
+  std::optional<script::HookResult> failure;        // sticky: an error anywhere fails it all
+};
+
+// What a hook call produced, for the caller to read before popping.
+struct HookOutcome {
+  bool ran = false;                 // false: the room has no such function
+  script::HookResult result;
+};
+
+struct Engine::Impl {
+  explicit Impl(EngineConfig c);
+  ~Impl();
+
+  EngineConfig config;
+  std::unique_ptr<script::Vm> vm;
+  lua_State* L = nullptr;
+  int prelude_ref = -2;             // the table lua/atrium/prelude.lua returned
+  int instances_ref = -2;           // weak table: room instance -> Room* (lightuserdata)
+  script::Budget budget;
+
+  std::unordered_map<ClientId, std::unique_ptr<Client>> clients;
+  std::unordered_map<std::string, std::unique_ptr<Room>> rooms;
+  std::map<std::string, std::unique_ptr<RoomType>> types;
+  Timers timers;
+  Metrics metrics;
+  ClientId next_client = 1;
+  std::mt19937_64 random{std::random_device{}()};
+  std::int64_t started_ms = 0;
+
+  Transaction* txn = nullptr;       // the open transaction, if any
+  std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
+  std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
+
+  // engine.cpp
+  void log(LogLevel level, const std::string& line) const;
+  Client* find_client(ClientId id);
+  Client* find_client(std::string_view wire_id);
+  void send(Client& c, std::string line);
+  void send_frame(Client& c, const SharedFrame& frame);
+  void dispatch(Client& c, Request& req);
+  void finish_operation();          // deferred hooks, destroy checks, reap
+
+  // room_types.cpp
+  void load_all_types();
+  void load_type(const std::string& name, const std::string& path);
+  RoomType* find_type(std::string_view name);
+  void refresh_live_rooms(RoomType& type, int previous_ref);
+  json::Value reload_all();
+  json::Value reload_one(const std::string& file_name);
+
+  // rooms.cpp
+  Room* find_room(std::string_view id);
+  Result<Room*> open_room(std::string_view id, bool create, bool* created);
+  // For server code (atrium.room(id):call, POST .../call): creates a typed room on demand
+  // and runs its onCreate with no ctx. Inside a transaction.
+  Result<Room*> open_for_server(std::string_view id);
+  Status instantiate(Room& room);
+  void destroy_room(Room& room);
+  void maybe_destroy_empty(Room& room);
+  void reap();
+  void schedule_tick(Room& room);
+
+  // transaction.cpp
+  // Calls room's method `name` (an action when from_actions) with the nargs values on top
+  // of the stack; leaves nresults values when it ran and succeeded, nothing otherwise.
+  HookOutcome call_method(Room& room, const char* name, int nargs, int nresults,
+                          bool from_actions = false);
+  // Calls the function below the nargs values on top of the stack, as code of `room`.
+  HookOutcome invoke(Room& room, int nargs, int nresults, const char* what);
+  void touch(Room& room);
+  Status commit(Transaction& t);
+  void rollback(Transaction& t);
+  template <class Body> Status transact(Body&& body);
+  void push_instance(Room& room);
+  void push_box(Room& room);
+  std::string where(const Room& room) const;   // "rooms/chat.lua"
+
+  // actions.cpp: what clients and the HTTP API ask of a room
+  Result<json::Value> client_emit(Client& c, Room& room, const std::string& event,
+                                  const json::Value& data);
+  Result<json::Value> client_call(Client& c, Room& room, const std::string& method,
+                                  const json::Value& args);
+  Result<json::Value> method_call(Room& room, std::string_view method, const json::Value& args);
+  void push_ctx(const Client& c, const json::Value* payload, const char* reason);
+
+  // membership.cpp
+  Result<json::Value> join(Client& c, std::string_view id, const json::Value& payload,
+                           bool server_side);
+  Status leave(Client& c, Room& room, const char* reason);
+  void leave_all(Client& c, const char* reason);
+  void remove_member(Room& room, Client& c);
+  void run_on_leave(Room& room, ClientId client, const std::string& user_id, const char* reason);
+  void kick(Room& room, ClientId client, const std::string& message);
+  void close_room(Room& room, const std::string& message);
+  bool nested_join(Room& room, Client& c, const json::Value& payload, bool created,
+                   std::string& reason);
+  void flush_patch(Room& room);
+  void emit_to_members(Room& room, const SharedFrame& frame, ClientId except);
+
+  // timers.cpp hooks
+  void on_timer(const TimerEvent& ev);
+
+  // lua_api.cpp
+  void open_core_api();
+};
+
+// Runs `body` inside a new transaction (or inside the open one when nested) and commits
+// or rolls back. `body` returns a Status: an error rolls everything back.
+template <class Body>
+Status Engine::Impl::transact(Body&& body) {
+  if (txn) return body();
+  Transaction t;
+  txn = &t;
+  Status s = body();
+  if (s && t.failure) s = make_error(t.failure->code, t.failure->message);
+  if (s) s = commit(t);
+  if (!s) rollback(t);
+  txn = nullptr;
+  return s;
+}
+
+}  // namespace atrium::engine

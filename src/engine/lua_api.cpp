@@ -1,0 +1,390 @@
+// The C functions behind self:emit/send/kick/... and atrium.* (lua/atrium/*.lua wraps
+// them). Each checks its arguments before building any C++ object, and queues what it
+// does as an effect of the open transaction, so a hook that fails changes nothing.
+#include <lua.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "engine/engine_impl.hpp"
+#include "json/codec.hpp"
+#include "script/lua_json.hpp"
+
+namespace atrium::engine {
+
+namespace {
+
+using Impl = Engine::Impl;
+
+Impl& engine_of(lua_State* L) { return *static_cast<Impl*>(lua_touserdata(L, lua_upvalueindex(1))); }
+
+// Raises a Lua error with `msg` (level 1: the calling Lua line gets the position).
+int raise(lua_State* L, const std::string& msg) {
+  luaL_where(L, 1);
+  lua_pushlstring(L, msg.data(), msg.size());
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+// The room behind arg 1, which must be a live room instance (not a look-alike table).
+Room& self_room(lua_State* L, Impl& e) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e.instances_ref);
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  Room* room = static_cast<Room*>(lua_touserdata(L, -1));
+  lua_pop(L, 2);
+  if (!room || room->doomed) luaL_error(L, "not a live room instance (call methods with ':')");
+  if (!e.txn) luaL_error(L, "room methods can only be used while the room's code runs");
+  return *room;
+}
+
+// A JSON value from a Lua argument, or a Lua error naming what it was for.
+json::Value arg_value(lua_State* L, int idx, const char* what) {
+  auto v = script::to_value(L, idx, what);
+  if (!v) raise(L, v.error().message);
+  return std::move(v.value());
+}
+
+std::string opt_string(lua_State* L, int idx) {
+  size_t n = 0;
+  const char* s = luaL_optlstring(L, idx, "", &n);
+  return std::string(s, n);
+}
+
+int l_room_set_state(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  e.push_box(room);
+  lua_getfield(L, -1, "state");
+  const int state = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "setState keys must be strings");
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, state);
+    room.dirty_keys.emplace_back(lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  e.touch(room);
+  return 0;
+}
+
+int l_room_emit(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const std::string event = luaL_checkstring(L, 2);
+  json::Value data = lua_isnoneornil(L, 3) ? json::Value() : arg_value(L, 3, "event data");
+  std::string except;
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "except");
+    if (lua_isstring(L, -1)) except = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  Room* r = &room;
+  e.txn->effects.push_back([&e, r, event, data = std::move(data), except] {
+    Client* skip = e.find_client(except);
+    e.emit_to_members(*r, SharedFrame(encode_event(r->id, event, data, {})), skip ? skip->id : 0);
+  });
+  return 0;
+}
+
+int l_room_send(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const std::string client = luaL_checkstring(L, 2);
+  const std::string event = luaL_checkstring(L, 3);
+  json::Value data = lua_isnoneornil(L, 4) ? json::Value() : arg_value(L, 4, "event data");
+  Room* r = &room;
+  e.txn->effects.push_back([&e, r, client, event, data = std::move(data)] {
+    Client* c = e.find_client(client);
+    if (c && r->is_active_member(c->id)) {
+      e.send(*c, encode_event(r->id, event, data, {}));
+      ++e.metrics.events_sent;
+    }
+  });
+  return 0;
+}
+
+int l_room_kick(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const std::string client = luaL_checkstring(L, 2);
+  const std::string message = opt_string(L, 3);
+  Room* r = &room;
+  e.txn->effects.push_back([&e, r, client, message] {
+    if (Client* c = e.find_client(client)) e.kick(*r, c->id, message);
+  });
+  return 0;
+}
+
+int l_room_close(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const std::string message = opt_string(L, 2);
+  Room* r = &room;
+  e.txn->effects.push_back([&e, r, message] { e.close_room(*r, message); });
+  return 0;
+}
+
+int l_room_members(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  lua_createtable(L, static_cast<int>(room.members.size()), 0);
+  int i = 0;
+  for (const Member& m : room.members) {
+    e.push_ctx(*m.client, nullptr, nullptr);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+int l_room_member_count(lua_State* L) {
+  Impl& e = engine_of(L);
+  lua_pushinteger(L, static_cast<lua_Integer>(self_room(L, e).members.size()));
+  return 1;
+}
+
+int l_room_set_timer(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const double ms = luaL_checknumber(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  const bool every = lua_toboolean(L, 4);
+  if (!(ms >= 0) || ms > 86400000.0 * 365) luaL_error(L, "timer delay must be between 0 and a year in ms");
+  lua_pushvalue(L, 3);
+  TimerEvent ev;
+  ev.kind = TimerKind::script;
+  ev.room = room.id;
+  ev.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ev.interval_ms = every ? std::max<std::int64_t>(1, static_cast<std::int64_t>(ms)) : 0;
+  ev.due_ms = monotonic_ms() + static_cast<std::int64_t>(ms);
+  const int fn_ref = ev.fn_ref;
+  const TimerId id = e.timers.add(std::move(ev));
+  room.timers.insert(id);
+  Room* r = &room;
+  e.txn->undo.push_back([&e, r, id, fn_ref] {  // a failed hook starts no timer
+    if (e.timers.cancel(id)) luaL_unref(e.L, LUA_REGISTRYINDEX, fn_ref);
+    r->timers.erase(id);
+  });
+  lua_pushnumber(L, static_cast<lua_Number>(id));
+  return 1;
+}
+
+int l_room_cancel_timer(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  const TimerId id = static_cast<TimerId>(luaL_checknumber(L, 2));
+  if (room.timers.erase(id)) {
+    if (const TimerEvent* ev = e.timers.find(id)) luaL_unref(L, LUA_REGISTRYINDEX, ev->fn_ref);
+    e.timers.cancel(id);
+  }
+  return 0;
+}
+
+// atrium.room(id):join(client, payload) -> true | false, reason
+int l_room_join(lua_State* L) {
+  Impl& e = engine_of(L);
+  const std::string id = luaL_checkstring(L, 1);
+  const std::string client = luaL_checkstring(L, 2);
+  json::Value payload = lua_isnoneornil(L, 3) ? json::Value::object() : arg_value(L, 3, "join payload");
+  if (!payload.is_object()) luaL_error(L, "join payload must be a table of named fields");
+  if (!e.txn) luaL_error(L, "atrium.room():join can only be used while a room's code runs");
+  Client* c = e.find_client(client);
+  if (!c) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, "unknown client");
+    return 2;
+  }
+  bool created = false;
+  auto opened = e.open_room(id, true, &created);
+  if (!opened) return raise(L, opened.error().message);
+  std::string reason;
+  const bool ok = e.nested_join(*opened.value(), *c, payload, created, reason);
+  if (e.txn->failure) return raise(L, e.txn->failure->message);
+  lua_pushboolean(L, ok);
+  if (ok) return 1;
+  lua_pushstring(L, reason.c_str());
+  return 2;
+}
+
+// atrium.room(id):call(name, ...) -> what the method returned. Arguments and results are
+// copied as JSON values, so rooms never share tables.
+int l_room_call(lua_State* L) {
+  Impl& e = engine_of(L);
+  const std::string id = luaL_checkstring(L, 1);
+  const std::string name = luaL_checkstring(L, 2);
+  if (!e.txn) luaL_error(L, "atrium.room():call can only be used while a room's code runs");
+  const int nargs = lua_gettop(L) - 2;
+  std::vector<json::Value> args;
+  for (int i = 0; i < nargs; ++i) args.push_back(arg_value(L, 3 + i, "call argument"));
+  auto opened = e.open_for_server(id);
+  if (!opened) return raise(L, opened.error().message);
+  Room& room = *opened.value();
+  if (!room.type) return raise(L, id + " is an untyped room: it has no methods");
+  const int top = lua_gettop(L);
+  for (const json::Value& a : args) script::push_value(L, a);
+  HookOutcome o = e.call_method(room, name.c_str(), nargs, LUA_MULTRET);
+  if (!o.ran) return raise(L, id + " has no method '" + name + "'");
+  if (!o.result.ok) return raise(L, o.result.message);
+  const int nres = lua_gettop(L) - top;
+  std::vector<json::Value> results;
+  for (int i = 1; i <= nres; ++i) results.push_back(arg_value(L, top + i, "call result"));
+  lua_settop(L, top);
+  for (const json::Value& r : results) script::push_value(L, r);
+  return nres;
+}
+
+// atrium.room(id).state: a copy of the public state as members last saw it.
+int l_room_state(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room* room = e.find_room(luaL_checkstring(L, 1));
+  if (!room) return 0;
+  script::push_value(L, room->mirror);
+  return 1;
+}
+
+int l_now(lua_State* L) {
+  using namespace std::chrono;
+  lua_pushnumber(L, static_cast<lua_Number>(
+                        duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()));
+  return 1;
+}
+
+int l_log(lua_State* L) {
+  Impl& e = engine_of(L);
+  const std::string level = luaL_checkstring(L, 1);
+  const std::string type = luaL_checkstring(L, 2);
+  const std::string text = luaL_checkstring(L, 3);
+  const LogLevel lv = level == "debug" ? LogLevel::debug
+                      : level == "warn" ? LogLevel::warn
+                      : level == "error" ? LogLevel::error
+                                         : LogLevel::info;
+  const Room* room = e.room_stack.empty() ? nullptr : e.room_stack.back();
+  e.log(lv, "room log room=" + (room ? room->id : type) + " " + text);
+  return 0;
+}
+
+int l_json_encode(lua_State* L) {
+  json::Value v = arg_value(L, 1, "json.encode");
+  const std::string text = json::to_json(v);
+  lua_pushlstring(L, text.data(), text.size());
+  return 1;
+}
+
+int l_json_decode(lua_State* L) {
+  size_t n = 0;
+  const char* s = luaL_checklstring(L, 1, &n);
+  auto v = json::parse(std::string_view(s, n));
+  if (!v) return raise(L, "json.decode: " + v.error().message);
+  script::push_value(L, v.value());
+  return 1;
+}
+
+int l_array(lua_State* L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  } else {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+  }
+  script::push_array_marker(L);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+// math.random per room: xorshift64* state kept in the room, so rooms do not disturb each
+// other and stay deterministic for a given seed.
+std::uint64_t& rng_of(Impl& e) {
+  static std::uint64_t engine_rng = 0x9E3779B97F4A7C15ull;
+  return e.room_stack.empty() ? engine_rng : e.room_stack.back()->rng;
+}
+
+double next_unit(std::uint64_t& s) {
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return static_cast<double>((s * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int l_random(lua_State* L) {
+  Impl& e = engine_of(L);
+  const double r = next_unit(rng_of(e));
+  switch (lua_gettop(L)) {
+    case 0:
+      lua_pushnumber(L, r);
+      return 1;
+    case 1: {
+      const double m = luaL_checknumber(L, 1);
+      if (m < 1) luaL_error(L, "bad argument #1 to 'random' (interval is empty)");
+      lua_pushnumber(L, std::floor(r * m) + 1);
+      return 1;
+    }
+    default: {
+      const double lo = luaL_checknumber(L, 1), hi = luaL_checknumber(L, 2);
+      if (lo > hi) luaL_error(L, "bad argument #2 to 'random' (interval is empty)");
+      lua_pushnumber(L, std::floor(r * (hi - lo + 1)) + lo);
+      return 1;
+    }
+  }
+}
+
+int l_randomseed(lua_State* L) {
+  Impl& e = engine_of(L);
+  const double seed = luaL_checknumber(L, 1);
+  std::uint64_t s = static_cast<std::uint64_t>(static_cast<std::int64_t>(seed)) * 0x9E3779B97F4A7C15ull;
+  rng_of(e) = s ? s : 1;
+  return 0;
+}
+
+}  // namespace
+
+// Builds the `core` table (every function with the Impl as upvalue) and leaves it on the
+// stack for the prelude. Also takes os.time/clock/date out of the os library, which is
+// opened only for that and then removed.  [-0, +1, m]
+void Engine::Impl::open_core_api() {
+  lua_newtable(L);  // instances: weak keys
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  instances_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  const luaL_Reg fns[] = {
+      {"set_state", l_room_set_state}, {"emit", l_room_emit},
+      {"send", l_room_send}, {"kick", l_room_kick},
+      {"close", l_room_close}, {"members", l_room_members},
+      {"member_count", l_room_member_count}, {"set_timer", l_room_set_timer},
+      {"cancel_timer", l_room_cancel_timer}, {"room_join", l_room_join},
+      {"room_call", l_room_call}, {"room_state", l_room_state},
+      {"now", l_now}, {"log", l_log},
+      {"json_encode", l_json_encode}, {"json_decode", l_json_decode},
+      {"array", l_array}, {"random", l_random},
+      {"randomseed", l_randomseed}, {nullptr, nullptr},
+  };
+  lua_newtable(L);
+  const int core = lua_gettop(L);
+  for (const luaL_Reg* f = fns; f->name; ++f) {
+    lua_pushlightuserdata(L, this);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, core, f->name);
+  }
+  script::push_array_marker(L);
+  lua_setfield(L, core, "array_marker");
+  lua_pushcfunction(L, luaopen_os);
+  lua_pushliteral(L, LUA_OSLIBNAME);
+  lua_call(L, 1, 1);
+  for (const char* name : {"time", "clock", "date"}) {
+    lua_getfield(L, -1, name);
+    lua_setfield(L, core, (std::string("os_") + name).c_str());
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setglobal(L, LUA_OSLIBNAME);
+}
+
+}  // namespace atrium::engine

@@ -1,0 +1,254 @@
+// Join, leave, kick and close, with server-side join enforcement. The order matters
+// (PROTOCOL.md): a joiner's state is exactly the state at its seq, so changes still
+// pending for the room go to the existing members as a patch before the joiner becomes
+// a member; frames a request causes for its own client go before its reply.
+#include <lua.hpp>
+
+#include "engine/engine_impl.hpp"
+#include "script/lua_json.hpp"
+
+namespace atrium::engine {
+
+void Engine::Impl::flush_patch(Room& room) {
+  if (room.pending_ops.empty()) return;
+  ++room.seq;
+  const SharedFrame frame(encode_patch(room.id, room.seq, room.pending_ops));
+  room.pending_ops.clear();
+  ++metrics.patches_sent;
+  for (Member& m : room.members) {
+    if (m.joining) continue;
+    send_frame(*m.client, frame);
+    ++metrics.patch_deliveries;
+  }
+}
+
+void Engine::Impl::emit_to_members(Room& room, const SharedFrame& frame, ClientId except) {
+  for (Member& m : room.members) {
+    if (m.joining || m.client->id == except) continue;
+    send_frame(*m.client, frame);
+    ++metrics.events_sent;
+  }
+}
+
+void Engine::Impl::push_ctx(const Client& c, const json::Value* payload, const char* reason) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, c.wire_id.c_str());
+  lua_setfield(L, -2, "client");
+  if (!c.user_id.empty()) {
+    lua_pushstring(L, c.user_id.c_str());
+    lua_setfield(L, -2, "userId");
+  }
+  if (payload) {
+    script::push_value(L, *payload);
+    lua_setfield(L, -2, "payload");
+  }
+  if (reason) {
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+  }
+}
+
+namespace {
+
+// The member becomes active once the pending patch has gone to the others; a server-side
+// placement then tells the client with `joined`.
+std::function<void()> activation(Engine::Impl& e, Room& room, ClientId client, bool server_side) {
+  return [&e, &room, client, server_side] {
+    e.flush_patch(room);
+    Member* m = room.find_member(client);
+    if (!m) return;
+    m->joining = false;
+    if (server_side) e.send(*m->client, encode_state("joined", room.id, room.seq, room.mirror));
+  };
+}
+
+void add_member(Engine::Impl& e, Room& room, Client& c) {
+  room.members.push_back(Member{&c, true});
+  c.rooms.push_back(room.id);
+  if (e.txn) {
+    Room* r = &room;
+    const ClientId id = c.id;
+    e.txn->undo.push_back([&e, r, id] {
+      if (Client* cl = e.find_client(id)) e.remove_member(*r, *cl);
+    });
+  }
+}
+
+}  // namespace
+
+void Engine::Impl::remove_member(Room& room, Client& c) {
+  std::erase_if(room.members, [&](const Member& m) { return m.client == &c; });
+  std::erase(c.rooms, room.id);
+}
+
+Result<json::Value> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
+                                       bool server_side) {
+  if (Status s = validate_room_id(id); !s) return s.error();
+  if (Room* existing = find_room(id); existing && existing->find_member(c.id))
+    return make_error(ErrorCode::already_member, "already a member of " + std::string(id));
+  RoomType* type = find_type(room_type_of(id));
+  if (type && !type->deleted && type->class_ref >= 0 && !server_side &&
+      type->options.server_join_only)
+    return make_error(ErrorCode::server_join_only, "room requires server-side join");
+
+  bool created = false;
+  Room* room = nullptr;
+  std::string rejection;
+  Status s = transact([&]() -> Status {
+    auto opened = open_room(id, true, &created);
+    if (!opened) return opened.error();
+    room = opened.value();
+    if (!room->type) {  // untyped pub/sub: anyone may join, nothing runs
+      add_member(*this, *room, c);
+      room->members.back().joining = false;
+      return {};
+    }
+    const int max = room->type->options.max_members;
+    if (max > 0 && room->members.size() >= static_cast<std::size_t>(max))
+      return make_error(ErrorCode::room_full, room->id + " is full (" + std::to_string(max) + " members)");
+    const int top = lua_gettop(L);
+    if (created) {
+      push_ctx(c, &payload, nullptr);
+      HookOutcome o = call_method(*room, "onCreate", 1, 0);
+      lua_settop(L, top);
+      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+    }
+    add_member(*this, *room, c);
+    push_ctx(c, &payload, nullptr);
+    HookOutcome o = call_method(*room, "onJoin", 1, 2);
+    if (o.ran && !o.result.ok) {
+      lua_settop(L, top);
+      return make_error(o.result.code, o.result.message);
+    }
+    if (o.ran && lua_isboolean(L, top + 1) && !lua_toboolean(L, top + 1)) {
+      const char* why = lua_tostring(L, top + 2);
+      rejection = why ? why : "join rejected";
+      lua_settop(L, top);
+      return make_error(ErrorCode::join_rejected, rejection);
+    }
+    lua_settop(L, top);
+    txn->effects.insert(txn->effects.begin(), activation(*this, *room, c.id, server_side));
+    return {};
+  });
+  if (!s) return s.error();
+  if (server_side && !room->type) send(c, encode_state("joined", room->id, room->seq, room->mirror));
+  return join_result(room->id, room->seq, room->mirror);
+}
+
+bool Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload, bool created,
+                               std::string& reason) {
+  if (room.find_member(c.id)) {
+    reason = "already a member";
+    return false;
+  }
+  if (!room.type) {
+    add_member(*this, room, c);
+    room.members.back().joining = false;
+    txn->effects.push_back([this, &room, id = c.id] {
+      if (Client* cl = find_client(id)) send(*cl, encode_state("joined", room.id, room.seq, room.mirror));
+    });
+    return true;
+  }
+  const int max = room.type->options.max_members;
+  if (max > 0 && room.members.size() >= static_cast<std::size_t>(max)) {
+    reason = "room is full";
+    return false;
+  }
+  const int top = lua_gettop(L);
+  if (created) {
+    push_ctx(c, &payload, nullptr);
+    HookOutcome o = call_method(room, "onCreate", 1, 0);
+    lua_settop(L, top);
+    if (o.ran && !o.result.ok) return false;  // the transaction has failed (sticky)
+  }
+  add_member(*this, room, c);
+  push_ctx(c, &payload, nullptr);
+  HookOutcome o = call_method(room, "onJoin", 1, 2);
+  if (o.ran && !o.result.ok) {
+    lua_settop(L, top);
+    return false;
+  }
+  if (o.ran && lua_isboolean(L, top + 1) && !lua_toboolean(L, top + 1)) {
+    const char* why = lua_tostring(L, top + 2);
+    reason = why ? why : "join rejected";
+    lua_settop(L, top);
+    // A rejected join changes nothing in that room: back to its mirror. (Changes this
+    // transaction made to the same room before the join go too: a documented limit.)
+    push_box(room);
+    lua_getfield(L, -1, "state");
+    script::restore(L, -1, room.mirror);
+    lua_getfield(L, -2, "meta");
+    script::restore(L, -1, room.meta_mirror);
+    lua_settop(L, top);
+    room.dirty_keys.clear();
+    remove_member(room, c);
+    if (created) room.doomed = true;
+    return false;
+  }
+  lua_settop(L, top);
+  txn->effects.push_back(activation(*this, room, c.id, true));
+  return true;
+}
+
+void Engine::Impl::run_on_leave(Room& room, ClientId client, const std::string& user_id,
+                                const char* reason) {
+  if (!room.type || room.doomed) return;
+  const int top = lua_gettop(L);
+  (void)transact([&]() -> Status {
+    Client stand_in;  // the client may be gone already (disconnect)
+    stand_in.id = client;
+    stand_in.wire_id = "c" + std::to_string(client);
+    stand_in.user_id = user_id;
+    push_ctx(stand_in, nullptr, reason);
+    HookOutcome o = call_method(room, "onLeave", 1, 0);
+    lua_settop(L, top);
+    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+    return {};
+  });
+}
+
+Status Engine::Impl::leave(Client& c, Room& room, const char* reason) {
+  if (!room.find_member(c.id))
+    return make_error(ErrorCode::not_member, "not a member of " + room.id);
+  remove_member(room, c);
+  run_on_leave(room, c.id, c.user_id, reason);
+  maybe_destroy_empty(room);
+  return {};
+}
+
+void Engine::Impl::leave_all(Client& c, const char* reason) {
+  for (const std::string& id : std::vector<std::string>(c.rooms))
+    if (Room* room = find_room(id)) (void)leave(c, *room, reason);
+}
+
+void Engine::Impl::kick(Room& room, ClientId client, const std::string& message) {
+  Client* c = find_client(client);
+  if (!c || !room.find_member(client)) return;
+  send(*c, encode_left(room.id, "kicked", message));
+  remove_member(room, *c);
+  deferred.push_back([this, &room, client, user = c->user_id] {
+    run_on_leave(room, client, user, "kicked");
+    maybe_destroy_empty(room);
+  });
+}
+
+void Engine::Impl::close_room(Room& room, const std::string& message) {
+  std::vector<std::pair<ClientId, std::string>> gone;
+  for (Member& m : std::vector<Member>(room.members)) {
+    send(*m.client, encode_left(room.id, "closed", message));
+    gone.emplace_back(m.client->id, m.client->user_id);
+    remove_member(room, *m.client);
+  }
+  deferred.push_back([this, &room, gone] {
+    for (const auto& [id, user] : gone) run_on_leave(room, id, user, "closed");
+    const int top = lua_gettop(L);
+    (void)transact([&]() -> Status {
+      call_method(room, "onDestroy", 0, 0);
+      lua_settop(L, top);
+      return {};
+    });
+    room.doomed = true;
+  });
+}
+
+}  // namespace atrium::engine

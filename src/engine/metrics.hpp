@@ -1,0 +1,28 @@
+// Engine counters for GET /metrics (Prometheus text format).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace atrium::engine {
+
+struct Metrics {
+  std::uint64_t hook_calls = 0;
+  std::uint64_t hook_errors = 0;
+  std::uint64_t patches_sent = 0;       // patch frames, counted once per room flush
+  std::uint64_t patch_deliveries = 0;   // patch frames times members
+  std::uint64_t events_sent = 0;        // event deliveries
+  std::uint64_t requests = 0;
+  std::uint64_t request_errors = 0;
+  // Hook wall time histogram, seconds.
+  static constexpr std::array<double, 10> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                   0.005, 0.01, 0.05, 0.1, 0.5};
+  std::array<std::uint64_t, kBuckets.size()> hook_time_counts{};
+  std::uint64_t hook_time_count = 0;
+  double hook_time_sum = 0;
+
+  void observe_hook(double seconds);
+};
+
+}  // namespace atrium::engine

@@ -1,0 +1,237 @@
+#include "engine/protocol.hpp"
+
+#include "json/codec.hpp"
+
+namespace atrium::engine {
+
+namespace {
+
+bool is_id_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '.' || c == ':' || c == '@' || c == '-';
+}
+
+Error bad(std::string message) { return make_error(ErrorCode::bad_request, std::move(message)); }
+
+// Optional string field: absent is fine, present must be a string.
+Status take_string(json::Value& msg, std::string_view key, std::string& out, bool required) {
+  json::Value* v = msg.find(key);
+  if (!v || v->is_null()) {
+    if (required) return bad("'" + std::string(key) + "' is required");
+    return {};
+  }
+  if (!v->is_string()) return bad("'" + std::string(key) + "' must be a string");
+  out = v->as_string();
+  return {};
+}
+
+Status take_room(json::Value& msg, std::string& out) {
+  if (Status s = take_string(msg, "room", out, true); !s) return s;
+  return validate_room_id(out);
+}
+
+void open_frame(std::string& out, std::string_view op) {
+  out += "{\"op\":";
+  json::write_string(op, out);
+}
+
+}  // namespace
+
+Status validate_room_id(std::string_view id) {
+  static const char* kShape = "room must be 1..128 bytes of [A-Za-z0-9_.:@-], as TYPE:INSTANCE or NAME";
+  if (id.empty() || id.size() > 128) return bad(kShape);
+  for (char c : id)
+    if (!is_id_char(c)) return bad(kShape);
+  const auto colon = id.find(':');
+  if (colon != std::string_view::npos && (colon == 0 || colon + 1 == id.size()))
+    return bad("room TYPE and INSTANCE must not be empty");
+  return {};
+}
+
+std::string_view room_type_of(std::string_view id) {
+  const auto colon = id.find(':');
+  return colon == std::string_view::npos ? std::string_view{} : id.substr(0, colon);
+}
+
+Result<Request> parse_request(json::Value&& msg, json::Value& ref_out, bool& has_ref_out) {
+  has_ref_out = false;
+  if (!msg.is_object()) return bad("a message must be a JSON object");
+  if (json::Value* ref = msg.find("ref"); ref && !ref->is_null()) {
+    if (!ref->is_number() && !ref->is_string()) return bad("'ref' must be a number or a string");
+    ref_out = *ref;
+    has_ref_out = true;
+  }
+  Request req;
+  req.ref = ref_out;
+  req.has_ref = has_ref_out;
+  std::string op;
+  if (Status s = take_string(msg, "op", op, true); !s) return s.error();
+
+  if (op == "ping") {
+    req.op = Op::ping;
+  } else if (op == "join" || op == "leave" || op == "sync") {
+    req.op = op == "join" ? Op::join : op == "leave" ? Op::leave : Op::sync;
+    if (Status s = take_room(msg, req.room); !s) return s.error();
+    if (req.op == Op::join) {
+      json::Value* payload = msg.find("payload");
+      if (payload && !payload->is_null() && !payload->is_object())
+        return bad("'payload' must be an object");
+      req.body = payload && payload->is_object() ? std::move(*payload) : json::Value::object();
+    }
+  } else if (op == "call") {
+    req.op = Op::call;
+    if (Status s = take_room(msg, req.room); !s) return s.error();
+    if (Status s = take_string(msg, "method", req.name, true); !s) return s.error();
+    json::Value* args = msg.find("args");
+    if (args && !args->is_null() && !args->is_array()) return bad("'args' must be an array");
+    req.body = args && args->is_array() ? std::move(*args) : json::Value::array();
+  } else if (op == "emit") {
+    req.op = Op::emit;
+    if (Status s = take_room(msg, req.room); !s) return s.error();
+    if (Status s = take_string(msg, "event", req.name, true); !s) return s.error();
+    if (req.name.empty()) return bad("'event' must not be empty");
+    if (json::Value* data = msg.find("data")) req.body = std::move(*data);
+  } else if (op == "resume") {
+    req.op = Op::resume;
+    std::string session;
+    if (Status s = take_string(msg, "session", session, true); !s) return s.error();
+    json::Value* rooms = msg.find("rooms");
+    if (rooms && !rooms->is_null() && !rooms->is_object()) return bad("'rooms' must be an object");
+  } else {
+    return make_error(ErrorCode::unknown_op, "unknown op '" + op + "'");
+  }
+  return req;
+}
+
+std::string encode_welcome(std::string_view session, std::string_view client,
+                           std::string_view user_id, std::string_view server, int heartbeat_ms) {
+  std::string out;
+  open_frame(out, "welcome");
+  out += ",\"session\":";
+  json::write_string(session, out);
+  out += ",\"client\":";
+  json::write_string(client, out);
+  if (!user_id.empty()) {
+    out += ",\"userId\":";
+    json::write_string(user_id, out);
+  }
+  out += ",\"server\":";
+  json::write_string(server, out);
+  out += ",\"heartbeat\":";
+  json::write_number(heartbeat_ms, out);
+  out += '}';
+  return out;
+}
+
+std::string encode_reply_ok(const json::Value& ref, const json::Value* result) {
+  std::string out;
+  open_frame(out, "reply");
+  out += ",\"ref\":";
+  json::write(ref, out);
+  out += ",\"ok\":true";
+  if (result) {
+    out += ",\"result\":";
+    json::write(*result, out);
+  }
+  out += '}';
+  return out;
+}
+
+static void write_error_object(ErrorCode code, std::string_view message, std::string& out) {
+  out += "\"error\":{\"code\":";
+  json::write_string(to_string(code), out);
+  out += ",\"message\":";
+  json::write_string(message, out);
+  out += '}';
+}
+
+std::string encode_reply_error(const json::Value& ref, ErrorCode code, std::string_view message) {
+  std::string out;
+  open_frame(out, "reply");
+  out += ",\"ref\":";
+  json::write(ref, out);
+  out += ",\"ok\":false,";
+  write_error_object(code, message, out);
+  out += '}';
+  return out;
+}
+
+std::string encode_error(ErrorCode code, std::string_view message) {
+  std::string out;
+  open_frame(out, "error");
+  out += ',';
+  write_error_object(code, message, out);
+  out += '}';
+  return out;
+}
+
+std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
+                         std::string_view from) {
+  std::string out;
+  open_frame(out, "event");
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ",\"event\":";
+  json::write_string(event, out);
+  out += ",\"data\":";
+  json::write(data, out);
+  if (!from.empty()) {
+    out += ",\"from\":";
+    json::write_string(from, out);
+  }
+  out += '}';
+  return out;
+}
+
+std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_view ops) {
+  std::string out;
+  out.reserve(48 + room.size() + ops.size());
+  open_frame(out, "patch");
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ",\"seq\":";
+  json::write_number(static_cast<double>(seq), out);
+  out += ",\"ops\":[";
+  out += ops;
+  out += "]}";
+  return out;
+}
+
+std::string encode_state(std::string_view op, std::string_view room, std::uint64_t seq,
+                         const json::Value& state) {
+  std::string out;
+  open_frame(out, op);
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ",\"seq\":";
+  json::write_number(static_cast<double>(seq), out);
+  out += ",\"state\":";
+  json::write(state, out);
+  out += '}';
+  return out;
+}
+
+std::string encode_left(std::string_view room, std::string_view reason, std::string_view message) {
+  std::string out;
+  open_frame(out, "left");
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ",\"reason\":";
+  json::write_string(reason, out);
+  if (!message.empty()) {
+    out += ",\"message\":";
+    json::write_string(message, out);
+  }
+  out += '}';
+  return out;
+}
+
+json::Value join_result(std::string_view room, std::uint64_t seq, const json::Value& state) {
+  json::Value r = json::Value::object();
+  r.set("room", json::Value(room));
+  r.set("seq", json::Value(static_cast<double>(seq)));
+  r.set("state", state);
+  return r;
+}
+
+}  // namespace atrium::engine

@@ -1,0 +1,52 @@
+// Where a frame is parsed: client messages -> Request, and every server frame of
+// PROTOCOL.md encoded as one JSON line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "json/value.hpp"
+#include "util/result.hpp"
+
+namespace atrium::engine {
+
+enum class Op { join, leave, call, emit, sync, resume, ping };
+
+struct Request {
+  Op op = Op::ping;
+  json::Value ref;          // number or string; null when the request carried none
+  bool has_ref = false;
+  std::string room;
+  std::string name;         // call: method; emit: event
+  json::Value body;         // join: payload (object); call: args (array); emit: data
+};
+
+// Room ids (PROTOCOL.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'
+// into TYPE and INSTANCE, neither empty. An id without ':' is valid and untyped.
+Status validate_room_id(std::string_view id);
+// TYPE of a valid id, or "" when it has no ':'.
+std::string_view room_type_of(std::string_view id);
+
+// A parsed client message -> Request. On failure `ref_out` receives the request's ref
+// when it had a valid one, so the error can go back as a failed reply.
+Result<Request> parse_request(json::Value&& message, json::Value& ref_out, bool& has_ref_out);
+
+// Server frames (one JSON object each, no newline).
+std::string encode_welcome(std::string_view session, std::string_view client,
+                           std::string_view user_id, std::string_view server, int heartbeat_ms);
+std::string encode_reply_ok(const json::Value& ref, const json::Value* result);
+std::string encode_reply_error(const json::Value& ref, ErrorCode code, std::string_view message);
+std::string encode_error(ErrorCode code, std::string_view message);
+std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
+                         std::string_view from);
+// `ops` is comma-separated op objects (state::write_ops output).
+std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_view ops);
+// op is "state" or "joined".
+std::string encode_state(std::string_view op, std::string_view room, std::uint64_t seq,
+                         const json::Value& state);
+std::string encode_left(std::string_view room, std::string_view reason, std::string_view message);
+// The result of join/sync: {"room","seq","state"}.
+json::Value join_result(std::string_view room, std::uint64_t seq, const json::Value& state);
+
+}  // namespace atrium::engine

@@ -1,0 +1,287 @@
+// Room types: every rooms/*.lua is loaded at start as a class table. A script that fails
+// to load keeps the previous class serving (if any) and records the error for
+// GET /api/status; reload replaces methods in the live class table.
+#include <lua.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/engine_impl.hpp"
+
+namespace atrium::engine {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string iso_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool valid_type_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@'))
+      return false;
+  return true;
+}
+
+// Reads class.options into `out`; an ill-typed option is a load error.
+Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions& out) {
+  RoomOptions o;
+  lua_getfield(L, cls, "options");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    out = o;
+    return {};
+  }
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return make_error(ErrorCode::script_error, file + ": options must be a table");
+  }
+  auto number = [&](const char* key, double& v, double min) -> Status {
+    lua_getfield(L, -1, key);
+    Status s;
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < min)
+        s = make_error(ErrorCode::script_error,
+                       file + ": options." + key + " must be a number >= " + std::to_string(static_cast<int>(min)));
+      else
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return s;
+  };
+  auto boolean = [&](const char* key, bool& v) -> Status {
+    lua_getfield(L, -1, key);
+    Status s;
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isboolean(L, -1))
+        s = make_error(ErrorCode::script_error, file + ": options." + key + " must be true or false");
+      else
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return s;
+  };
+  double max_members = o.max_members, patch_rate = o.patch_rate_ms;
+  Status s = number("maxMembers", max_members, 0);
+  if (s) s = boolean("serverJoinOnly", o.server_join_only);
+  if (s) s = number("patchRate", patch_rate, 0);
+  if (s) s = number("tickRate", o.tick_rate, 0);
+  if (s) s = number("reconnectGrace", o.reconnect_grace_s, 0);
+  if (s) s = boolean("keepAlive", o.keep_alive);
+  lua_pop(L, 1);
+  if (!s) return s;
+  if (o.tick_rate > 1000) return make_error(ErrorCode::script_error, file + ": options.tickRate must be <= 1000");
+  o.max_members = static_cast<int>(max_members);
+  o.patch_rate_ms = static_cast<int>(patch_rate);
+  out = o;
+  return {};
+}
+
+}  // namespace
+
+RoomType* Engine::Impl::find_type(std::string_view name) {
+  if (name.empty()) return nullptr;
+  auto it = types.find(std::string(name));
+  return it == types.end() ? nullptr : it->second.get();
+}
+
+void Engine::Impl::load_all_types() {
+  std::error_code ec;
+  if (!fs::is_directory(config.rooms_dir, ec)) {
+    log(LogLevel::warn, "script rooms_dir_missing dir=" + config.rooms_dir);
+    return;
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(config.rooms_dir, ec))
+    if (entry.is_regular_file() && entry.path().extension() == ".lua") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  for (const fs::path& p : files) load_type(p.stem().string(), p.string());
+}
+
+void Engine::Impl::load_type(const std::string& name, const std::string& path) {
+  if (!valid_type_name(name)) {
+    log(LogLevel::warn, "script type_skipped file=" + path + " reason=\"file name is not a valid room TYPE\"");
+    return;
+  }
+  auto& slot = types[name];
+  if (!slot) {
+    slot = std::make_unique<RoomType>();
+    slot->name = name;
+  }
+  RoomType& type = *slot;
+  type.path = path;
+  type.file = fs::path(config.rooms_dir).filename().string();
+  if (type.file.empty() || type.file == ".") type.file = "rooms";
+  type.file += "/" + fs::path(path).filename().string();
+  type.deleted = false;
+
+  auto fail = [&](std::string message) {
+    type.error = std::move(message);
+    log(LogLevel::error, "script load_failed type=" + name + " error=\"" + type.error + "\"" +
+                             (type.class_ref >= 0 ? " (the previous version keeps serving)" : ""));
+  };
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(type.file + ": cannot read the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string src = text.str();
+
+  const int top = lua_gettop(L);
+  const std::string chunk = "@" + type.file;
+  if (luaL_loadbufferx(L, src.data(), src.size(), chunk.c_str(), "t") != 0) {
+    std::string msg = lua_tostring(L, -1);
+    lua_settop(L, top);
+    return fail(msg);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+  lua_getfield(L, -1, "makeEnv");
+  lua_pushstring(L, name.c_str());
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "makeEnv failed";
+    lua_settop(L, top);
+    return fail(type.file + ": " + msg);
+  }
+  lua_setfenv(L, -3);
+  lua_pop(L, 1);  // prelude
+  script::HookResult r = script::call_hook(L, 0, 1, budget);
+  if (!r.ok) {
+    lua_settop(L, top);
+    return fail(r.message);
+  }
+  if (!lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return fail(type.file + ": the script must return its class table (add `return " + name +
+                "` at the end)");
+  }
+  RoomOptions options;
+  if (Status s = read_options(L, lua_gettop(L), type.file, options); !s) {
+    lua_settop(L, top);
+    return fail(s.error().message);
+  }
+  int previous = LUA_NOREF;
+  if (type.class_ref < 0) {
+    type.class_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, top);
+    type.options = options;
+  } else {
+    // Live rooms keep their class table: new methods go into it in place.
+    const int fresh = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+    const int prelude = lua_gettop(L);
+    lua_getfield(L, prelude, "snapshot");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
+    lua_call(L, 1, 1);
+    previous = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, prelude, "replaceMethods");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
+    lua_pushvalue(L, fresh);
+    lua_call(L, 2, 0);
+    lua_settop(L, top);
+    type.options = options;
+  }
+  ++type.version;
+  type.loaded_at = iso_now();
+  type.error.clear();
+  log(LogLevel::info, "script loaded type=" + name + " file=" + type.file +
+                          " version=" + std::to_string(type.version));
+  if (previous != LUA_NOREF) {
+    refresh_live_rooms(type, previous);
+    luaL_unref(L, LUA_REGISTRYINDEX, previous);
+  }
+}
+
+// After a reload: every live room of the type gets the keys new in defaultState and
+// defaultMeta (a patch reaches members), then onReload(previousClass) as its own
+// transaction: if it raises, only its changes roll back, and the new code stays.
+void Engine::Impl::refresh_live_rooms(RoomType& type, int previous_ref) {
+  std::vector<std::string> ids;
+  for (auto& [id, room] : rooms)
+    if (room->type == &type && !room->doomed) ids.push_back(id);
+  for (const std::string& id : ids) {
+    Room* room = find_room(id);
+    if (!room) continue;
+    const int top = lua_gettop(L);
+    Status merged = transact([&]() -> Status {
+      touch(*room);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+      lua_getfield(L, -1, "mergeDefaults");
+      push_box(*room);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
+      const int rc = lua_pcall(L, 2, 0, 0);
+      lua_settop(L, top);
+      if (rc != 0) return make_error(ErrorCode::script_error, type.file + ": new defaults do not apply");
+      return {};
+    });
+    if (!merged) log(LogLevel::warn, "script reload_defaults_failed room=" + id + " " + merged.error().message);
+    Status reloaded = transact([&]() -> Status {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, previous_ref);
+      HookOutcome o = call_method(*room, "onReload", 1, 0);
+      lua_settop(L, top);
+      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+      return {};
+    });
+    if (!reloaded) {
+      type.error = "onReload failed in " + id + ": " + reloaded.error().message;
+      log(LogLevel::warn, "script on_reload_failed room=" + id + " error=\"" + reloaded.error().message + "\"");
+    }
+  }
+}
+
+namespace {
+
+json::Value type_report(const RoomType& type) {
+  json::Value t = json::Value::object();
+  t.set("name", json::Value(type.name));
+  t.set("ok", json::Value(type.error.empty() && !type.deleted));
+  t.set("error", type.deleted ? json::Value("the script file was deleted")
+                 : type.error.empty() ? json::Value() : json::Value(type.error));
+  return t;
+}
+
+}  // namespace
+
+json::Value Engine::Impl::reload_one(const std::string& file_name) {
+  const fs::path path = fs::path(config.rooms_dir) / file_name;
+  const std::string name = path.stem().string();
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    load_type(name, path.string());
+  } else if (RoomType* type = find_type(name)) {
+    type->deleted = true;  // live rooms keep serving; new joins get not_found
+    log(LogLevel::info, "script deleted type=" + name + " file=" + type->file);
+  }
+  RoomType* type = find_type(name);
+  if (type) return type_report(*type);
+  json::Value t = json::Value::object();
+  t.set("name", json::Value(name));
+  t.set("ok", json::Value(false));
+  t.set("error", json::Value("not a room script"));
+  return t;
+}
+
+json::Value Engine::Impl::reload_all() {
+  std::error_code ec;
+  for (auto& [name, type] : types)
+    if (!fs::exists(type->path, ec)) type->deleted = true;
+  load_all_types();
+  json::Value list = json::Value::array();
+  for (auto& [name, type] : types) list.push_back(type_report(*type));
+  json::Value out = json::Value::object();
+  out.set("types", std::move(list));
+  return out;
+}
+
+}  // namespace atrium::engine

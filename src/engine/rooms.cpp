@@ -1,0 +1,263 @@
+// Room lifecycle: open (typed or untyped, created on demand), instantiate a typed room's
+// Lua instance from its class defaults, destroy when empty, reap between operations.
+#include <lua.hpp>
+
+#include "engine/engine_impl.hpp"
+#include "script/lua_json.hpp"
+
+namespace atrium::engine {
+
+Member* Room::find_member(ClientId c) {
+  for (Member& m : members)
+    if (m.client->id == c) return &m;
+  return nullptr;
+}
+
+std::size_t Room::active_count() const {
+  std::size_t n = 0;
+  for (const Member& m : members) n += m.joining ? 0 : 1;
+  return n;
+}
+
+Room* Engine::Impl::find_room(std::string_view id) {
+  auto it = rooms.find(std::string(id));
+  return it == rooms.end() || it->second->doomed ? nullptr : it->second.get();
+}
+
+Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* created) {
+  if (created) *created = false;
+  if (Room* r = find_room(id)) return r;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  const std::string_view type_name = room_type_of(id);
+  RoomType* type = type_name.empty() ? nullptr : find_type(type_name);
+  if (type) {
+    if (type->deleted)
+      return make_error(ErrorCode::not_found, "room type '" + type->name + "' no longer exists");
+    if (type->class_ref < 0)
+      return make_error(ErrorCode::script_error, type->error);
+  }
+  if (!create) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  // A room doomed earlier in this operation may still be in the map: make way.
+  if (auto it = rooms.find(std::string(id)); it != rooms.end()) destroy_room(*it->second);
+
+  auto room = std::make_unique<Room>();
+  room->id = std::string(id);
+  room->type = type;
+  if (type) {
+    room->type_name = type->name;
+    room->instance = std::string(id.substr(type_name.size() + 1));
+    room->rng = random() | 1;
+    if (Status s = instantiate(*room); !s) return s.error();
+  }
+  Room* r = room.get();
+  rooms.emplace(r->id, std::move(room));
+  if (created) *created = true;
+  if (txn) {
+    txn->created.push_back(r);
+    txn->undo.push_back([r] { r->doomed = true; });  // discarded: no onDestroy
+  }
+  schedule_tick(*r);
+  return r;
+}
+
+Result<Room*> Engine::Impl::open_for_server(std::string_view id) {
+  bool created = false;
+  auto opened = open_room(id, true, &created);
+  if (!opened) return opened;
+  Room& room = *opened.value();
+  if (created && room.type) {  // server code created it: onCreate gets no ctx
+    const int top = lua_gettop(L);
+    lua_pushnil(L);
+    HookOutcome o = call_method(room, "onCreate", 1, 0);
+    lua_settop(L, top);
+    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+  }
+  return &room;
+}
+
+namespace {
+
+// Converts class[field] (a table or nil) into the room's initial value: a deep copy, so
+// instances never share tables with the class or with each other.
+Status default_value(lua_State* L, int cls, const char* field, json::Value& out) {
+  lua_getfield(L, cls, field);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    out = json::Value::object();
+    return {};
+  }
+  auto v = script::to_value(L, -1, field);
+  lua_pop(L, 1);
+  if (!v) return v.error();
+  if (!v->is_object() && !(v->is_array() && v->size() == 0))
+    return make_error(ErrorCode::script_error, std::string(field) + " must be a table of named fields");
+  out = v->is_object() ? std::move(v.value()) : json::Value::object();
+  return {};
+}
+
+}  // namespace
+
+Status Engine::Impl::instantiate(Room& room) {
+  room.mem_owner = vm->new_owner();
+  struct OwnerScope {  // the instance and its tables are the room's memory
+    script::Vm& vm;
+    script::Owner prev;
+    ~OwnerScope() { vm.set_owner(prev); }
+  } scope{*vm, vm->set_owner(room.mem_owner)};
+  const int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, room.type->class_ref);
+  const int cls = lua_gettop(L);
+  Status s = default_value(L, cls, "defaultState", room.mirror);
+  if (s) s = default_value(L, cls, "defaultMeta", room.meta_mirror);
+  if (!s) {
+    lua_settop(L, top);
+    return make_error(ErrorCode::script_error, room.type->file + ": " + s.error().message);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+  lua_getfield(L, -1, "newInstance");
+  lua_pushvalue(L, cls);
+  lua_pushstring(L, room.id.c_str());
+  lua_pushstring(L, room.type_name.c_str());
+  lua_pushstring(L, room.instance.c_str());
+  lua_createtable(L, 0, 4);  // the box
+  // Each mirror is read back from the table just made, so its members come in the order
+  // lua_next yields them: the differ walks both in step (about a third faster).
+  script::push_value(L, room.mirror);
+  room.mirror = script::to_value(L, -1, "state").value();
+  lua_setfield(L, -2, "state");
+  script::push_value(L, room.meta_mirror);
+  room.meta_mirror = script::to_value(L, -1, "meta").value();
+  lua_setfield(L, -2, "meta");
+  lua_pushvalue(L, -1);
+  room.box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_pcall(L, 5, 1, 0) != 0) {
+    std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "newInstance failed";
+    luaL_unref(L, LUA_REGISTRYINDEX, room.box_ref);
+    room.box_ref = -2;
+    lua_settop(L, top);
+    return make_error(ErrorCode::internal, msg);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, instances_ref);
+  lua_pushvalue(L, -2);
+  lua_pushlightuserdata(L, &room);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  room.inst_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+  return {};
+}
+
+void Engine::Impl::destroy_room(Room& room) {
+  for (TimerId id : room.timers) {
+    if (const TimerEvent* ev = timers.find(id)) luaL_unref(L, LUA_REGISTRYINDEX, ev->fn_ref);
+    timers.cancel(id);
+  }
+  if (room.tick_timer) timers.cancel(room.tick_timer);
+  for (Member& m : room.members) {
+    auto& list = m.client->rooms;
+    std::erase(list, room.id);
+  }
+  if (room.inst_ref >= 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, instances_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, room.inst_ref);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, room.inst_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, room.box_ref);
+  }
+  if (room.mem_owner) vm->release_owner(room.mem_owner);
+  const std::string id = room.id;
+  rooms.erase(id);  // room is gone after this line
+}
+
+void Engine::Impl::maybe_destroy_empty(Room& room) {
+  if (room.doomed || !room.members.empty()) return;
+  if (!room.type) {
+    room.doomed = true;
+    return;
+  }
+  if (room.type->options.keep_alive) return;
+  bool keep = false;
+  const int top = lua_gettop(L);
+  (void)transact([&]() -> Status {
+    HookOutcome o = call_method(room, "onDestroy", 0, 1);
+    if (o.ran && o.result.ok) keep = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_settop(L, top);
+    return {};
+  });
+  if (!keep) room.doomed = true;
+}
+
+void Engine::Impl::reap() {
+  std::vector<Room*> doomed;
+  for (auto& [id, room] : rooms)
+    if (room->doomed) doomed.push_back(room.get());
+  for (Room* room : doomed) destroy_room(*room);
+}
+
+void Engine::Impl::schedule_tick(Room& room) {
+  if (!room.type || room.tick_timer || room.doomed) return;
+  const double hz = room.type->options.tick_rate;
+  if (hz <= 0) return;
+  const std::int64_t now = monotonic_ms();
+  TimerEvent ev;
+  ev.kind = TimerKind::tick;
+  ev.room = room.id;
+  ev.due_ms = now + std::max<std::int64_t>(1, static_cast<std::int64_t>(1000.0 / hz));
+  if (!room.last_tick_ms) room.last_tick_ms = now;
+  room.tick_timer = timers.add(std::move(ev));
+}
+
+void Engine::Impl::on_timer(const TimerEvent& ev) {
+  Room* room = find_room(ev.room);
+  if (ev.kind == TimerKind::patch) {
+    if (room) {
+      room->flush_scheduled = false;
+      flush_patch(*room);
+    }
+    return;
+  }
+  if (ev.kind == TimerKind::tick) {
+    if (!room || room->tick_timer != ev.id) return;
+    room->tick_timer = 0;
+    const std::int64_t now = monotonic_ms();
+    const double dt = static_cast<double>(now - room->last_tick_ms) / 1000.0;
+    room->last_tick_ms = now;
+    const int top = lua_gettop(L);
+    (void)transact([&]() -> Status {
+      lua_pushnumber(L, dt);
+      HookOutcome o = call_method(*room, "onTick", 1, 0);
+      lua_settop(L, top);
+      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+      return {};
+    });
+    schedule_tick(*room);
+    return;
+  }
+  // A script timer.
+  if (!room || !room->timers.count(ev.id)) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ev.fn_ref);
+    return;
+  }
+  // The id stays in room->timers while the callback runs, so the callback can cancel
+  // its own interval.
+  const int top = lua_gettop(L);
+  (void)transact([&]() -> Status {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ev.fn_ref);
+    HookOutcome o = invoke(*room, 0, 0, "timer");
+    lua_settop(L, top);
+    if (!o.result.ok) return make_error(o.result.code, o.result.message);
+    return {};
+  });
+  if (ev.interval_ms > 0 && !room->doomed && room->timers.count(ev.id)) {
+    TimerEvent again = ev;
+    again.due_ms = monotonic_ms() + ev.interval_ms;
+    timers.add(std::move(again));  // keeps its id: handles stay valid
+  } else {
+    room->timers.erase(ev.id);
+    luaL_unref(L, LUA_REGISTRYINDEX, ev.fn_ref);
+  }
+}
+
+}  // namespace atrium::engine

@@ -1,0 +1,186 @@
+// Where a hook is called and committed: every call into room code goes through invoke()
+// (which uses script::call_hook, the one door into Lua), inside a transaction that is
+// committed (diff -> patch, effects) or rolled back (state and meta restored from the
+// mirrors, effects dropped, membership changes undone).
+#include <lua.hpp>
+
+#include <chrono>
+
+#include "engine/engine_impl.hpp"
+#include "script/lua_json.hpp"
+#include "state/diff.hpp"
+
+namespace atrium::engine {
+
+std::string Engine::Impl::where(const Room& room) const {
+  return room.type ? room.type->file : room.id;
+}
+
+void Engine::Impl::push_instance(Room& room) { lua_rawgeti(L, LUA_REGISTRYINDEX, room.inst_ref); }
+void Engine::Impl::push_box(Room& room) { lua_rawgeti(L, LUA_REGISTRYINDEX, room.box_ref); }
+
+void Engine::Impl::touch(Room& room) {
+  if (!txn) return;
+  for (Room* r : txn->rooms)
+    if (r == &room) return;
+  txn->rooms.push_back(&room);
+}
+
+HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, const char* what) {
+  HookOutcome out;
+  out.ran = true;
+  touch(room);
+  room_stack.push_back(&room);
+  const script::Owner prev_owner = vm->set_owner(room.mem_owner);
+  vm->clear_cap_hit();
+  const auto t0 = std::chrono::steady_clock::now();
+  out.result = script::call_hook(L, nargs, nresults, budget);
+  metrics.observe_hook(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const bool room_cap_hit = vm->owner_cap_hit();
+  vm->set_owner(prev_owner);
+  room_stack.pop_back();
+  if (!out.result.ok && out.result.code == ErrorCode::budget_exceeded && room_cap_hit) {
+    out.result.message = "the room ran past its memory budget (" +
+                         std::to_string(config.room_memory_bytes >> 20) + " MiB)";
+    lua_gc(L, LUA_GCCOLLECT, 0);  // what it allocated before failing is garbage now
+  }
+  ++metrics.hook_calls;
+  if (!out.result.ok) {
+    ++metrics.hook_errors;
+    log(LogLevel::warn, "script hook_failed room=" + room.id + " hook=" + what +
+                            " code=" + std::string(to_string(out.result.code)) + "\n" +
+                            out.result.traceback);
+    if (txn && !txn->failure) txn->failure = out.result;  // an error anywhere fails it all
+  }
+  return out;
+}
+
+HookOutcome Engine::Impl::call_method(Room& room, const char* name, int nargs, int nresults,
+                                      bool from_actions) {
+  if (!room.type || room.inst_ref < 0) {
+    lua_pop(L, nargs);
+    return {};
+  }
+  push_instance(room);
+  const int inst = lua_gettop(L);
+  if (from_actions) {
+    lua_getfield(L, inst, "actions");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, name);
+      lua_remove(L, -2);
+    }
+  } else {
+    lua_getfield(L, inst, name);
+  }
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 2 + nargs);
+    return {};
+  }
+  // [args..., inst, fn] -> [fn, inst, args...]
+  lua_insert(L, inst - nargs);
+  lua_insert(L, inst - nargs + 1);
+  return invoke(room, nargs + 1, nresults, name);
+}
+
+namespace {
+
+void set_flag(lua_State* L, int box, const char* key, bool v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, box, key);
+}
+
+bool get_flag(lua_State* L, int box, const char* key) {
+  lua_getfield(L, box, key);
+  const bool v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+struct RoomChanges {
+  std::vector<state::Op> state_ops, meta_ops;
+};
+
+}  // namespace
+
+Status Engine::Impl::commit(Transaction& t) {
+  // Phase 1 reads only: the state rules may still fail, and then nothing is applied.
+  std::vector<RoomChanges> changes(t.rooms.size());
+  for (std::size_t i = 0; i < t.rooms.size(); ++i) {
+    Room& room = *t.rooms[i];
+    if (!room.type || room.box_ref < 0) continue;
+    push_box(room);
+    const int box = lua_gettop(L);
+    Status s;
+    lua_getfield(L, box, "state");
+    if (get_flag(L, box, "sx"))
+      s = state::diff(L, -1, room.mirror, changes[i].state_ops, "state");
+    else if (!room.dirty_keys.empty())
+      s = state::diff_keys(L, -1, room.mirror, room.dirty_keys, changes[i].state_ops, "state");
+    lua_pop(L, 1);
+    if (s && get_flag(L, box, "mx")) {
+      lua_getfield(L, box, "meta");
+      s = state::diff(L, -1, room.meta_mirror, changes[i].meta_ops, "meta");
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!s) return make_error(ErrorCode::script_error, where(room) + ": " + s.error().message);
+  }
+  // Phase 2: mirrors, pending patches, then the effects the hooks queued, in order.
+  std::vector<Room*> flush_now;
+  for (std::size_t i = 0; i < t.rooms.size(); ++i) {
+    Room& room = *t.rooms[i];
+    if (!room.type || room.box_ref < 0) continue;
+    RoomChanges& ch = changes[i];
+    if (!ch.state_ops.empty()) {
+      if (Status s = state::apply_patch(room.mirror, ch.state_ops); !s)
+        log(LogLevel::error, "state mirror_out_of_step room=" + room.id + " " + s.error().message);
+      if (!room.pending_ops.empty()) room.pending_ops += ',';
+      state::write_ops(ch.state_ops, room.pending_ops);
+      if (room.type->options.patch_rate_ms <= 0) {
+        flush_now.push_back(&room);
+      } else if (!room.flush_scheduled) {
+        TimerEvent ev;
+        ev.kind = TimerKind::patch;
+        ev.room = room.id;
+        ev.due_ms = monotonic_ms() + room.type->options.patch_rate_ms;
+        timers.add(std::move(ev));
+        room.flush_scheduled = true;
+      }
+    }
+    if (!ch.meta_ops.empty()) (void)state::apply_patch(room.meta_mirror, ch.meta_ops);
+    push_box(room);
+    set_flag(L, lua_gettop(L), "sx", false);
+    set_flag(L, lua_gettop(L), "mx", false);
+    lua_pop(L, 1);
+    room.dirty_keys.clear();
+  }
+  for (auto& effect : t.effects) effect();
+  for (Room* room : flush_now) flush_patch(*room);
+  // A room that server code created and nobody joined goes the way of any empty room.
+  for (Room* room : t.created) deferred.push_back([this, room] { maybe_destroy_empty(*room); });
+  return {};
+}
+
+void Engine::Impl::rollback(Transaction& t) {
+  for (auto it = t.rooms.rbegin(); it != t.rooms.rend(); ++it) {
+    Room& room = **it;
+    if (!room.type || room.box_ref < 0) continue;
+    const script::Owner prev_owner = vm->set_owner(room.mem_owner);
+    push_box(room);
+    const int box = lua_gettop(L);
+    lua_getfield(L, box, "state");
+    script::restore(L, -1, room.mirror);
+    lua_pop(L, 1);
+    lua_getfield(L, box, "meta");
+    script::restore(L, -1, room.meta_mirror);
+    lua_pop(L, 1);
+    set_flag(L, box, "sx", false);
+    set_flag(L, box, "mx", false);
+    lua_pop(L, 1);
+    vm->set_owner(prev_owner);
+    room.dirty_keys.clear();
+  }
+  for (auto it = t.undo.rbegin(); it != t.undo.rend(); ++it) (*it)();
+}
+
+}  // namespace atrium::engine

@@ -1,0 +1,355 @@
+// JSON text <-> json::Value. Parsing goes through RapidJSON's SAX Reader with numbers
+// as raw text (CVE-2024-38517 lives in its number decoder); writing is our own, since
+// it appends straight to a std::string (bench/README.md "Diff" has the measurement).
+#include "json/codec.hpp"
+
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace atrium::json {
+
+namespace {
+
+// ---- numbers ------------------------------------------------------------------------
+
+// Decimal exponent of the leading significant digit of a JSON number's text, saturated
+// far beyond any double so that "1e-2147483647" cannot overflow an int (the CVE).
+long long magnitude_of(std::string_view text) noexcept {
+  std::size_t i = text.front() == '-' ? 1 : 0;
+  long long mag = 0;
+  bool seen_digit = false;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (seen_digit || text[i] != '0') {
+      if (seen_digit) ++mag;
+      seen_digit = true;
+    }
+  }
+  if (i < text.size() && text[i] == '.') {
+    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+      if (!seen_digit) {
+        --mag;
+        if (text[i] != '0') seen_digit = true;
+      }
+    }
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    const bool negative = i < text.size() && text[i] == '-';
+    if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+    long long exp = 0;
+    for (; i < text.size(); ++i) exp = std::min(exp * 10 + (text[i] - '0'), 1'000'000'000LL);
+    mag += negative ? -exp : exp;
+  }
+  return mag;
+}
+
+// RapidJSON has checked the syntax. from_chars ignores the C locale (a host that calls
+// setlocale must not change what "1.5" means) and needs no NUL terminator.
+bool number_from_text(std::string_view text, double& out) noexcept {
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (r.ec == std::errc() && r.ptr == text.data() + text.size()) return std::isfinite(out);
+  if (r.ec != std::errc::result_out_of_range) return false;
+  // Out of range both ways: too small is 0 (as strtod rounds it), too big is refused.
+  if (magnitude_of(text) > 0) return false;
+  out = text.front() == '-' ? -0.0 : 0.0;
+  return true;
+}
+
+// ---- parsing ------------------------------------------------------------------------
+
+const char* reason_of(rapidjson::ParseErrorCode code) noexcept {
+  using namespace rapidjson;
+  switch (code) {
+    case kParseErrorDocumentEmpty: return "empty document";
+    case kParseErrorDocumentRootNotSingular: return "more than one value";
+    case kParseErrorValueInvalid: return "invalid value";
+    case kParseErrorObjectMissName: return "expected a member name";
+    case kParseErrorObjectMissColon: return "expected ':' after a member name";
+    case kParseErrorObjectMissCommaOrCurlyBracket: return "expected ',' or '}' in object";
+    case kParseErrorArrayMissCommaOrSquareBracket: return "expected ',' or ']' in array";
+    case kParseErrorStringUnicodeEscapeInvalidHex: return "bad \\u escape in string";
+    case kParseErrorStringUnicodeSurrogateInvalid: return "invalid surrogate pair in string";
+    case kParseErrorStringEscapeInvalid: return "invalid escape in string";
+    case kParseErrorStringMissQuotationMark: return "unterminated string";
+    case kParseErrorStringInvalidEncoding: return "invalid UTF-8 in string";
+    case kParseErrorNumberTooBig: return "number out of range";
+    case kParseErrorNumberMissFraction: return "expected digits after '.'";
+    case kParseErrorNumberMissExponent: return "expected digits in exponent";
+    default: return "invalid JSON";
+  }
+}
+
+// Builds the tree on an explicit stack (the Reader is iterative too), so nesting costs
+// heap, never C stack; the depth limit bounds it anyway.
+class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> {
+ public:
+  enum class Stop { none, too_deep, bad_number, bad_utf8 };
+
+  explicit Builder(int max_depth) : max_depth_(max_depth) {}
+
+  bool Null() { return add(Value()); }
+  bool Bool(bool b) { return add(Value(b)); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    double d = 0;
+    if (!number_from_text(std::string_view(s, n), d)) return fail(Stop::bad_number);
+    return add(Value(d));
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    // The encoding flag checks raw bytes, but RapidJSON 1.1.0 turns a lone low
+    // surrogate escape ("\udc00") into the invalid bytes ED B0 80.
+    const std::string_view text(s, n);
+    if (!is_valid_utf8(text)) return fail(Stop::bad_utf8);
+    return add(Value(text));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    const std::string_view text(s, n);
+    if (!is_valid_utf8(text)) return fail(Stop::bad_utf8);
+    keys_.emplace_back(text);
+    return true;
+  }
+  bool StartObject() { return open(Value::object()); }
+  bool StartArray() { return open(Value::array()); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+
+  Stop stop() const noexcept { return stop_; }
+  Value take_root() { return std::move(root_); }
+
+ private:
+  bool fail(Stop why) {
+    stop_ = why;
+    return false;
+  }
+  bool open(Value container) {
+    if (static_cast<int>(stack_.size()) >= max_depth_) return fail(Stop::too_deep);
+    stack_.push_back(std::move(container));
+    return true;
+  }
+  bool close() {
+    Value done = std::move(stack_.back());
+    stack_.pop_back();
+    return add(std::move(done));
+  }
+  bool add(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return true;
+    }
+    Value& top = stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+    } else {
+      top.set(keys_.back(), std::move(v));          // a duplicate key: the last one wins
+      keys_.pop_back();
+    }
+    return true;
+  }
+
+  int max_depth_;
+  Stop stop_ = Stop::none;
+  std::vector<Value> stack_;
+  std::vector<std::string> keys_;
+  Value root_;
+};
+
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+Error parse_error(std::size_t offset, const char* reason) {
+  return make_error(ErrorCode::bad_json,
+                    "invalid JSON at offset " + std::to_string(offset) + ": " + reason);
+}
+
+// ---- writing ------------------------------------------------------------------------
+
+// 0: copy as is; 1: two-character escape; 2: \u00XX.
+constexpr unsigned char escape_kind(unsigned char c) noexcept {
+  if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+    return 1;
+  return c < 0x20 ? 2 : 0;
+}
+
+struct EscapeTable {
+  unsigned char kind[256];
+  constexpr EscapeTable() : kind() {
+    for (int c = 0; c < 256; ++c) kind[c] = escape_kind(static_cast<unsigned char>(c));
+  }
+};
+constexpr EscapeTable kEscapes;
+
+char short_escape(char c) noexcept {
+  switch (c) {
+    case '\b': return 'b';
+    case '\f': return 'f';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    default: return c;                              // '"' and '\\'
+  }
+}
+
+void write_value(const Value& v, std::string& out);
+
+void write_array(const Value& v, std::string& out) {
+  out.push_back('[');
+  bool first = true;
+  for (const Value& item : v.items()) {
+    if (!first) out.push_back(',');
+    first = false;
+    write_value(item, out);
+  }
+  out.push_back(']');
+}
+
+void write_object(const Value& v, std::string& out) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [key, value] : v.members()) {
+    if (!first) out.push_back(',');
+    first = false;
+    write_string(key, out);
+    out.push_back(':');
+    write_value(value, out);
+  }
+  out.push_back('}');
+}
+
+// Recursion is bounded by the trees we build: parse and the Lua converters cap depth.
+void write_value(const Value& v, std::string& out) {
+  switch (v.kind()) {
+    case Value::Kind::null: out.append("null", 4); break;
+    case Value::Kind::boolean: v.as_bool() ? out.append("true", 4) : out.append("false", 5); break;
+    case Value::Kind::number: write_number(v.as_number(), out); break;
+    case Value::Kind::string: write_string(v.as_string(), out); break;
+    case Value::Kind::array: write_array(v, out); break;
+    case Value::Kind::object: write_object(v, out); break;
+  }
+}
+
+}  // namespace
+
+Result<Value> parse(std::string_view text, const ParseOptions& options) {
+  constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+  rapidjson::MemoryStream in(text.data(), text.size());
+  rapidjson::Reader reader;
+  Builder builder(options.max_depth);
+  const rapidjson::ParseResult r = reader.Parse<kFlags>(in, builder);
+  if (r.IsError()) {
+    switch (builder.stop()) {
+      case Builder::Stop::too_deep:
+        return make_error(ErrorCode::bad_json, "JSON nested deeper than " +
+                                                   std::to_string(options.max_depth) + " levels");
+      case Builder::Stop::bad_number: return make_error(ErrorCode::bad_json, "number out of range");
+      case Builder::Stop::bad_utf8: return parse_error(in.Tell(), "invalid UTF-8 in string");
+      case Builder::Stop::none: break;
+    }
+    return parse_error(r.Offset(), reason_of(r.Code()));
+  }
+  // kParseStopWhenDoneFlag, then our own check: MemoryStream reads an embedded NUL as
+  // the end of input, so "{} \0x" would otherwise pass.
+  std::size_t pos = in.Tell();
+  while (pos < text.size() && is_json_space(text[pos])) ++pos;
+  if (pos != text.size()) return parse_error(pos, "more than one value");
+  return builder.take_root();
+}
+
+void write(const Value& v, std::string& out) { write_value(v, out); }
+
+std::string to_json(const Value& v) {
+  std::string out;
+  write_value(v, out);
+  return out;
+}
+
+void write_string(std::string_view s, std::string& out) {
+  out.reserve(out.size() + s.size() + 2);
+  out.push_back('"');
+  std::size_t run = 0;                              // start of the bytes not yet copied
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const unsigned char kind = kEscapes.kind[c];
+    if (kind == 0) continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    if (kind == 1) {
+      const char e[2] = {'\\', short_escape(static_cast<char>(c))};
+      out.append(e, 2);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const char e[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(e, 6);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+void write_number(double n, std::string& out) {
+  char buf[32];
+  if (!std::isfinite(n)) {                          // a converter let one through: a bug
+    assert(false && "non-finite number reached the JSON writer");
+    out.append("null", 4);
+    return;
+  }
+  constexpr double kExact = 9007199254740992.0;    // 2^53
+  std::to_chars_result r;
+  if (n > -kExact && n < kExact && n == std::trunc(n)) {
+    r = std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(n));
+  } else {
+    r = std::to_chars(buf, buf + sizeof buf, n);    // shortest text that reads back n
+  }
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+bool is_valid_utf8(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    // ASCII runs dominate real text: test eight bytes at a time.
+    if (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      if ((w & 0x8080808080808080ULL) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int extra;
+    unsigned lo = 0x80, hi = 0xBF;                  // bounds of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) lo = 0xA0;                     // overlong
+      if (c == 0xED) hi = 0x9F;                     // surrogates U+D800..DFFF
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) lo = 0x90;                     // overlong
+      if (c == 0xF4) hi = 0x8F;                     // above U+10FFFF
+    } else {
+      return false;                                 // continuation byte, C0/C1, F5..FF
+    }
+    if (end - p <= extra) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (int k = 2; k <= extra; ++k) {
+      if ((p[k] & 0xC0) != 0x80) return false;
+    }
+    p += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace atrium::json

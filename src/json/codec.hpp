@@ -1,0 +1,40 @@
+// JSON text <-> json::Value. Parsing is safe for hostile input: depth-limited, UTF-8
+// validated, and numbers never reach RapidJSON 1.1.0's vulnerable exponent code
+// (CVE-2024-38517): they are read as raw text and converted with std::from_chars
+// (strtod without the C locale: a host calling setlocale cannot change what "1.5" means).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "json/value.hpp"
+#include "util/result.hpp"
+
+namespace atrium::json {
+
+inline constexpr int kMaxDepth = 64;              // PROTOCOL.md: deeper gets bad_json
+
+struct ParseOptions {
+  int max_depth = kMaxDepth;
+};
+
+// Errors: ErrorCode::bad_json with a one-line message ("invalid JSON at offset 12: ...",
+// "JSON nested deeper than 64 levels", "number out of range").
+Result<Value> parse(std::string_view text, const ParseOptions& options = {});
+
+// Compact JSON appended to `out`. Integral numbers with |x| < 2^53 are written without a
+// fraction ("3", not "3.0"); others as the shortest text that reads back the same double.
+// Values are assumed valid (finite numbers, UTF-8 strings): the converters check that.
+void write(const Value& v, std::string& out);
+std::string to_json(const Value& v);
+
+// Appends `s` as a JSON string literal, quotes included.
+void write_string(std::string_view s, std::string& out);
+// Appends a number as write() would.
+void write_number(double n, std::string& out);
+
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+// The one check behind parse() and the Lua converters.
+bool is_valid_utf8(std::string_view s) noexcept;
+
+}  // namespace atrium::json

@@ -1,0 +1,145 @@
+// The one libwebsockets callback and its protocol table. Every reason is one call into the
+// connection's WsSession or HttpExchange; no exception leaves this file.
+//
+// One callback serves HTTP and WebSocket for both protocols: a client that offers no
+// subprotocol is bound to protocols[0], one that offers "atrium.v1" to protocols[1], and
+// both speak the same JSON (PROTOCOL.md "Transport").
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "net/http_exchange.hpp"
+#include "net/rooms_watch.hpp"
+#include "net/server_state.hpp"
+#include "net/ws_session.hpp"
+
+namespace atrium::net {
+
+namespace {
+
+// lws zeroes this per connection; the C++ objects live behind the pointers.
+struct Pss {
+  WsSession* ws;
+  HttpExchange* http;
+};
+
+// What lws reads per RECEIVE, allocated per connection for its whole life: kept small for
+// idle members (DESIGN.md "Per-connection memory is small"); longer messages reassemble.
+constexpr std::size_t kRxChunk = 256;
+// lws caps each send() at tx_packet_size, or at rx_buffer_size when that is 0: a small
+// rx_buffer_size would chop every write into 512-byte syscalls.
+constexpr std::size_t kTxPacket = kMaxWriteBytes + 1024;
+
+Server::State& state_of(lws* wsi) {
+  return *static_cast<Server::State*>(lws_context_user(lws_get_context(wsi)));
+}
+
+bool is_ws_path(lws* wsi) {
+  char* uri = nullptr;
+  int len = 0;
+  return lws_http_get_uri_and_method(wsi, &uri, &len) == LWSHUMETH_GET && uri &&
+         std::string_view(uri, static_cast<std::size_t>(len)) == "/ws";
+}
+
+int confirm_upgrade(lws* wsi, const char* upgrade) {
+  if (!upgrade || std::string_view(upgrade) != "websocket") return 0;
+  if (!is_ws_path(wsi))
+    return refuse_upgrade(wsi, ErrorCode::not_found, "the WebSocket endpoint is /ws", 404);
+  if (state_of(wsi).stopping)
+    return refuse_upgrade(wsi, ErrorCode::internal, "server shutting down", 503);
+  return 0;
+}
+
+int established(lws* wsi, Pss& pss) {
+  auto session = std::make_unique<WsSession>(state_of(wsi), wsi);
+  const int rc = session->on_established();
+  pss.ws = session.release();
+  return rc;
+}
+
+int closed(Pss& pss) {
+  std::unique_ptr<WsSession> session(pss.ws);
+  pss.ws = nullptr;
+  if (session) session->on_closed();
+  return 0;
+}
+
+// Carries out what the exchange asked for. Every finished exchange closes its connection
+// (http_exchange.cpp says why), so lws_http_transaction_completed() is never called.
+int http_next(Pss& pss, HttpExchange::Next next) {
+  if (next == HttpExchange::Next::wait) return 0;
+  delete pss.http;
+  pss.http = nullptr;
+  return next == HttpExchange::Next::serving_file ? 0 : -1;
+}
+
+int http_request(lws* wsi, Pss& pss) {
+  delete pss.http;
+  pss.http = new HttpExchange(state_of(wsi), wsi);
+  return http_next(pss, pss.http->on_request());
+}
+
+int dispatch(lws* wsi, lws_callback_reasons reason, Pss* pss, void* in, std::size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED: return established(wsi, *pss);
+    case LWS_CALLBACK_RECEIVE: return pss->ws ? pss->ws->on_receive(in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return pss->ws ? pss->ws->on_writeable() : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+      if (pss->ws) pss->ws->on_peer_close(in, len);
+      return 0;  // lws echoes the close frame
+    case LWS_CALLBACK_CLOSED: return closed(*pss);
+
+    case LWS_CALLBACK_HTTP: return http_request(wsi, *pss);
+    case LWS_CALLBACK_HTTP_BODY:
+      return pss->http ? http_next(*pss, pss->http->on_body(in, len)) : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+      return pss->http ? http_next(*pss, pss->http->on_body_complete()) : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+      return pss->http ? http_next(*pss, pss->http->on_writeable()) : 0;
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION: return -1;  // sent: close, as for every response
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+      delete pss->http;
+      pss->http = nullptr;
+      return 0;
+    default: return lws_callback_http_dummy(wsi, reason, pss, in, len);
+  }
+}
+
+int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len) {
+  auto* pss = static_cast<Pss*>(user);
+  try {
+    // These need no pss (the first two come before lws has allocated it).
+    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+      return confirm_upgrade(wsi, static_cast<const char*>(in));
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+      return is_ws_path(wsi) && !state_of(wsi).stopping ? 0 : 1;
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {  // the only adopted fd: rooms/ inotify
+      on_watch_readable(state_of(wsi));
+      return 0;
+    }
+    if (!pss) return lws_callback_http_dummy(wsi, reason, user, in, len);  // context-level
+    return dispatch(wsi, reason, pss, in, len);
+  } catch (const std::exception& e) {
+    state_of(wsi).log(engine::LogLevel::error, "net callback_failed reason=" +
+                                                   std::to_string(static_cast<int>(reason)) +
+                                                   " what=" + e.what());
+  } catch (...) {
+    state_of(wsi).log(engine::LogLevel::error, "net callback_failed reason=" +
+                                                   std::to_string(static_cast<int>(reason)));
+  }
+  if (reason == LWS_CALLBACK_CLOSED || reason == LWS_CALLBACK_CLOSED_HTTP) return 0;
+  return -1;  // this connection only
+}
+
+const lws_protocols kProtocols[] = {
+    {"atrium-http", callback, sizeof(Pss), kRxChunk, 0, nullptr, kTxPacket},
+    {"atrium.v1", callback, sizeof(Pss), kRxChunk, 0, nullptr, kTxPacket},
+    {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+};
+
+}  // namespace
+
+const lws_protocols* protocol_table() { return kProtocols; }
+
+}  // namespace atrium::net

@@ -1,0 +1,218 @@
+// Routes of the HTTP API (DESIGN.md "HTTP API") and the shape of their answers: JSON in
+// and out, errors as {"error":{"code","message"}} (PROTOCOL.md "Error codes").
+#include "net/http_api.hpp"
+
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "json/codec.hpp"
+
+namespace atrium::net {
+
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> segments;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  while (true) {
+    const std::size_t slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+// A timing-safe comparison: the admin token must not leak through response times.
+bool same_secret(std::string_view a, std::string_view b) noexcept {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+    const char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Wrong method on a route that exists: 405, with the bad_request code (PROTOCOL.md has no
+// code of its own for it).
+bool expect_method(const HttpRequest& request, HttpMethod wanted, HttpResponse& response) {
+  if (request.method == wanted) return true;
+  HttpApi::error(response, ErrorCode::bad_request,
+                 wanted == HttpMethod::get ? "method not allowed: use GET"
+                                           : "method not allowed: use POST",
+                 405);
+  return false;
+}
+
+// A POST body: empty counts as {}, anything else must be a JSON object.
+Result<json::Value> parse_body(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::Value::object();
+  Result<json::Value> parsed = json::parse(body);
+  if (!parsed) return std::move(parsed).error();
+  if (!parsed->is_object()) return make_error(ErrorCode::bad_request, "body must be a JSON object");
+  return parsed;
+}
+
+void write_result(HttpResponse& response, Result<json::Value>&& result) {
+  if (!result) {
+    HttpApi::error(response, result.error().code, result.error().message);
+    return;
+  }
+  json::write(result.value(), response.out());
+}
+
+void counter(std::string& out, const char* name, const char* type, const char* help,
+             std::uint64_t value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(std::to_string(value)).append("\n");
+}
+
+}  // namespace
+
+HttpApi::HttpApi(engine::Engine& engine, const Stats& stats, std::string admin_token, LogSink log)
+    : engine_(engine), stats_(stats), admin_token_(std::move(admin_token)), log_(std::move(log)) {}
+
+bool HttpApi::owns(std::string_view path) noexcept {
+  return path == "/healthz" || path == "/metrics" || path == "/api" ||
+         path.substr(0, 5) == "/api/";
+}
+
+bool HttpApi::authorized(HttpMethod method, std::string_view authorization) const noexcept {
+  if (admin_token_.empty() || method != HttpMethod::post) return true;
+  const std::size_t space = authorization.find(' ');
+  if (space == std::string_view::npos || !iequals(authorization.substr(0, space), "bearer"))
+    return false;
+  std::string_view token = authorization.substr(space + 1);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return same_secret(token, admin_token_);
+}
+
+void HttpApi::error(HttpResponse& response, ErrorCode code, std::string_view message, int status) {
+  response.status = status ? status : http_status(code);
+  response.content_type = "application/json";
+  response.clear_body();
+  std::string& out = response.out();
+  out.append(R"({"error":{"code":)");
+  json::write_string(to_string(code), out);
+  out.append(R"(,"message":)");
+  json::write_string(message, out);
+  out.append("}}");
+}
+
+void HttpApi::handle(const HttpRequest& request, HttpResponse& response) noexcept {
+  try {
+    route(request, response);
+  } catch (const std::exception& e) {
+    if (log_) log_(engine::LogLevel::error, std::string("net http_failed what=") + e.what());
+    error(response, ErrorCode::internal, "internal error");
+  } catch (...) {
+    if (log_) log_(engine::LogLevel::error, "net http_failed what=unknown");
+    error(response, ErrorCode::internal, "internal error");
+  }
+}
+
+void HttpApi::route(const HttpRequest& request, HttpResponse& response) {
+  if (request.path == "/healthz") {
+    if (expect_method(request, HttpMethod::get, response)) response.out().append(R"({"ok":true})");
+    return;
+  }
+  if (request.path == "/metrics") {
+    if (expect_method(request, HttpMethod::get, response)) metrics(response);
+    return;
+  }
+  const std::vector<std::string_view> seg = split_path(request.path);
+  // seg[0] is "api": owns() let nothing else in.
+  if (seg.size() == 2 && seg[1] == "status") {
+    if (!expect_method(request, HttpMethod::get, response)) return;
+    json::Value status = engine_.status();
+    if (status.is_object()) status.set("connections", json::Value(stats_.connections));
+    json::write(status, response.out());
+    return;
+  }
+  if (seg.size() == 2 && seg[1] == "reload") {
+    if (!expect_method(request, HttpMethod::post, response)) return;
+    Result<json::Value> body = parse_body(request.body);
+    if (!body) return write_result(response, std::move(body));
+    json::write(engine_.reload(), response.out());
+    return;
+  }
+  if (seg.size() == 2 && seg[1] == "rooms") {
+    if (expect_method(request, HttpMethod::get, response))
+      json::write(engine_.rooms(), response.out());
+    return;
+  }
+  if (seg.size() >= 3 && seg.size() <= 5 && seg[1] == "rooms" && !seg[2].empty()) {
+    const std::string_view action = seg.size() >= 4 ? seg[3] : std::string_view();
+    const std::string_view method = seg.size() == 5 ? seg[4] : std::string_view();
+    if ((seg.size() == 4 && (action == "emit" || action == "join")) ||
+        (seg.size() == 5 && action == "call" && !method.empty()) || seg.size() == 3)
+      return room_route(request, seg[2], action, method, response);
+  }
+  error(response, ErrorCode::not_found, "no such route");
+}
+
+// /api/rooms/:id[/emit | /join | /call/:method]
+void HttpApi::room_route(const HttpRequest& request, std::string_view id, std::string_view action,
+                         std::string_view method, HttpResponse& response) {
+  if (action.empty()) {
+    if (expect_method(request, HttpMethod::get, response)) write_result(response, engine_.room(id));
+    return;
+  }
+  if (!expect_method(request, HttpMethod::post, response)) return;
+  Result<json::Value> parsed = parse_body(request.body);
+  if (!parsed) return write_result(response, std::move(parsed));
+  const json::Value& body = parsed.value();
+  static const json::Value kNull;
+
+  if (action == "emit") {
+    const std::string* event = body.get_string("event");
+    if (!event || event->empty())
+      return error(response, ErrorCode::bad_request, "event must be a non-empty string");
+    const json::Value* data = body.find("data");
+    return write_result(response, engine_.emit(id, *event, data ? *data : kNull));
+  }
+  if (action == "join") {
+    const std::string* client = body.get_string("client");
+    if (!client || client->empty())
+      return error(response, ErrorCode::bad_request, "client must be a client id string");
+    const json::Value* payload = body.find("payload");
+    return write_result(response, engine_.place(id, *client, payload ? *payload : kNull));
+  }
+  const json::Value* args = body.find("args");
+  if (args && !args->is_array() && !args->is_null())
+    return error(response, ErrorCode::bad_request, "args must be an array");
+  const json::Value no_args = json::Value::array();
+  write_result(response, engine_.call(id, method, args && args->is_array() ? *args : no_args));
+}
+
+void HttpApi::metrics(HttpResponse& response) const {
+  response.content_type = "text/plain; version=0.0.4";
+  std::string& out = response.out();
+  out.append(engine_.metrics());
+  if (out.size() > 0 && out.back() != '\n' && response.body_size() > 0) out.push_back('\n');
+  counter(out, "atrium_connections", "gauge", "Open WebSocket connections.", stats_.connections);
+  counter(out, "atrium_frames_in_total", "counter", "Client messages received.", stats_.frames_in);
+  counter(out, "atrium_frames_out_total", "counter", "JSON lines sent to clients.",
+          stats_.frames_out);
+  counter(out, "atrium_bytes_in_total", "counter", "Payload bytes received from clients.",
+          stats_.bytes_in);
+  counter(out, "atrium_bytes_out_total", "counter", "Payload bytes sent to clients.",
+          stats_.bytes_out);
+  counter(out, "atrium_ws_writes_total", "counter",
+          "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);
+  counter(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
+          stats_.http_requests);
+}
+
+}  // namespace atrium::net

@@ -1,0 +1,207 @@
+// One HTTP request/response on a libwebsockets connection.
+//
+// Routing uses lws_http_get_uri_and_method(), never the callback's `in`, whose meaning
+// differs by method in lws 4.1 (ecosystem-facts 2.8). lws percent-decodes the path and
+// folds "/../" before we see it, so room ids arrive decoded and are not decoded again.
+// Headers and body leave in separate writes from HTTP_WRITEABLE, as HTTP/2 requires.
+// POST bodies need a Content-Length: lws 4.1 passes chunked bodies through raw and never
+// completes them, so those get 411.
+//
+// A request answered before its body arrived (401, 413, 404, ...) still has the body read
+// and dropped before the connection closes, up to kMaxDrainBytes: closing with unread data
+// makes the kernel reset the connection, and the client loses the answer (EPIPE in Node).
+//
+// One request per connection (Connection: close): lws 4.1.6 mishandles a request body that
+// arrives pipelined behind an earlier request on a kept-alive connection. It hands the
+// wrong bytes to HTTP_BODY, then spins forever replaying BODY_COMPLETION, which freezes
+// the whole loop (one TCP packet from anyone was enough). Closing after each response means
+// nothing is ever replayed. The API and the demo page do not need keep-alive.
+#include "net/http_exchange.hpp"
+
+#include <charconv>
+#include <cstring>
+#include <utility>
+
+namespace atrium::net {
+
+namespace {
+
+constexpr std::size_t kBodyChunk = 64 * 1024;        // per HTTP_WRITEABLE
+constexpr std::size_t kMaxDrainBytes = 16u << 20;    // a refused body read and dropped
+
+std::string header(lws* wsi, lws_token_indexes token) {
+  const int n = lws_hdr_total_length(wsi, token);
+  if (n <= 0) return {};
+  std::string value(static_cast<std::size_t>(n) + 1, '\0');
+  if (lws_hdr_copy(wsi, value.data(), n + 1, token) < 0) return {};
+  value.resize(static_cast<std::size_t>(n));
+  return value;
+}
+
+bool has_header(lws* wsi, lws_token_indexes token) { return lws_hdr_total_length(wsi, token) > 0; }
+
+}  // namespace
+
+HttpExchange::Next HttpExchange::on_request() {
+  ++server_.stats.http_requests;
+  char* uri = nullptr;
+  int uri_len = 0;
+  const int m = lws_http_get_uri_and_method(wsi_, &uri, &uri_len);
+  if (m < 0 || !uri) return fail(ErrorCode::bad_request, "unsupported request");
+  method_ = m == LWSHUMETH_GET ? HttpMethod::get : m == LWSHUMETH_POST ? HttpMethod::post
+                                                                       : HttpMethod::other;
+  path_.assign(uri, static_cast<std::size_t>(uri_len));
+
+  // lws reads a Content-Length body for any method and reports BODY_COMPLETION; a chunked
+  // one it never completes, so that connection just closes after the answer.
+  if (has_header(wsi_, WSI_TOKEN_HTTP_CONTENT_LENGTH) &&
+      !has_header(wsi_, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+    const std::string text = header(wsi_, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), body_length_);
+    if (ec != std::errc() || end != text.data() + text.size())
+      return fail(ErrorCode::bad_request, "bad Content-Length");
+    body_done_ = body_length_ == 0 || body_length_ > kMaxDrainBytes;
+  }
+  if (HttpApi::owns(path_)) return method_ == HttpMethod::post ? start_post() : dispatch();
+  if (path_ == "/ws") return fail(ErrorCode::bad_request, "use a WebSocket upgrade on /ws", 426);
+  if (method_ == HttpMethod::get) {
+    if (std::optional<StaticFile> file = server_.files.resolve(path_)) return serve_file(*file);
+  }
+  return fail(ErrorCode::not_found, "no such route");
+}
+
+HttpExchange::Next HttpExchange::start_post() {
+  if (has_header(wsi_, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
+    return fail(ErrorCode::bad_request, "a request body needs Content-Length (no chunked)", 411);
+  if (!server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
+    return fail(ErrorCode::unauthorized, "admin token required (Authorization: Bearer)");
+  // No Content-Length and not chunked: no body (RFC 9112 6.3). lws waits for one anyway;
+  // answering now and closing ends that.
+  if (!has_header(wsi_, WSI_TOKEN_HTTP_CONTENT_LENGTH)) return dispatch();
+  if (body_length_ > kMaxHttpBody) return fail(ErrorCode::too_large, "request body over 1 MiB");
+  // Even "Content-Length: 0" gets one empty HTTP_BODY and then BODY_COMPLETION.
+  body_.reserve(body_length_);
+  body_wanted_ = true;
+  return Next::wait;
+}
+
+HttpExchange::Next HttpExchange::on_body(const void* in, std::size_t len) {
+  if (!body_wanted_) return Next::wait;  // none expected, or refused: dropped
+  if (body_.size() + len > kMaxHttpBody) {
+    body_wanted_ = false;
+    return fail(ErrorCode::too_large, "request body over 1 MiB");
+  }
+  body_.append(static_cast<const char*>(in), len);
+  return Next::wait;
+}
+
+HttpExchange::Next HttpExchange::on_body_complete() {
+  body_done_ = true;
+  if (body_wanted_) {
+    body_wanted_ = false;
+    return dispatch();
+  }
+  return answered_ ? Next::done : Next::wait;  // a refused body has been drained
+}
+
+HttpExchange::Next HttpExchange::dispatch() {
+  HttpResponse response(LWS_PRE);
+  server_.api.handle(HttpRequest{method_, path_, body_}, response);
+  std::string().swap(body_);
+  return respond(std::move(response));
+}
+
+HttpExchange::Next HttpExchange::fail(ErrorCode code, std::string_view message, int status) {
+  HttpResponse response(LWS_PRE);
+  HttpApi::error(response, code, message, status);
+  return respond(std::move(response));
+}
+
+HttpExchange::Next HttpExchange::respond(HttpResponse response) {
+  response_.emplace(std::move(response));
+  lws_callback_on_writable(wsi_);
+  return Next::wait;
+}
+
+HttpExchange::Next HttpExchange::serve_file(const StaticFile& file) {
+  const int n = lws_serve_http_file(wsi_, file.path.c_str(), file.content_type, nullptr, 0);
+  return n == 0 ? Next::serving_file : Next::done;  // 0: lws sends the rest on its own
+}
+
+bool HttpExchange::write_headers() {
+  unsigned char buf[LWS_PRE + 512];
+  unsigned char* start = buf + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf + sizeof buf - 1;
+  static const char kNoStore[] = "no-store";
+  static const char kClose[] = "close";
+  if (lws_add_http_common_headers(wsi_, static_cast<unsigned>(response_->status),
+                                  response_->content_type, response_->body_size(), &p, end) ||
+      lws_add_http_header_by_token(wsi_, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                   reinterpret_cast<const unsigned char*>(kNoStore),
+                                   sizeof kNoStore - 1, &p, end))
+    return false;
+  // HTTP/1 only: an HTTP/2 stream has no Connection header.
+  if (lws_get_network_wsi(wsi_) == wsi_ &&
+      lws_add_http_header_by_token(wsi_, WSI_TOKEN_CONNECTION,
+                                   reinterpret_cast<const unsigned char*>(kClose),
+                                   sizeof kClose - 1, &p, end))
+    return false;
+  return lws_finalize_write_http_header(wsi_, start, &p, end) == 0;
+}
+
+HttpExchange::Next HttpExchange::on_writeable() {
+  if (!response_) return Next::wait;
+  if (!headers_sent_) {
+    if (!write_headers()) return Next::done;
+    headers_sent_ = true;
+    if (response_->body_size() == 0) return finish();
+    lws_callback_on_writable(wsi_);
+    return Next::wait;
+  }
+  // Later chunks use the bytes already sent in front of them as their LWS_PRE headroom.
+  const std::size_t left = response_->body_size() - sent_;
+  const std::size_t n = left < kBodyChunk ? left : kBodyChunk;
+  const bool last = n == left;
+  auto* data = reinterpret_cast<unsigned char*>(response_->body_data() + sent_);
+  if (lws_write(wsi_, data, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < static_cast<int>(n))
+    return Next::done;
+  sent_ += n;
+  if (!last) {
+    lws_callback_on_writable(wsi_);
+    return Next::wait;
+  }
+  return finish();
+}
+
+HttpExchange::Next HttpExchange::finish() {
+  answered_ = true;
+  return body_done_ ? Next::done : Next::wait;  // on_body_complete() closes once drained
+}
+
+int refuse_upgrade(lws* wsi, ErrorCode code, std::string_view message, int status) {
+  HttpResponse response;
+  HttpApi::error(response, code, message, status);
+  unsigned char buf[LWS_PRE + 1024];
+  unsigned char* start = buf + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf + sizeof buf - 1;
+  const std::string_view body = response.body();
+  static const char kClose[] = "close";
+  if (lws_add_http_common_headers(wsi, static_cast<unsigned>(response.status),
+                                  response.content_type, body.size(), &p, end) ||
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                   reinterpret_cast<const unsigned char*>(kClose),
+                                   sizeof kClose - 1, &p, end) ||
+      lws_finalize_http_header(wsi, &p, end) || static_cast<std::size_t>(end - p) < body.size())
+    return -1;
+  std::memcpy(p, body.data(), body.size());
+  p += body.size();
+  const auto len = static_cast<std::size_t>(p - start);
+  lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL);
+  // Hang up rather than return 1 (lws would complete the transaction and keep the
+  // connection for more requests: see the top of this file).
+  return -1;
+}
+
+}  // namespace atrium::net

@@ -1,0 +1,245 @@
+// The server's life: the lws context and vhost, the service loop that also drives the
+// engine's timers, and the shutdown that closes every client with 1001.
+//
+// Loop order per pass (DESIGN.md "One write per connection per pass"): lws_service() reads
+// and dispatches whatever is ready, which queues output and asks for WRITEABLE; then
+// end_pass() reloads changed scripts, runs the engine's due timers and end_of_pass(), and
+// ends the coalescing window; the writes happen in the next pass, one per connection.
+// lws_service() in 4.1 sleeps until the next fd event or scheduled sul and ignores its
+// timeout (ecosystem-facts 2.5), so one sul, set at whichever of those is due first, is
+// what wakes the loop for them.
+#include "net/server_state.hpp"
+#include "net/rooms_watch.hpp"
+#include "net/ws_session.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace atrium::net {
+
+namespace {
+
+constexpr auto kDrainTime = std::chrono::seconds(2);   // shutdown: wait this long for clients
+constexpr std::int64_t kDrainPollMs = 50;
+
+// lws logging is process-wide, so its sink is too.
+const Server::State* g_log_state = nullptr;
+
+void emit_lws_log(int level, const char* line) {
+  if (!g_log_state || !line) return;
+  std::string_view text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  const engine::LogLevel mapped = (level & LLL_ERR)    ? engine::LogLevel::error
+                                  : (level & LLL_WARN) ? engine::LogLevel::warn
+                                                       : engine::LogLevel::debug;
+  g_log_state->log(mapped, "lws log text=\"" + std::string(text) + "\"");
+}
+
+void on_wake(lws_sorted_usec_list_t*) {}  // only wakes lws_service(); the loop does the work
+
+// lws 4.1 sleeps in poll() for the time to its next sul in whole milliseconds, rounded
+// down, and then polls without sleeping until the sul is due: a wake-up 0.9 ms away spins
+// for 0.9 ms. Waking at a whole number of milliseconds plus this margin sleeps through.
+constexpr lws_usec_t kWakeMarginUs = 100;
+
+// The sooner of two delays, where -1 means never.
+std::int64_t earliest(std::int64_t a, std::int64_t b) {
+  return a < 0 ? b : b < 0 ? a : std::min(a, b);
+}
+
+// Runs the engine's part of a pass (changed scripts, timers, end_of_pass), ends the
+// coalescing window when it is over, and sets the one wake-up for whichever comes next
+// (no later than cap_ms when cap_ms >= 0).
+void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
+  ++s.pass;
+  std::int64_t ms = -1;
+  try {
+    ms = reload_changed_scripts(s);
+    s.engine.run_due();
+    s.engine.end_of_pass();
+    ms = earliest(ms, s.engine.ms_until_next());
+  } catch (const std::exception& e) {
+    s.log(engine::LogLevel::error, std::string("net engine_failed what=") + e.what());
+  }
+  const lws_usec_t now = lws_now_usecs();
+  if (s.flush_due_us && now >= s.flush_due_us) flush_waiting(s);
+
+  ms = earliest(ms, cap_ms);
+  lws_usec_t us = ms < 0 ? -1 : static_cast<lws_usec_t>(ms) * LWS_US_PER_MS;
+  if (s.flush_due_us && (us < 0 || s.flush_due_us - now < us)) us = s.flush_due_us - now;
+  if (us < 0) {
+    lws_sul_cancel(&s.wake);
+    return;
+  }
+  if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS + kWakeMarginUs;
+  lws_sul_schedule(s.context, 0, &s.wake, on_wake, us);
+}
+
+struct ListenAddress {
+  std::string iface;   // what lws gets as info.iface: a numeric address or an interface name
+  bool ipv6;           // false: the vhost must have IPv6 disabled
+};
+
+// lws 4.1.6 binds an IPv4 address given to an IPv6-enabled vhost to "::", every interface
+// (lws_interface_to_sa() parses it into the IPv4 layout of an IPv6 sockaddr): the default
+// 127.0.0.1 would have been open to the network. So IPv4 addresses get a vhost without
+// IPv6, and host names are resolved here (lws only knows addresses and interface names),
+// IPv4 first as most clients try it first.
+Result<ListenAddress> listen_address(const std::string& host) {
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return ListenAddress{host, false};
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) return ListenAddress{host, true};
+  if (if_nametoindex(host.c_str()) != 0) return ListenAddress{host, true};  // "lo", "eth0"
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found)
+    return make_error(ErrorCode::bad_request, "cannot resolve host " + host);
+  const addrinfo* pick = found;
+  for (const addrinfo* a = found; a; a = a->ai_next)
+    if (a->ai_family == AF_INET) { pick = a; break; }
+  const bool v6 = pick->ai_family == AF_INET6;
+  const void* addr = v6 ? static_cast<const void*>(
+                              &reinterpret_cast<const sockaddr_in6*>(pick->ai_addr)->sin6_addr)
+                        : static_cast<const void*>(
+                              &reinterpret_cast<const sockaddr_in*>(pick->ai_addr)->sin_addr);
+  char text[INET6_ADDRSTRLEN] = {};
+  const bool ok = inet_ntop(pick->ai_family, addr, text, sizeof text) != nullptr;
+  freeaddrinfo(found);
+  if (!ok) return make_error(ErrorCode::bad_request, "cannot resolve host " + host);
+  return ListenAddress{text, v6};
+}
+
+std::string endpoint(const Server::State& s) {
+  return "host=" + s.config.host + " port=" + std::to_string(s.port);
+}
+
+}  // namespace
+
+Server::State::State(engine::Engine& engine_ref, ServerConfig config_in)
+    : engine(engine_ref),
+      config(std::move(config_in)),
+      api(engine, stats, config.admin_token,
+          [this](engine::LogLevel level, std::string_view line) { log(level, line); }),
+      files(config.public_dir) {}
+
+void Server::State::log(engine::LogLevel level, std::string_view line) const {
+  if (config.on_log) {
+    config.on_log(level, line);
+    return;
+  }
+  std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+}
+
+Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerConfig config) {
+  auto state = std::make_unique<State>(engine, std::move(config));
+  State& s = *state;
+
+  g_log_state = &s;
+  lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE, emit_lws_log);
+
+  // Heartbeat (PROTOCOL.md): ping after heartbeat-ms of silence, hang up after twice that.
+  // lws counts whole seconds.
+  static const std::uint32_t kBackoffMs[] = {1000};  // required by the struct; servers never retry
+  const int ping_secs = s.config.heartbeat_ms >= 1000 ? s.config.heartbeat_ms / 1000 : 1;
+  s.retry.retry_ms_table = kBackoffMs;
+  s.retry.retry_ms_table_count = 1;
+  s.retry.conceal_count = 1;
+  s.retry.secs_since_valid_ping = static_cast<std::uint16_t>(ping_secs);
+  s.retry.secs_since_valid_hangup = static_cast<std::uint16_t>(2 * ping_secs);
+
+  Result<ListenAddress> address = listen_address(s.config.host);
+  if (!address) {
+    g_log_state = nullptr;
+    return std::move(address).error();
+  }
+
+  lws_context_creation_info info{};
+  info.port = s.config.port;
+  info.iface = address->iface.c_str();
+  info.vhost_name = "atrium";
+  info.protocols = protocol_table();
+  // No info.extensions: permessage-deflate stays off (ecosystem-facts 2.9: its buffer
+  // lifetime and close quirks; small game frames gain little from it).
+  info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+  if (!address->ipv6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  info.retry_and_idle_policy = &s.retry;
+  info.user = &s;
+
+  s.context = lws_create_context(&info);
+  if (!s.context) {
+    g_log_state = nullptr;
+    return make_error(ErrorCode::internal,
+                      "cannot listen on " + s.config.host + ":" + std::to_string(s.config.port));
+  }
+  s.vhost = lws_get_vhost_by_name(s.context, "atrium");
+  s.port = s.vhost ? lws_get_vhost_listen_port(s.vhost) : s.config.port;
+  start_watching(s);
+  if (!s.config.public_dir.empty() && !s.files.enabled())
+    s.log(engine::LogLevel::warn, "net no_public_dir dir=" + s.config.public_dir);
+  s.log(engine::LogLevel::info, "net listening " + endpoint(s) +
+                                    (s.files.enabled() ? " public=" + s.files.root() : ""));
+  return std::unique_ptr<Server>(new Server(std::move(state)));
+}
+
+Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Server::~Server() {
+  if (state_->context) {
+    lws_sul_cancel(&state_->wake);
+    lws_context_destroy(state_->context);  // CLOSED for what is left: engine.disconnect
+  }
+  if (g_log_state == state_.get()) {
+    g_log_state = nullptr;
+    lws_set_log_level(LLL_ERR | LLL_WARN, nullptr);
+  }
+}
+
+int Server::port() const noexcept { return state_->port; }
+
+void Server::request_stop() noexcept {
+  state_->stop_requested.store(true);
+  if (state_->context) lws_cancel_service(state_->context);  // an eventfd write
+}
+
+Status Server::run() {
+  State& s = *state_;
+  end_pass(s);
+  while (!s.stop_requested.load()) {
+    if (lws_service(s.context, 0) < 0)
+      return make_error(ErrorCode::internal, "event loop failed");
+    end_pass(s);
+  }
+
+  s.stopping = true;  // refuse new WebSocket upgrades from here on
+  s.log(engine::LogLevel::info,
+        "net shutting_down connections=" + std::to_string(s.stats.connections));
+  try {
+    s.engine.shutdown();  // every client gets close 1001 through its sink
+  } catch (const std::exception& e) {
+    s.log(engine::LogLevel::error, std::string("net engine_failed what=") + e.what());
+  }
+  end_pass(s, kDrainPollMs);
+  const auto deadline = std::chrono::steady_clock::now() + kDrainTime;
+  while (s.stats.connections > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (lws_service(s.context, 0) < 0) break;
+    end_pass(s, kDrainPollMs);
+  }
+  s.log(engine::LogLevel::info, "net stopped connections_left=" +
+                                    std::to_string(s.stats.connections));
+  return {};
+}
+
+}  // namespace atrium::net

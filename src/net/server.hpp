@@ -1,0 +1,60 @@
+// The libwebsockets transport: one context, one vhost, the WebSocket endpoint on /ws and
+// the HTTP API on the same port, all driven by the one thread that drives the engine.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/engine.hpp"
+#include "util/result.hpp"
+
+namespace atrium::net {
+
+using LogSink = std::function<void(engine::LogLevel, std::string_view)>;
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;                              // 0: pick a free port (see Server::port())
+  std::string public_dir;                       // static files at "/"; empty: none
+  std::string admin_token;                      // HTTP write routes; empty: open
+  std::size_t max_message_bytes = 65536;        // past it: close 1009
+  int heartbeat_ms = 25000;                     // ping after this silence, drop after twice it
+  std::size_t outbox_bytes = 1u << 20;          // queued past it: close 1013 (slow reader)
+  std::string watch_dir;                        // rooms/ to hot-reload from; empty: none
+  // Output for an idle connection waits this long for more lines to join it in one write
+  // (DESIGN.md "One write per connection per pass": coalesce under light load over a short,
+  // bounded window). 0: write in the next pass.
+  int coalesce_us = 1000;
+  LogSink on_log;                               // one line each, no newline; default stderr
+};
+
+class Server {
+ public:
+  // Creates the context and listens. Fails (with a one-line message) when the address
+  // cannot be bound. The engine must be started and must outlive the Server.
+  static Result<std::unique_ptr<Server>> create(engine::Engine& engine, ServerConfig config);
+  ~Server();  // destroys the context; connections still open are dropped
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The port actually listened on (the real one when ServerConfig::port was 0).
+  int port() const noexcept;
+
+  // Serves until request_stop(), then shuts down: engine.shutdown() closes every client
+  // with 1001, and the loop serves until they are all gone or about 2 s have passed.
+  Status run();
+
+  // Async-signal-safe and thread-safe: sets a flag and wakes the loop.
+  void request_stop() noexcept;
+
+  struct State;
+
+ private:
+  explicit Server(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace atrium::net

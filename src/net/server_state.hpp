@@ -1,0 +1,70 @@
+// What every net/ file shares: the state behind one Server, reached from any lws callback
+// through lws_context_user(). Internal to net/.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "net/http_api.hpp"
+#include "net/server.hpp"
+#include "net/static_files.hpp"
+#include "net/stats.hpp"
+#include "util/shared_frame.hpp"
+#include "watch/rooms_watcher.hpp"
+
+namespace atrium::net {
+
+// Engine frames carry their headroom so lws can put the frame header in front in place.
+static_assert(LWS_PRE <= kFrameHeadroom, "SharedFrame headroom must fit LWS_PRE");
+
+inline constexpr std::size_t kMaxWriteBytes = 256 * 1024;   // one coalesced WebSocket message
+inline constexpr std::size_t kMaxHttpBody = 1u << 20;        // POST bodies past it: 413
+inline constexpr int kCloseGraceSecs = 5;   // a closing client that never drains is dropped
+
+class WsSession;
+
+struct Server::State {
+  State(engine::Engine& engine_ref, ServerConfig config_in);
+
+  void log(engine::LogLevel level, std::string_view line) const;
+
+  engine::Engine& engine;
+  ServerConfig config;
+  Stats stats;
+  HttpApi api;
+  StaticFiles files;
+
+  lws_context* context = nullptr;
+  lws_vhost* vhost = nullptr;
+  int port = 0;
+  lws_retry_bo_t retry{};             // heartbeat policy; lws keeps a pointer to it
+  lws_sorted_usec_list_t wake{};      // wakes the loop for what is due next (server.cpp)
+
+  // Connections whose output waits for the coalescing window (ws_session.cpp), and when
+  // the window ends (lws_now_usecs(); 0: nothing waits).
+  std::vector<WsSession*> flush_queue;
+  lws_usec_t flush_due_us = 0;
+
+  std::uint64_t pass = 1;             // counts loop passes (lws_service calls); never 0
+
+  // Several queued lines are joined here, behind LWS_PRE bytes, for one write. One buffer
+  // serves every connection: without permessage-deflate, lws copies whatever the socket
+  // did not take before lws_write returns, so the buffer is free again at once.
+  std::vector<unsigned char> scratch;
+
+  std::unique_ptr<watch::RoomsWatcher> watcher;  // hot reload (rooms_watch.cpp); may be null
+
+  std::atomic<bool> stop_requested{false};   // set from a signal handler
+  bool stopping = false;                     // shutdown under way: refuse new sockets
+};
+
+// The one lws protocol callback (callback.cpp) and the protocol table that names it.
+const lws_protocols* protocol_table();
+
+}  // namespace atrium::net

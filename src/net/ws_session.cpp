@@ -1,0 +1,290 @@
+// One WebSocket connection.
+//
+// lws hands each connection zeroed C memory (the pss), so the callback news one WsSession
+// on ESTABLISHED and deletes it on CLOSED; the pss only holds the pointer. The engine keeps
+// a ClientSink& to it between connect() (ESTABLISHED) and disconnect() (CLOSED), and may
+// call send() or close() from any callback of any connection: both only queue and ask lws
+// for a WRITEABLE callback, because a wsi may be written or closed only from its own
+// callbacks (ecosystem-facts 2.3, 2.15 #8).
+//
+// Outbound: one lws_write per WRITEABLE, carrying everything queued as one text message of
+// JSON Lines (PROTOCOL.md "Transport", DESIGN.md "One write per connection per pass"). A
+// lone line goes out in place from its SharedFrame headroom; several are joined in the
+// server's scratch buffer.
+//
+// Slow readers: a connection whose queue passes --outbox-bytes while its socket is not
+// draining (a WRITEABLE asked for kStallPasses passes ago has not come) has its queue
+// dropped and is closed with 1013. A queue that grows within a pass or two is the server's
+// own backlog, not the client's fault (a burst, a busy loop under load), and is let
+// through up to kHardCapFactor times the cap, which bounds the memory either way.
+//
+// Coalescing: when output starts queuing on an idle connection, WRITEABLE is asked for only
+// once ServerConfig::coalesce_us have passed (one deadline for all, kept by the loop in
+// server.cpp), so that under light load the lines of several passes leave in one write.
+// A connection that is already behind, has a lot queued or is closing does not wait.
+//
+// Closing: close() lets what is queued drain, then the next WRITEABLE sets the close reason
+// and returns -1, so lws sends the close frame itself. A client that never becomes writeable
+// again is dropped by a timeout after kCloseGraceSecs.
+#include "net/ws_session.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace atrium::net {
+
+namespace {
+
+std::string wire_id(engine::ClientId id) { return "c" + std::to_string(id); }
+
+// Past this much queued (or half the outbox cap), waiting out the coalescing window gains
+// nothing.
+constexpr std::size_t kFlushEarlyBytes = 64 * 1024;
+
+// See the top of the file.
+constexpr std::uint64_t kStallPasses = 3;
+constexpr std::size_t kHardCapFactor = 4;
+
+// True when text ends inside a multi-byte UTF-8 sequence. lws validates every byte it
+// hands us but checks for a cut character only on a final fragment that carries payload,
+// so a message ending "\xE2" + an empty final fragment got through (seen with 4.1.6).
+bool ends_mid_character(std::string_view text) noexcept {
+  const std::size_t n = text.size();
+  for (std::size_t back = 1; back <= 4 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(text[n - back]);
+    if ((c & 0xC0) == 0x80) continue;          // continuation byte: keep looking for the lead
+    const std::size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back;
+  }
+  return false;
+}
+
+}  // namespace
+
+int WsSession::on_established() {
+  client_ = server_.engine.connect(*this);
+  connected_ = true;
+  ++server_.stats.connections;
+  server_.log(engine::LogLevel::debug, "net ws_open client=" + wire_id(client_));
+  return 0;
+}
+
+int WsSession::on_receive(const void* in, std::size_t len) {
+  if (culled_ || close_code_) return 0;  // closing: what the client says no longer matters
+  rx_bytes_ += len;
+  if (rx_bytes_ > server_.config.max_message_bytes) {
+    // Counted across fragments (PROTOCOL.md: "counted after reassembling fragments").
+    server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
+                                            " bytes=" + std::to_string(rx_bytes_));
+    static const char kReason[] = "message too large";
+    lws_close_reason(wsi_, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
+                     sizeof kReason - 1);
+    return -1;
+  }
+  // lws_is_final_fragment covers the last chunk of the last frame; the remaining payload
+  // check guards chunks that lws splits out of one frame.
+  const bool final = lws_is_final_fragment(wsi_) && lws_remaining_packet_payload(wsi_) == 0;
+  if (lws_frame_is_binary(wsi_)) {
+    // JSON only in atrium.v1: a binary message is answered, never buffered.
+    if (final) {
+      rx_bytes_ = 0;
+      ++server_.stats.frames_in;
+      server_.engine.receive_binary(client_);
+    }
+    return 0;
+  }
+  if (final && (!rare_ || rare_->rx.empty())) {
+    deliver(std::string_view(static_cast<const char*>(in), len));  // the common case: no copy
+    return 0;
+  }
+  std::string& rx = rare().rx;
+  rx.append(static_cast<const char*>(in), len);
+  if (final) {
+    if (ends_mid_character(rx)) {
+      static const char kReason[] = "partial utf8";
+      lws_close_reason(wsi_, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+                       reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
+                       sizeof kReason - 1);
+      return -1;
+    }
+    std::string message;
+    message.swap(rx);
+    rare_.reset();  // an idle connection holds no buffer (no close is pending: see the top)
+    deliver(message);
+  }
+  return 0;
+}
+
+void WsSession::deliver(std::string_view message) {
+  rx_bytes_ = 0;
+  ++server_.stats.frames_in;
+  server_.stats.bytes_in += message.size();
+  server_.engine.receive(client_, message);
+}
+
+void WsSession::send(const SharedFrame& line) {
+  if (culled_ || close_code_ || !line) return;
+  // A lone frame is always taken, however large: the cap is about falling behind.
+  const std::size_t cap = server_.config.outbox_bytes;
+  const std::size_t after = outbox_bytes_ + line.size();
+  if (outbox_bytes_ > 0 && after > cap && (stalled() || after > kHardCapFactor * cap)) {
+    cull();
+    return;
+  }
+  const bool was_empty = outbox_empty();
+  outbox_.push_back(line);
+  outbox_bytes_ = after;
+  // A non-empty outbox always has a WRITEABLE coming, now or after the window.
+  if (was_empty) want_write();
+  else if (flush_queued_ && after >= std::min(kFlushEarlyBytes, cap / 2)) request_write();
+}
+
+bool WsSession::stalled() const noexcept {
+  return write_asked_pass_ && server_.pass >= write_asked_pass_ + kStallPasses;
+}
+
+void WsSession::request_write() {
+  if (!write_asked_pass_) write_asked_pass_ = server_.pass;
+  lws_callback_on_writable(wsi_);
+}
+
+void WsSession::want_write() {
+  const int delay_us = server_.config.coalesce_us;
+  if (delay_us <= 0 || server_.stopping) {
+    request_write();
+    return;
+  }
+  if (flush_queued_) return;
+  flush_queued_ = true;
+  server_.flush_queue.push_back(this);
+  if (!server_.flush_due_us) server_.flush_due_us = lws_now_usecs() + delay_us;
+}
+
+void WsSession::flush_now() noexcept {
+  flush_queued_ = false;
+  if (!culled_) request_write();
+}
+
+void WsSession::close(int code, std::string_view reason) {
+  if (culled_ || close_code_) return;
+  start_close(code, reason);
+}
+
+void WsSession::cull() {
+  server_.log(engine::LogLevel::warn, "net slow_reader client=" + wire_id(client_) +
+                                          " queued_bytes=" + std::to_string(outbox_bytes_));
+  culled_ = true;
+  std::vector<SharedFrame>().swap(outbox_);
+  head_ = 0;
+  outbox_bytes_ = 0;
+  start_close(1013, "slow reader");
+}
+
+void WsSession::start_close(int code, std::string_view reason) {
+  // Codes a server may send (RFC 6455 7.4); anything else becomes 1011.
+  const bool valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                     (code >= 3000 && code <= 4999);
+  close_code_ = static_cast<std::uint16_t>(valid ? code : 1011);
+  rare().close_reason.assign(reason.substr(0, 123));  // a close frame carries at most 125 bytes
+  lws_callback_on_writable(wsi_);
+  lws_set_timeout(wsi_, culled_ ? PENDING_TIMEOUT_LAGGING : PENDING_TIMEOUT_CLOSE_SEND,
+                  kCloseGraceSecs);
+}
+
+int WsSession::finish_close() {
+  std::string& reason = rare().close_reason;
+  lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
+                   reinterpret_cast<unsigned char*>(reason.data()), reason.size());
+  return -1;  // lws sends the close frame with that reason, then closes
+}
+
+int WsSession::on_writeable() {
+  write_asked_pass_ = 0;
+  if (close_code_ && (culled_ || outbox_empty())) return finish_close();
+  if (outbox_empty()) return 0;  // lws may call back spuriously
+
+  std::size_t count = 1;
+  std::size_t total = outbox_[head_].size();
+  while (head_ + count < outbox_.size()) {
+    const std::size_t next = outbox_[head_ + count].size();
+    if (total + 1 + next > kMaxWriteBytes) break;  // the rest goes in the next write
+    total += 1 + next;
+    ++count;
+  }
+
+  unsigned char* payload = nullptr;
+  if (count == 1) {
+    payload = outbox_[head_].payload();  // written in place: lws uses the headroom
+  } else {
+    std::vector<unsigned char>& buf = server_.scratch;
+    if (buf.size() < LWS_PRE + total) buf.resize(LWS_PRE + total);  // grows, never shrinks
+    unsigned char* p = buf.data() + LWS_PRE;
+    payload = p;
+    for (std::size_t i = head_; i < head_ + count; ++i) {
+      if (i != head_) *p++ = '\n';
+      std::memcpy(p, outbox_[i].data(), outbox_[i].size());
+      p += outbox_[i].size();
+    }
+  }
+
+  const int written = lws_write(wsi_, payload, total, LWS_WRITE_TEXT);
+  if (written < 0 || static_cast<std::size_t>(written) < total) {
+    server_.log(engine::LogLevel::info, "net write_failed client=" + wire_id(client_));
+    return -1;
+  }
+  server_.stats.frames_out += count;
+  server_.stats.bytes_out += total;
+  ++server_.stats.ws_writes;
+  drop_written(count);
+  if (!outbox_empty() || close_code_) request_write();
+  return 0;
+}
+
+void WsSession::drop_written(std::size_t count) {
+  for (std::size_t i = head_; i < head_ + count; ++i) {
+    outbox_bytes_ -= outbox_[i].size();
+    outbox_[i] = SharedFrame();
+  }
+  head_ += count;
+  if (head_ == outbox_.size()) {
+    head_ = 0;
+    std::vector<SharedFrame>().swap(outbox_);  // drained: an idle connection holds no queue
+  } else if (head_ >= 64 && head_ * 2 >= outbox_.size()) {
+    // A queue that never drains must not grow without bound at the front.
+    outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
+void flush_waiting(Server::State& server) {
+  server.flush_due_us = 0;
+  for (WsSession* session : server.flush_queue) session->flush_now();
+  server.flush_queue.clear();
+}
+
+void WsSession::on_peer_close(const void* in, std::size_t len) noexcept {
+  if (len < 2) return;  // a close frame without a code counts as 1005: not clean
+  const auto* p = static_cast<const unsigned char*>(in);
+  peer_close_code_ = static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+
+void WsSession::on_closed() {
+  culled_ = true;  // the engine may still send to us from disconnect(): drop it
+  if (flush_queued_) {
+    std::vector<WsSession*>& q = server_.flush_queue;
+    q.erase(std::remove(q.begin(), q.end(), this), q.end());
+    flush_queued_ = false;
+  }
+  if (!connected_) return;
+  connected_ = false;
+  --server_.stats.connections;
+  // PROTOCOL.md "Heartbeat and reconnect": 1000 and 1001 from the client leave at once.
+  const bool clean = peer_close_code_ == 1000 || peer_close_code_ == 1001;
+  server_.log(engine::LogLevel::debug, "net ws_closed client=" + wire_id(client_) +
+                                           " code=" + std::to_string(peer_close_code_));
+  server_.engine.disconnect(client_, clean);
+}
+
+}  // namespace atrium::net

@@ -1,0 +1,81 @@
+// One WebSocket connection: the engine's ClientSink for it, its outbox and its receive side.
+// Internal to net/; the lifetime story is at the top of ws_session.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/client_sink.hpp"
+#include "engine/engine.hpp"
+#include "net/server_state.hpp"
+
+namespace atrium::net {
+
+class WsSession final : public engine::ClientSink {
+ public:
+  WsSession(Server::State& server, lws* wsi) noexcept : server_(server), wsi_(wsi) {}
+
+  // Called from the lws callback, on the loop thread. Each returns what the callback
+  // returns to lws (0, or -1 to close this connection).
+  int on_established();
+  int on_receive(const void* in, std::size_t len);
+  int on_writeable();
+  void on_peer_close(const void* in, std::size_t len) noexcept;
+  void on_closed();
+
+  // engine::ClientSink
+  void send(const SharedFrame& line) override;
+  void close(int code, std::string_view reason) override;
+
+  // The coalescing window is over: ask lws for WRITEABLE now.
+  void flush_now() noexcept;
+
+ private:
+  bool outbox_empty() const noexcept { return head_ == outbox_.size(); }
+  void deliver(std::string_view message);
+  void cull();
+  void start_close(int code, std::string_view reason);
+  int finish_close();
+  void drop_written(std::size_t count);
+  void want_write();
+  void request_write();
+  bool stalled() const noexcept;
+
+  Server::State& server_;
+  lws* wsi_;
+  engine::ClientId client_ = 0;
+
+  // Outbound: lines waiting for the next WRITEABLE. outbox_[head_..] are unwritten.
+  std::vector<SharedFrame> outbox_;
+  std::size_t head_ = 0;
+  std::size_t outbox_bytes_ = 0;
+  std::uint64_t write_asked_pass_ = 0;  // Server::State::pass when WRITEABLE was asked; 0: none
+
+  std::size_t rx_bytes_ = 0;           // of the message being received, across chunks
+
+  // What few connections need, allocated on demand so an idle one holds none of it: the
+  // text of a message that spans chunks (one that fits a chunk goes to the engine straight
+  // from lws' buffer) and the reason of a pending close.
+  struct Rare {
+    std::string rx;
+    std::string close_reason;
+  };
+  Rare& rare() { return rare_ ? *rare_ : *(rare_ = std::make_unique<Rare>()); }
+  std::unique_ptr<Rare> rare_;
+
+  std::uint16_t close_code_ = 0;       // a close is pending (sent once the outbox drains)
+  std::uint16_t peer_close_code_ = 0;  // what the client's close frame said
+  bool connected_ = false;             // engine.connect done: disconnect owed
+  bool culled_ = false;                // slow reader or gone: nothing more is written
+  bool flush_queued_ = false;          // in server_.flush_queue
+};
+
+// Ends the coalescing window for every connection waiting on it (from the loop, once
+// server.flush_due_us has passed).
+void flush_waiting(Server::State& server);
+
+}  // namespace atrium::net

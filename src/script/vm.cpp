@@ -1,0 +1,164 @@
+#include "script/vm.hpp"
+
+#include <lua.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "script/lua_json.hpp"
+
+namespace atrium::script {
+
+namespace {
+
+// Opens only what room scripts may see; luaopen_jit is never called, so everything runs
+// in the interpreter, where count hooks fire (LuaJIT never runs hooks inside compiled
+// traces: ecosystem-facts.md 3.4). io, os, debug, package, ffi and jit stay closed.
+void open_safe_libs(lua_State* L) {
+  const struct { const char* name; lua_CFunction open; } libs[] = {
+      {"", luaopen_base}, {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},
+      {LUA_MATHLIBNAME, luaopen_math}, {LUA_BITLIBNAME, luaopen_bit},
+  };
+  for (const auto& lib : libs) {
+    lua_pushcfunction(L, lib.open);
+    lua_pushstring(L, lib.name);
+    lua_call(L, 1, 0);
+  }
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+}
+
+// The string metatable is shared by every string in the VM: hide it, so a script cannot
+// reach it with getmetatable("") and change what other room types see.
+void lock_string_metatable(lua_State* L) {
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1)) {
+    lua_pushliteral(L, "__metatable");
+    lua_pushboolean(L, 0);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+}  // namespace
+
+namespace {
+
+// Each block starts with this header; 16 bytes keep malloc's alignment for the payload.
+struct alignas(16) BlockHeader {
+  std::uint32_t owner;
+  std::uint32_t generation;
+};
+static_assert(sizeof(BlockHeader) == 16);
+
+}  // namespace
+
+void* Vm::allocate(void* ud, void* ptr, std::size_t osize, std::size_t nsize) noexcept {
+  return static_cast<Vm*>(ud)->reallocate(ptr, osize, nsize);
+}
+
+void* Vm::reallocate(void* ptr, std::size_t osize, std::size_t nsize) noexcept {
+  if (!ptr) osize = 0;
+  BlockHeader* block = ptr ? static_cast<BlockHeader*>(ptr) - 1 : nullptr;
+  // The block stays charged to whoever allocated it; a new block to the current owner.
+  Owner owner = block ? block->owner : current_;
+  std::uint32_t generation = block ? block->generation : slots_[owner].generation;
+  Slot* slot = owner < slots_.size() && slots_[owner].generation == generation ? &slots_[owner] : nullptr;
+  const bool charged = slot != nullptr;  // osize is counted in *slot
+
+  if (nsize == 0) {
+    std::free(block);
+    used_ -= osize;
+    if (charged) slot->bytes -= osize;
+    return nullptr;
+  }
+  if (!slot) {  // a destroyed room's block that lives on: the engine's from now on
+    owner = 0;
+    generation = slots_[0].generation;
+    slot = &slots_[0];
+  }
+  if (nsize > osize) {  // growth is checked; shrinking always succeeds so the GC can progress
+    const std::size_t grow = nsize - osize;
+    if (used_ + grow > cap_) return nullptr;
+    if (owner != 0 && slot->bytes + grow > room_cap_) {
+      owner_cap_hit_ = true;
+      return nullptr;
+    }
+  }
+  void* p = std::realloc(block, sizeof(BlockHeader) + nsize);
+  if (!p) return nullptr;
+  BlockHeader* h = static_cast<BlockHeader*>(p);
+  h->owner = owner;
+  h->generation = generation;
+  used_ = used_ - osize + nsize;
+  slot->bytes = slot->bytes - (charged ? osize : 0) + nsize;
+  return h + 1;
+}
+
+Vm::Vm(std::size_t memory_cap, std::size_t room_cap) : cap_(memory_cap), room_cap_(room_cap) {
+  slots_.push_back(Slot{0, 0, true});
+  L_ = lua_newstate(&Vm::allocate, this);
+  if (!L_) {  // a non-GC64 LuaJIT on x64 refuses custom allocators
+    std::fprintf(stderr, "script vm_failed reason=\"lua_newstate refused the allocator\"\n");
+    std::abort();
+  }
+  open_safe_libs(L_);
+  lock_string_metatable(L_);
+  init_lua_json(L_);
+}
+
+Owner Vm::new_owner() {
+  if (!free_slots_.empty()) {
+    const Owner o = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[o].live = true;
+    slots_[o].bytes = 0;
+    return o;
+  }
+  slots_.push_back(Slot{0, 0, true});
+  return static_cast<Owner>(slots_.size() - 1);
+}
+
+void Vm::release_owner(Owner o) {
+  if (o == 0 || o >= slots_.size() || !slots_[o].live) return;
+  ++slots_[o].generation;  // later frees of its blocks no longer match this slot
+  slots_[o].live = false;
+  slots_[o].bytes = 0;
+  free_slots_.push_back(o);
+}
+
+std::size_t Vm::owner_bytes(Owner o) const noexcept {
+  return o < slots_.size() ? slots_[o].bytes : 0;
+}
+
+Vm::~Vm() {
+  if (L_) lua_close(L_);
+}
+
+Status run_engine_file(lua_State* L, const std::string& path, int nargs) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    lua_pop(L, nargs);
+    return make_error(ErrorCode::internal, "cannot read " + path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string src = text.str();
+  const std::string chunk = "@" + path;
+  if (luaL_loadbuffer(L, src.data(), src.size(), chunk.c_str()) != 0) {
+    std::string msg = lua_tostring(L, -1);
+    lua_pop(L, 1 + nargs);
+    return make_error(ErrorCode::internal, msg);
+  }
+  lua_insert(L, -(nargs + 1));
+  if (lua_pcall(L, nargs, 1, 0) != 0) {
+    std::string msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "error in engine Lua";
+    lua_pop(L, 1);
+    return make_error(ErrorCode::internal, msg);
+  }
+  return {};
+}
+
+}  // namespace atrium::script

@@ -1,0 +1,595 @@
+// Where a patch is built: one pass over a room's Lua state table against its mirror,
+// descending only where both sides hold tables of the same kind, so it ends even on a
+// cyclic table. Whatever differs is converted with script::to_value_at, which enforces
+// the State rules exactly there; what is equal to the mirror is valid by construction.
+#include "state/diff.hpp"
+
+#include <lua.hpp>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <unordered_set>
+
+#include "json/codec.hpp"
+#include "script/lua_json.hpp"
+#include "state/json_pointer.hpp"
+
+namespace atrium::state {
+
+namespace {
+
+using json::Value;
+
+// After the first item agrees, a candidate array shift is checked item by item; this
+// many failed candidates and the array is diffed pairwise instead (bounds the work on
+// arrays of repeated items).
+constexpr int kMaxShiftTries = 8;
+
+// One step from the root to where the differ stands. Keys point into a Lua string on
+// the stack, the mirror, or the frame that formatted an integer key: all outlive it.
+struct Seg {
+  enum class Kind : unsigned char { key, number_key, item };
+  std::string_view key;
+  std::size_t index;
+  Kind kind;
+};
+
+class Differ {
+ public:
+  Differ(lua_State* L, int marker, std::vector<Op>& out, const char* what)
+      : L_(L), marker_(marker), out_(out), what_(what) {}
+
+  bool compare(int idx, const Value& m);
+  bool compare_key(int idx, std::string_view key, const Value& m);
+  Error take_error() { return std::move(error_); }
+
+ private:
+  bool compare_table(int idx, const Value& m);
+  bool room_for(int idx);
+  bool has_marker(int idx);
+  bool compare_object(int idx, const Value& m);
+  bool compare_array(int idx, std::size_t n, const Value& m);
+  bool compare_item(int idx, std::size_t i, const Value& m);
+  std::size_t front_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
+                          const std::vector<Value>& old);
+  std::size_t back_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
+                         const std::vector<Value>& old);
+  bool run_equal(int idx, std::size_t from, const std::vector<Value>& old, std::size_t old_from,
+                 std::size_t count);
+  bool equal(int idx, const Value& m);
+  bool equal_object(int idx, const Value& m);
+  bool item_equal(int idx, std::size_t i, const Value& m);
+  bool add_items(int idx, std::size_t first, std::size_t count);
+  bool remove_items(std::size_t first, std::size_t count);
+  bool emit(OpKind kind, int idx);
+  bool scalar_value(int idx, Value& out);
+  bool replace_table(int idx);
+  void emit_remove();
+  bool has_string_key(int idx, std::string_view key);
+  bool has_key(int idx, std::string_view key);
+  std::string pointer() const;
+  std::string lua_path() const;
+
+  lua_State* L_;
+  int marker_;
+  std::vector<Op>& out_;
+  const char* what_;
+  std::vector<Seg> segs_;
+  std::vector<int> tables_;                         // stack slots of the tables segs_ lead through
+  std::vector<const void*> enclosing_;              // scratch for emit()
+  int reserved_ = 0;                                // stack slots known to exist
+  Error error_;
+};
+
+// ---- scalars and kinds ----------------------------------------------------------------
+
+bool Differ::compare(int idx, const Value& m) {
+  switch (lua_type(L_, idx)) {
+    case LUA_TNIL:
+      if (m.is_null()) return true;
+      break;
+    case LUA_TBOOLEAN:
+      if (m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0)) return true;
+      break;
+    case LUA_TNUMBER:
+      if (m.is_number() && m.as_number() == lua_tonumber(L_, idx)) return true;
+      break;
+    case LUA_TSTRING: {
+      std::size_t n = 0;
+      const char* s = lua_tolstring(L_, idx, &n);
+      if (m.is_string() && m.as_string() == std::string_view(s, n)) return true;
+      break;
+    }
+    case LUA_TTABLE: return compare_table(idx, m);
+    default: break;                                 // functions and such: emit() reports them
+  }
+  return emit(OpKind::replace, idx);
+}
+
+// Every Lua API call counts here (each costs ~10-25 ns, and a scan makes several per
+// entry): an object mirror with an unmarked table goes straight to compare_object, which
+// judges the 1..n rule only if a number key shows up first.
+bool Differ::compare_table(int idx, const Value& m) {
+  if ((!m.is_object() && !m.is_array()) || !room_for(idx)) return emit(OpKind::replace, idx);
+  tables_.push_back(idx);
+  bool ok = true;
+  if (m.is_object() && !has_marker(idx)) {
+    ok = compare_object(idx, m);
+  } else {
+    std::size_t n = 0;
+    const bool array = script::is_array_table(L_, idx, marker_, n);
+    if (array != m.is_array()) {
+      ok = replace_table(idx);
+    } else {
+      ok = array ? compare_array(idx, n, m) : compare_object(idx, m);
+    }
+  }
+  tables_.pop_back();
+  return ok;
+}
+
+// lua_checkstack in steps: a level of the walk uses three slots and a conversion checks
+// for its own, so one call covers about ten levels.
+bool Differ::room_for(int idx) {
+  if (idx + 8 <= reserved_) return true;
+  if (!lua_checkstack(L_, 40)) return false;
+  reserved_ = lua_gettop(L_) + 40;
+  return idx + 8 <= reserved_;
+}
+
+bool Differ::has_marker(int idx) {
+  if (lua_getmetatable(L_, idx) == 0) return false;
+  const bool marked = lua_rawequal(L_, -1, marker_) != 0;
+  lua_pop(L_, 1);
+  return marked;
+}
+
+// ---- objects --------------------------------------------------------------------------
+
+// lua_next yields keys in hash order; the mirror was built from that same order (and
+// grows at its end), so its members are tried in step before the index is asked.
+bool Differ::compare_object(int idx, const Value& m) {
+  const auto& members = m.members();
+  std::size_t cursor = 0;
+  std::size_t matched = 0;
+  bool judged = false;
+  const int key = lua_gettop(L_) + 1;
+  lua_pushnil(L_);
+  while (lua_next(L_, idx) != 0) {
+    char buf[32];
+    std::string_view k;
+    const int key_type = lua_type(L_, key);
+    const bool number = key_type == LUA_TNUMBER;
+    if (!judged) {
+      judged = true;                                // a string key: not an array
+      std::size_t n = 0;
+      if (number) {
+        lua_settop(L_, key - 1);
+        if (script::is_array_table(L_, idx, marker_, n)) return replace_table(idx);
+        lua_pushnil(L_);                            // an object after all: start over
+        continue;
+      }
+    }
+    if (key_type == LUA_TSTRING) {
+      std::size_t len = 0;
+      const char* s = lua_tolstring(L_, key, &len);
+      k = std::string_view(s, len);
+    } else if (!number || !script::key_text(L_, key, buf, k) || has_string_key(idx, k)) {
+      // A key the rules refuse or t[3] beside t["3"] (and below, a new key that is not
+      // UTF-8): converting the whole table reports it in the words of to_value.
+      lua_settop(L_, key - 1);
+      return replace_table(idx);
+    }
+    std::size_t pos = Value::npos;
+    if (cursor < members.size() && members[cursor].first == k) {
+      pos = cursor;
+    } else {
+      pos = m.position(k);
+    }
+    if (pos == Value::npos && !number && !json::is_valid_utf8(k)) {
+      lua_settop(L_, key - 1);
+      return replace_table(idx);
+    }
+    segs_.push_back(Seg{k, 0, number ? Seg::Kind::number_key : Seg::Kind::key});
+    bool ok = true;
+    if (pos == Value::npos) {
+      ok = emit(OpKind::add, key + 1);
+    } else {
+      cursor = pos + 1;
+      ++matched;
+      ok = compare(key + 1, members[pos].second);
+    }
+    if (!ok) return false;
+    segs_.pop_back();
+    lua_pop(L_, 1);
+  }
+  if (matched == members.size()) return true;       // nothing was removed
+  for (const auto& [k, v] : members) {
+    if (has_key(idx, k)) continue;
+    segs_.push_back(Seg{k, 0, Seg::Kind::key});
+    emit_remove();
+    segs_.pop_back();
+  }
+  return true;
+}
+
+// The table being scanned (the last of tables_) is replaced as a whole: it does not
+// enclose itself.
+bool Differ::replace_table(int idx) {
+  const int self = tables_.back();
+  tables_.pop_back();
+  const bool ok = emit(OpKind::replace, idx);
+  tables_.push_back(self);
+  return ok;
+}
+
+bool Differ::has_string_key(int idx, std::string_view key) {
+  lua_pushlstring(L_, key.data(), key.size());
+  lua_rawget(L_, idx);
+  const bool found = !lua_isnil(L_, -1);
+  lua_pop(L_, 1);
+  return found;
+}
+
+bool Differ::has_key(int idx, std::string_view key) {
+  if (has_string_key(idx, key)) return true;
+  double n = 0;
+  if (!script::integer_key(key, n)) return false;
+  lua_pushnumber(L_, n);
+  lua_rawget(L_, idx);
+  const bool found = !lua_isnil(L_, -1);
+  lua_pop(L_, 1);
+  return found;
+}
+
+// One top-level key, for diff_keys: the table at `idx` is the root.
+bool Differ::compare_key(int idx, std::string_view key, const Value& m) {
+  const int value = lua_gettop(L_) + 1;
+  lua_pushlstring(L_, key.data(), key.size());
+  lua_rawget(L_, idx);
+  Seg::Kind kind = Seg::Kind::key;
+  double n = 0;
+  if (script::integer_key(key, n)) {
+    lua_pushnumber(L_, n);
+    lua_rawget(L_, idx);
+    if (!lua_isnil(L_, -1)) {
+      if (!lua_isnil(L_, value)) {                  // t[3] beside t["3"]: let to_value say so
+        lua_settop(L_, value - 1);
+        return emit(OpKind::replace, idx);
+      }
+      lua_replace(L_, value);
+      kind = Seg::Kind::number_key;
+    } else {
+      lua_pop(L_, 1);
+    }
+  }
+  const std::size_t pos = m.position(key);
+  if (!lua_isnil(L_, value) && pos == Value::npos && kind == Seg::Kind::key &&
+      !json::is_valid_utf8(key)) {
+    lua_settop(L_, value - 1);
+    return emit(OpKind::replace, idx);
+  }
+  segs_.push_back(Seg{key, 0, kind});
+  tables_.push_back(idx);
+  bool ok = true;
+  if (lua_isnil(L_, value)) {
+    if (pos != Value::npos) emit_remove();
+  } else if (pos == Value::npos) {
+    ok = emit(OpKind::add, value);
+  } else {
+    ok = compare(value, m.members()[pos].second);
+  }
+  if (!ok) return false;
+  tables_.pop_back();
+  segs_.pop_back();
+  lua_settop(L_, value - 1);
+  return true;
+}
+
+// ---- arrays ---------------------------------------------------------------------------
+
+// Trims the common prefix and suffix, then handles the middle: a pure insertion or
+// deletion, a shift (a capped log: table.remove(t, 1) + table.insert(t, x) gives
+// remove /0 + add /n-1, not n replaces), or pairwise changes plus a tail. Every op is
+// valid at its place in the sequence (RFC 6902 applies them in order).
+bool Differ::compare_array(int idx, std::size_t n, const Value& m) {
+  const auto& old = m.items();
+  const std::size_t k = old.size();
+  // Emptied or filled from empty: one replace says it, not n removes or adds.
+  if (n > static_cast<std::size_t>(INT_MAX) || (n == 0 && k > 1) || (k == 0 && n > 1)) {
+    return replace_table(idx);
+  }
+  const std::size_t both = std::min(n, k);
+  std::size_t p = 0;
+  while (p < both && item_equal(idx, p, old[p])) ++p;
+  std::size_t s = 0;
+  while (s < both - p && item_equal(idx, n - 1 - s, old[k - 1 - s])) ++s;
+  const std::size_t a = n - p - s;                  // new items between prefix and suffix
+  const std::size_t b = k - p - s;                  // old items there
+  if (a == 0) return remove_items(p, b);
+  if (b == 0) return add_items(idx, p, a);
+  if (const std::size_t d = front_shift(idx, p, a, b, old)) {
+    return remove_items(p, d) && add_items(idx, p + b - d, a - (b - d));
+  }
+  if (const std::size_t e = back_shift(idx, p, a, b, old)) {
+    return remove_items(p + b - e, e) && add_items(idx, p, a - (b - e));
+  }
+  const std::size_t overlap = std::min(a, b);
+  for (std::size_t i = p; i < p + overlap; ++i) {
+    if (!compare_item(idx, i, old[i])) return false;
+  }
+  if (a > b) return add_items(idx, p + b, a - b);
+  return remove_items(p + a, b - a);
+}
+
+// Smallest d such that the new middle starts with the old middle less its first d
+// items: [x.., C] -> [C, y..]. Taken only when its ops (d removes, the rest adds) are
+// no more than the pairwise ones; 0 when there is none.
+std::size_t Differ::front_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
+                                const std::vector<Value>& old) {
+  const std::size_t limit = (std::max(a, b) + b - a) / 2;   // a - b + 2d <= max(a, b)
+  int tries = 0;
+  for (std::size_t d = 1; d < b && d <= limit; ++d) {
+    if (a < b - d || !item_equal(idx, p, old[p + d])) continue;
+    if (run_equal(idx, p + 1, old, p + d + 1, b - d - 1)) return d;
+    if (++tries == kMaxShiftTries) break;
+  }
+  return 0;
+}
+
+// Smallest e such that the new middle ends with the old middle less its last e items:
+// [C, x..] -> [y.., C].
+std::size_t Differ::back_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
+                               const std::vector<Value>& old) {
+  const std::size_t limit = (std::max(a, b) + b - a) / 2;
+  int tries = 0;
+  for (std::size_t e = 1; e < b && e <= limit; ++e) {
+    if (a + e < b) continue;
+    const std::size_t f = a + e - b;                // items inserted in front
+    if (!item_equal(idx, p + f, old[p])) continue;
+    if (run_equal(idx, p + f + 1, old, p + 1, b - e - 1)) return e;
+    if (++tries == kMaxShiftTries) break;
+  }
+  return 0;
+}
+
+bool Differ::run_equal(int idx, std::size_t from, const std::vector<Value>& old,
+                       std::size_t old_from, std::size_t count) {
+  for (std::size_t j = 0; j < count; ++j) {
+    if (!item_equal(idx, from + j, old[old_from + j])) return false;
+  }
+  return true;
+}
+
+bool Differ::compare_item(int idx, std::size_t i, const Value& m) {
+  lua_rawgeti(L_, idx, static_cast<int>(i + 1));
+  segs_.push_back(Seg{{}, i, Seg::Kind::item});
+  if (!compare(lua_gettop(L_), m)) return false;
+  segs_.pop_back();
+  lua_pop(L_, 1);
+  return true;
+}
+
+// Lua items first..first+count-1 (0-based) go in at the same indices, in order.
+bool Differ::add_items(int idx, std::size_t first, std::size_t count) {
+  for (std::size_t i = first; i < first + count; ++i) {
+    lua_rawgeti(L_, idx, static_cast<int>(i + 1));
+    segs_.push_back(Seg{{}, i, Seg::Kind::item});
+    if (!emit(OpKind::add, lua_gettop(L_))) return false;
+    segs_.pop_back();
+    lua_pop(L_, 1);
+  }
+  return true;
+}
+
+// Highest index first, so each remove is valid after the ones before it.
+bool Differ::remove_items(std::size_t first, std::size_t count) {
+  for (std::size_t i = first + count; i-- > first;) {
+    segs_.push_back(Seg{{}, i, Seg::Kind::item});
+    emit_remove();
+    segs_.pop_back();
+  }
+  return true;
+}
+
+// ---- deep equality (no ops) -----------------------------------------------------------
+
+bool Differ::item_equal(int idx, std::size_t i, const Value& m) {
+  lua_rawgeti(L_, idx, static_cast<int>(i + 1));
+  const bool same = equal(lua_gettop(L_), m);
+  lua_pop(L_, 1);
+  return same;
+}
+
+// Descends only as deep as the mirror, like compare(), so it ends on cyclic tables.
+bool Differ::equal(int idx, const Value& m) {
+  switch (lua_type(L_, idx)) {
+    case LUA_TNIL: return m.is_null();
+    case LUA_TBOOLEAN: return m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0);
+    case LUA_TNUMBER: return m.is_number() && m.as_number() == lua_tonumber(L_, idx);
+    case LUA_TSTRING: {
+      std::size_t n = 0;
+      const char* s = lua_tolstring(L_, idx, &n);
+      return m.is_string() && m.as_string() == std::string_view(s, n);
+    }
+    case LUA_TTABLE: break;
+    default: return false;
+  }
+  if ((!m.is_object() && !m.is_array()) || !room_for(idx)) return false;
+  if (m.is_object() && !has_marker(idx)) return equal_object(idx, m);
+  std::size_t n = 0;
+  const bool array = script::is_array_table(L_, idx, marker_, n);
+  if (array != m.is_array()) return false;
+  if (!array) return equal_object(idx, m);
+  if (n != m.size()) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!item_equal(idx, i, m.items()[i])) return false;
+  }
+  return true;
+}
+
+bool Differ::equal_object(int idx, const Value& m) {
+  const auto& members = m.members();
+  std::size_t cursor = 0;
+  std::size_t count = 0;
+  const int key = lua_gettop(L_) + 1;
+  lua_pushnil(L_);
+  while (lua_next(L_, idx) != 0) {
+    char buf[32];
+    std::string_view k;
+    std::size_t pos = Value::npos;
+    std::size_t n = 0;
+    if (count == 0 && lua_type(L_, key) == LUA_TNUMBER &&
+        script::is_array_table(L_, idx, marker_, n)) {
+      lua_settop(L_, key - 1);                      // keys 1..n: an array, not this object
+      return false;
+    }
+    if (script::key_text(L_, key, buf, k)) {
+      pos = cursor < members.size() && members[cursor].first == k ? cursor : m.position(k);
+    }
+    if (pos == Value::npos || !equal(key + 1, members[pos].second)) {
+      lua_settop(L_, key - 1);
+      return false;
+    }
+    cursor = pos + 1;
+    ++count;
+    lua_pop(L_, 1);
+  }
+  return count == members.size();                   // t[3] beside t["3"] counts twice
+}
+
+// ---- ops ------------------------------------------------------------------------------
+
+// Converts the Lua value at `idx` for an add or replace at the current path. The
+// message of a broken rule is relative to where the conversion started, so the path is
+// put in front only on failure.
+bool Differ::emit(OpKind kind, int idx) {
+  Value scalar;
+  if (scalar_value(idx, scalar)) {
+    out_.push_back(Op{kind, pointer(), std::move(scalar)});
+    return true;
+  }
+  enclosing_.clear();
+  for (const int table : tables_) enclosing_.push_back(lua_topointer(L_, table));
+  auto value = script::to_value_at(L_, idx, {}, what_, enclosing_);
+  if (!value) {
+    error_ = std::move(value).error();
+    error_.message.insert(0, lua_path());
+    return false;
+  }
+  out_.push_back(Op{kind, pointer(), std::move(value).value()});
+  return true;
+}
+
+// The common change is one number or string: convert it here when it obeys the rules,
+// without setting up a conversion. Anything else, or a rule broken, goes the long way
+// so that to_value_at words the message.
+bool Differ::scalar_value(int idx, Value& out) {
+  switch (lua_type(L_, idx)) {
+    case LUA_TBOOLEAN: out = Value(lua_toboolean(L_, idx) != 0); return true;
+    case LUA_TNUMBER: {
+      const double d = lua_tonumber(L_, idx);
+      if (!std::isfinite(d)) return false;
+      out = Value(d);
+      return true;
+    }
+    case LUA_TSTRING: {
+      std::size_t n = 0;
+      const char* s = lua_tolstring(L_, idx, &n);
+      if (!json::is_valid_utf8(std::string_view(s, n))) return false;
+      out = Value(std::string_view(s, n));
+      return true;
+    }
+    default: return false;
+  }
+}
+
+void Differ::emit_remove() { out_.push_back(Op{OpKind::remove, pointer(), Value()}); }
+
+std::string Differ::pointer() const {
+  std::string p;
+  for (const Seg& seg : segs_) {
+    if (seg.kind == Seg::Kind::item) {
+      append_index(p, seg.index);
+    } else {
+      append_token(p, seg.key);
+    }
+  }
+  return p;
+}
+
+std::string Differ::lua_path() const {
+  std::string p(what_);
+  for (const Seg& seg : segs_) {
+    switch (seg.kind) {
+      case Seg::Kind::key: script::append_path_key(p, seg.key); break;
+      case Seg::Kind::number_key:                   // t[3] in an object: as the script wrote it
+        p.push_back('[');
+        p.append(seg.key);
+        p.push_back(']');
+        break;
+      case Seg::Kind::item:
+        script::append_path_index(p, static_cast<long long>(seg.index) + 1);
+        break;
+    }
+  }
+  return p;
+}
+
+int absolute(lua_State* L, int idx) noexcept {
+  return idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+}
+
+bool seen_before(const std::vector<std::string>& keys, std::size_t i,
+                 std::unordered_set<std::string_view>& seen) {
+  if (keys.size() <= 8) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (keys[j] == keys[i]) return true;
+    }
+    return false;
+  }
+  return !seen.insert(keys[i]).second;
+}
+
+}  // namespace
+
+Status diff(lua_State* L, int idx, const json::Value& mirror, std::vector<Op>& out,
+            const char* what) {
+  idx = absolute(L, idx);
+  if (!lua_checkstack(L, 8)) return make_error(ErrorCode::script_error, "Lua stack exhausted");
+  const int top = lua_gettop(L);
+  script::push_array_marker(L);
+  Differ differ(L, top + 1, out, what);
+  const bool ok = differ.compare(idx, mirror);
+  lua_settop(L, top);
+  if (!ok) return differ.take_error();
+  return {};
+}
+
+Status diff_keys(lua_State* L, int idx, const json::Value& mirror,
+                 const std::vector<std::string>& keys, std::vector<Op>& out, const char* what) {
+  idx = absolute(L, idx);
+  if (!lua_checkstack(L, 8)) return make_error(ErrorCode::script_error, "Lua stack exhausted");
+  const int top = lua_gettop(L);
+  script::push_array_marker(L);
+  std::size_t n = 0;
+  // The per-key walk holds only while the root stays an object on both sides.
+  if (!lua_istable(L, idx) || !mirror.is_object() ||
+      script::is_array_table(L, idx, top + 1, n)) {
+    lua_settop(L, top);
+    return diff(L, idx, mirror, out, what);
+  }
+  Differ differ(L, top + 1, out, what);
+  std::unordered_set<std::string_view> seen;
+  bool ok = true;
+  for (std::size_t i = 0; ok && i < keys.size(); ++i) {
+    if (seen_before(keys, i, seen)) continue;      // the same key twice: one set of ops
+    ok = differ.compare_key(idx, keys[i], mirror);
+  }
+  lua_settop(L, top);
+  if (!ok) return differ.take_error();
+  return {};
+}
+
+}  // namespace atrium::state

@@ -1,0 +1,63 @@
+// RFC 6901 JSON Pointer: escaping tokens into a pointer and splitting one back.
+#include "state/json_pointer.hpp"
+
+#include <charconv>
+
+namespace atrium::state {
+
+void append_token(std::string& pointer, std::string_view token) {
+  pointer.push_back('/');
+  // Most keys hold neither character: copy them in one go.
+  if (token.find_first_of("~/") == std::string_view::npos) {
+    pointer.append(token);
+    return;
+  }
+  for (const char c : token) {
+    if (c == '~') {
+      pointer.append("~0", 2);
+    } else if (c == '/') {
+      pointer.append("~1", 2);
+    } else {
+      pointer.push_back(c);
+    }
+  }
+}
+
+void append_index(std::string& pointer, std::size_t index) {
+  char buf[24];
+  buf[0] = '/';
+  const auto r = std::to_chars(buf + 1, buf + sizeof buf, index);
+  pointer.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+bool split_pointer(std::string_view pointer, std::vector<std::string>& tokens) {
+  tokens.clear();
+  if (pointer.empty()) return true;               // the whole document
+  if (pointer.front() != '/') return false;
+  std::string token;
+  for (std::size_t i = 1; i <= pointer.size(); ++i) {
+    if (i == pointer.size() || pointer[i] == '/') {
+      tokens.push_back(std::move(token));
+      token.clear();
+      continue;
+    }
+    const char c = pointer[i];
+    if (c != '~') {
+      token.push_back(c);
+      continue;
+    }
+    // "~01" is "~1" and not "/": each escape is decoded once, left to right.
+    if (i + 1 == pointer.size()) return false;
+    const char e = pointer[++i];
+    if (e == '0') {
+      token.push_back('~');
+    } else if (e == '1') {
+      token.push_back('/');
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace atrium::state

@@ -1,0 +1,138 @@
+// RFC 6902 ops: written as JSON for patch frames, and applied to keep a mirror current.
+#include "state/op.hpp"
+
+#include "json/codec.hpp"
+
+namespace atrium::state {
+
+namespace {
+
+const char* name_of(OpKind kind) noexcept {
+  switch (kind) {
+    case OpKind::add: return "add";
+    case OpKind::remove: return "remove";
+    case OpKind::replace: return "replace";
+  }
+  return "add";
+}
+
+// Reads the token after the '/' at `pos` into `token` (RFC 6901 unescaped) and leaves
+// `pos` on the next '/' or the end. False on a bad escape.
+bool next_token(std::string_view path, std::size_t& pos, std::string& token) {
+  token.clear();
+  for (++pos; pos < path.size() && path[pos] != '/'; ++pos) {
+    const char c = path[pos];
+    if (c != '~') {
+      token.push_back(c);
+      continue;
+    }
+    if (pos + 1 == path.size()) return false;
+    const char e = path[++pos];
+    if (e != '0' && e != '1') return false;
+    token.push_back(e == '0' ? '~' : '/');
+  }
+  return true;
+}
+
+// RFC 6901 array index: "0" or digits without a leading zero.
+bool parse_index(std::string_view token, std::size_t& out) noexcept {
+  if (token.empty() || token.size() > 15) return false;
+  if (token.size() > 1 && token[0] == '0') return false;
+  std::size_t n = 0;
+  for (const char c : token) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  out = n;
+  return true;
+}
+
+Status op_error(std::size_t n, const Op& op, const char* why) {
+  return make_error(ErrorCode::bad_request, "patch op " + std::to_string(n) + " (" +
+                                                name_of(op.kind) + " " + op.path + "): " + why);
+}
+
+// Applies `op` to the container `parent` at its last token.
+const char* apply_at(json::Value& parent, const std::string& token, const Op& op) {
+  if (parent.is_object()) {
+    switch (op.kind) {
+      case OpKind::add: parent.set(token, op.value); return nullptr;
+      case OpKind::replace: {
+        json::Value* target = parent.find(token);
+        if (!target) return "no such member";
+        *target = op.value;
+        return nullptr;
+      }
+      case OpKind::remove: return parent.erase(token) ? nullptr : "no such member";
+    }
+  }
+  if (!parent.is_array()) return "path goes through a scalar";
+  auto& items = parent.items();
+  std::size_t i = 0;
+  if (op.kind == OpKind::add && token == "-") {
+    i = items.size();                               // RFC 6902 4.1: "-" is the end
+  } else if (!parse_index(token, i)) {
+    return "bad array index";
+  }
+  const bool in_range = op.kind == OpKind::add ? i <= items.size() : i < items.size();
+  if (!in_range) return "array index out of range";
+  const auto at = items.begin() + static_cast<std::ptrdiff_t>(i);
+  switch (op.kind) {
+    case OpKind::add: items.insert(at, op.value); break;
+    case OpKind::replace: *at = op.value; break;
+    case OpKind::remove: items.erase(at); break;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void write_ops(const std::vector<Op>& ops, std::string& out) {
+  bool first = true;
+  for (const Op& op : ops) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append("{\"op\":\"");
+    out.append(name_of(op.kind));
+    out.append("\",\"path\":");
+    json::write_string(op.path, out);
+    if (op.kind != OpKind::remove) {
+      out.append(",\"value\":");
+      json::write(op.value, out);
+    }
+    out.push_back('}');
+  }
+}
+
+Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
+  std::string token;
+  for (std::size_t n = 0; n < ops.size(); ++n) {
+    const Op& op = ops[n];
+    const std::string_view path = op.path;
+    if (path.empty()) {                             // the whole document
+      if (op.kind == OpKind::remove) return op_error(n, op, "cannot remove the root");
+      doc = op.value;
+      continue;
+    }
+    if (path.front() != '/') return op_error(n, op, "path must start with '/'");
+    json::Value* parent = &doc;
+    std::size_t pos = 0;
+    if (!next_token(path, pos, token)) return op_error(n, op, "bad escape in path");
+    while (pos < path.size()) {                     // descend through all but the last token
+      json::Value* child = nullptr;
+      std::size_t i = 0;
+      if (parent->is_object()) {
+        child = parent->find(token);
+      } else if (parent->is_array() && parse_index(token, i) && i < parent->size()) {
+        child = &parent->items()[i];
+      }
+      if (!child) return op_error(n, op, "path does not resolve");
+      parent = child;
+      if (!next_token(path, pos, token)) return op_error(n, op, "bad escape in path");
+    }
+    if (const char* why = apply_at(*parent, token, op)) return op_error(n, op, why);
+  }
+  return {};
+}
+
+}  // namespace atrium::state

@@ -1,0 +1,60 @@
+// Serialize once, send many: one encoded JSON line shared by every member it goes to.
+// The bytes sit after kFrameHeadroom spare bytes so a transport can put a frame header
+// in front without copying (libwebsockets needs LWS_PRE; net/ checks it fits).
+// Reference counts are not atomic: frames live on the engine's one thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+namespace atrium {
+
+inline constexpr std::size_t kFrameHeadroom = 16;
+
+class SharedFrame {
+ public:
+  SharedFrame() noexcept = default;
+  explicit SharedFrame(std::string_view bytes) : buf_(allocate(bytes.size())) {
+    std::memcpy(buf_->data + kFrameHeadroom, bytes.data(), bytes.size());
+  }
+  SharedFrame(const SharedFrame& o) noexcept : buf_(o.buf_) { if (buf_) ++buf_->refs; }
+  SharedFrame(SharedFrame&& o) noexcept : buf_(o.buf_) { o.buf_ = nullptr; }
+  SharedFrame& operator=(SharedFrame o) noexcept { std::swap(buf_, o.buf_); return *this; }
+  ~SharedFrame() { release(); }
+
+  explicit operator bool() const noexcept { return buf_ != nullptr; }
+  std::size_t size() const noexcept { return buf_ ? buf_->size : 0; }
+  const char* data() const noexcept { return buf_ ? buf_->data + kFrameHeadroom : nullptr; }
+  // Writable payload pointer with kFrameHeadroom bytes before it (for transports only).
+  unsigned char* payload() const noexcept {
+    return buf_ ? reinterpret_cast<unsigned char*>(buf_->data + kFrameHeadroom) : nullptr;
+  }
+  std::string_view view() const noexcept { return {data(), size()}; }
+  unsigned use_count() const noexcept { return buf_ ? buf_->refs : 0; }
+
+ private:
+  struct Buf {
+    unsigned refs;
+    std::size_t size;
+    char data[1];
+  };
+  static Buf* allocate(std::size_t n) {
+    void* p = std::malloc(offsetof(Buf, data) + kFrameHeadroom + n + 1);
+    if (!p) throw std::bad_alloc();
+    Buf* b = static_cast<Buf*>(p);
+    b->refs = 1;
+    b->size = n;
+    b->data[kFrameHeadroom + n] = '\0';
+    return b;
+  }
+  void release() noexcept {
+    if (buf_ && --buf_->refs == 0) std::free(buf_);
+    buf_ = nullptr;
+  }
+  Buf* buf_ = nullptr;
+};
+
+}  // namespace atrium

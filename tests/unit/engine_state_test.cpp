@@ -1,0 +1,185 @@
+// State sync through the engine: patches, batching, transactions and rollback.
+#include "engine_harness.hpp"
+#include "state/op.hpp"
+
+using namespace atrium;
+using namespace atrium::test;
+
+namespace {
+
+const char* kBoard = R"(
+local B = {
+  defaultState = { items = atrium.array(), count = 0, tags = {} },
+  defaultMeta = { secret = "m3ta-s3cret", calls = 0 },
+  options = { patchRate = 20 },
+  actions = {},
+}
+function B.actions.add(self, ctx, text)
+  self.meta.calls = self.meta.calls + 1
+  table.insert(self.state.items, { text = text, by = ctx.client })
+  self.state.count = #self.state.items
+  return #self.state.items
+end
+function B.actions.fail(self, ctx)
+  self.meta.calls = 999
+  self.state.count = -1
+  self.state.tags["a/b~c"] = true
+  self:emit("never", {})
+  error("boom")
+end
+function B.actions.nan(self, ctx)
+  self.state.count = 0/0
+end
+function B.actions.leak(self, ctx)
+  return self.meta.secret ~= nil
+end
+function B.actions.tag(self, ctx, key, value)
+  self.state.tags[key] = value
+end
+function B.actions.set(self, ctx, k, v)
+  self:setState({ [k] = v })
+end
+return B
+)";
+
+// Applies every patch frame in `lines` to `state`, checking seq order.
+void apply_patches(std::vector<json::Value>& lines, json::Value& state, double& seq) {
+  for (json::Value& f : lines) {
+    if (*f.get_string("op") != "patch") continue;
+    CHECK(f.find("seq")->as_number() == seq + 1);
+    seq = f.find("seq")->as_number();
+    std::vector<state::Op> ops;
+    for (const json::Value& o : f.get_array("ops")->items()) {
+      const std::string& kind = *o.get_string("op");
+      state::Op op{kind == "add" ? state::OpKind::add
+                   : kind == "remove" ? state::OpKind::remove : state::OpKind::replace,
+                   *o.get_string("path"), o.find("value") ? *o.find("value") : json::Value()};
+      ops.push_back(std::move(op));
+    }
+    REQUIRE(state::apply_patch(state, ops).ok());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("changes of one patch interval reach members as one patch; applying it gives the server's state") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  auto& b = h.connect();
+  auto join = h.request(a, R"({"op":"join","room":"board:1"})");
+  json::Value state = *result(join).get_object("state");
+  double seq = result(join).find("seq")->as_number();
+  REQUIRE(ok(h.request(b, R"({"op":"join","room":"board:1"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:1","method":"add","args":["one"]})")));
+  REQUIRE(ok(h.request(b, R"({"op":"call","room":"board:1","method":"add","args":["two"]})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:1","method":"tag","args":["x/y~z", "é ✓"]})")));
+  a.lines.clear();
+  b.lines.clear();
+  h.advance(40);
+  auto la = a.take();
+  auto lb = b.take();
+  REQUIRE(la.size() == 1);  // one patch for three calls
+  REQUIRE(lb.size() == 1);
+  CHECK(json::to_json(la[0]) == json::to_json(lb[0]));  // the same bytes for every member
+  apply_patches(la, state, seq);
+  auto sync = h.request(a, R"({"op":"sync","room":"board:1"})");
+  CHECK(state == *result(sync).get_object("state"));
+  CHECK(seq == result(sync).find("seq")->as_number());
+  CHECK(state.get_array("items")->size() == 2);
+}
+
+TEST_CASE("a failing action changes nothing: state, meta and queued emits roll back") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  auto& b = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"board:1"})")));
+  REQUIRE(ok(h.request(b, R"({"op":"join","room":"board:1"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:1","method":"add","args":["one"]})")));
+  h.advance(30);
+  const auto before = *h.engine->room("board:1")->get_object("state");
+  b.lines.clear();
+  auto failed = h.request(a, R"({"op":"call","room":"board:1","method":"fail"})");
+  CHECK(error_code(failed) == "script_error");
+  CHECK(error_message(failed).find("board.lua:") != std::string::npos);
+  CHECK(error_message(failed).find("boom") != std::string::npos);
+  CHECK(error_message(failed).find("traceback") == std::string::npos);
+  h.advance(30);
+  CHECK(b.take().empty());  // no event, no patch
+  CHECK(*h.engine->room("board:1")->get_object("state") == before);
+  // meta rolled back too: the next successful call sees calls == 1, not 999.
+  auto add = h.request(a, R"({"op":"call","room":"board:1","method":"add","args":["two"]})");
+  CHECK(result(add).as_number() == 2);
+}
+
+TEST_CASE("a NaN in state at the end of a hook is script_error and rolls back") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"board:1"})")));
+  auto r = h.request(a, R"({"op":"call","room":"board:1","method":"nan"})");
+  CHECK(error_code(r) == "script_error");
+  CHECK(error_message(r).find("count") != std::string::npos);
+  CHECK(h.engine->room("board:1")->get_object("state")->find("count")->as_number() == 0);
+}
+
+TEST_CASE("meta never leaves the server: no frame, reply or HTTP view carries it") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request_keep(a, R"({"op":"join","room":"board:1"})")));
+  REQUIRE(ok(h.request_keep(a, R"({"op":"call","room":"board:1","method":"leak"})")));
+  h.request_keep(a, R"({"op":"call","room":"board:1","method":"fail"})");
+  h.advance(30);
+  for (const std::string& line : a.lines) CHECK(line.find("m3ta-s3cret") == std::string::npos);
+  CHECK(json::to_json(h.engine->room("board:1").value()).find("m3ta-s3cret") == std::string::npos);
+  for (const std::string& line : h.log) CHECK(line.find("m3ta-s3cret") == std::string::npos);
+}
+
+TEST_CASE("setState changes reach members like direct mutation") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"board:1"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:1","method":"set","args":["mood","calm"]})")));
+  h.advance(30);
+  auto patch = a.last("patch");
+  REQUIRE(!patch.is_null());
+  CHECK(json::to_json(*patch.get_array("ops")) == R"([{"op":"add","path":"/mood","value":"calm"}])");
+}
+
+TEST_CASE("a call into another room is one transaction: an error rolls back both rooms") {
+  TempRooms rooms;
+  rooms.write("bank.lua", R"(
+local B = { defaultState = { balance = 10 }, options = { keepAlive = true } }
+function B:withdraw(n)
+  self.state.balance = self.state.balance - n
+  return self.state.balance
+end
+return B)");
+  rooms.write("shop.lua", R"(
+local S = { defaultState = { sold = 0 }, actions = {} }
+function S.actions.buy(self, ctx, fail)
+  local left = atrium.room("bank:main"):call("withdraw", 3)
+  self.state.sold = self.state.sold + 1
+  if fail then error("payment refused") end
+  return left
+end
+return S)");
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"shop:1"})")));
+  auto good = h.request(a, R"({"op":"call","room":"shop:1","method":"buy","args":[false]})");
+  REQUIRE(ok(good));
+  CHECK(result(good).as_number() == 7);
+  auto bad = h.request(a, R"({"op":"call","room":"shop:1","method":"buy","args":[true]})");
+  CHECK(error_code(bad) == "script_error");
+  CHECK(h.engine->room("bank:main")->get_object("state")->find("balance")->as_number() == 7);
+  CHECK(h.engine->room("shop:1")->get_object("state")->find("sold")->as_number() == 1);
+}

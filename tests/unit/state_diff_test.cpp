@@ -1,0 +1,460 @@
+// The differ: data-driven cases (tests/data/diff), a seeded property test, error paths
+// and diff_keys.
+//
+// Each tests/data/diff/*.json holds one case:
+//   {"name": "...", "before": {...}, "lua": "code that mutates the global `state`",
+//    "after": {...}?, "ops": [...]?, "error": "substring of the expected message"?}
+// The runner builds the mirror from `before`, pushes it into Lua as `state` (arrays carry
+// the marker, as the engine's own push does), runs `lua` in a lua_State with the base,
+// table, string and math libraries (no jit) plus `atrium.array(t?)`, diffs, and checks:
+// the ops applied in order to `before` give to_value(state); `after`, when given, is that
+// state; `ops`, when given, are exactly the ops; `error`, when given, is in the message.
+// It also checks diff_keys over every top-level key and restore() back to `before`.
+// Tests run with the project root as working directory (tests/unit/meson.build).
+#include <doctest/doctest.h>
+
+#include <lua.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "json/codec.hpp"
+#include "script/lua_json.hpp"
+#include "state/diff.hpp"
+
+using atrium::json::Value;
+using atrium::state::diff;
+using atrium::state::diff_keys;
+using atrium::state::Op;
+
+namespace {
+
+int l_array(lua_State* L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  atrium::script::push_array_marker(L);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+struct Lua {
+  lua_State* L = luaL_newstate();
+  Lua() {
+    for (lua_CFunction open : {luaopen_base, luaopen_table, luaopen_string, luaopen_math}) {
+      lua_pushcfunction(L, open);
+      lua_call(L, 0, 0);
+    }
+    atrium::script::init_lua_json(L);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_array);
+    lua_setfield(L, -2, "array");
+    lua_setglobal(L, "atrium");
+  }
+  ~Lua() { lua_close(L); }
+  Lua(const Lua&) = delete;
+  Lua& operator=(const Lua&) = delete;
+
+  void run(const std::string& code) {
+    if (luaL_loadstring(L, code.c_str()) != 0 || lua_pcall(L, 0, 0, 0) != 0) {
+      FAIL(lua_tostring(L, -1));
+    }
+  }
+  void set_state(const Value& v) {
+    atrium::script::push_value(L, v);
+    lua_setglobal(L, "state");
+  }
+};
+
+Value parsed(std::string_view text) {
+  auto r = atrium::json::parse(text);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+Value ops_as_json(const std::vector<Op>& ops) {
+  std::string text = "[";
+  atrium::state::write_ops(ops, text);
+  text += "]";
+  return parsed(text);
+}
+
+// Top-level keys on either side: what a caller of diff_keys would pass to see it all.
+std::vector<std::string> all_keys(lua_State* L, int idx, const Value& mirror) {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : mirror.members()) keys.push_back(k);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    char buf[32];
+    std::string_view k;
+    if (atrium::script::key_text(L, -1, buf, k)) keys.emplace_back(k);
+  }
+  return keys;
+}
+
+// Diffs the global `state` against `mirror` and checks what must hold for any change:
+// the ops replay onto the mirror, diff_keys agrees, restore() rolls back. Returns the
+// diff's status; `ops` gets the ops.
+atrium::Status check_diff(Lua& lua, const Value& mirror, std::vector<Op>& ops) {
+  lua_State* L = lua.L;
+  lua_getglobal(L, "state");
+  const int top = lua_gettop(L);
+  ops.clear();
+  const auto status = diff(L, top, mirror, ops, "state");
+  CHECK(lua_gettop(L) == top);
+  auto actual = atrium::script::to_value(L, top, "state");
+  CHECK(status.ok() == actual.ok());                // a diff fails exactly when the state is bad
+  if (status.ok() && actual.ok()) {
+    Value replayed = mirror;
+    const auto applied = atrium::state::apply_patch(replayed, ops);
+    CHECK_MESSAGE(applied.ok(), (applied.ok() ? "" : applied.error().message));
+    CHECK(replayed == actual.value());
+    if (lua_istable(L, top) && mirror.is_object()) {
+      std::vector<Op> key_ops;
+      REQUIRE(diff_keys(L, top, mirror, all_keys(L, top, mirror), key_ops, "state").ok());
+      Value by_keys = mirror;
+      REQUIRE(atrium::state::apply_patch(by_keys, key_ops).ok());
+      CHECK(by_keys == actual.value());
+    }
+    CHECK(ops_as_json(ops).is_array());             // what goes on the wire parses
+  }
+  if (lua_istable(L, top)) {
+    atrium::script::restore(L, top, mirror);
+    auto back = atrium::script::to_value(L, top, "state");
+    REQUIRE(back.ok());
+    CHECK(back.value() == mirror);
+  }
+  lua_settop(L, top - 1);
+  return status;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void run_case(const std::filesystem::path& path) {
+  const Value c = parsed(read_file(path));
+  const std::string* name = c.get_string("name");
+  const std::string* code = c.get_string("lua");
+  const Value* before = c.find("before");
+  REQUIRE_MESSAGE(name, (path.string() + ": no name"));
+  REQUIRE_MESSAGE(code, (path.string() + ": no lua"));
+  REQUIRE_MESSAGE(before, (path.string() + ": no before"));
+  INFO("case ", path.filename().string(), ": ", *name);
+  Lua lua;
+  lua.set_state(*before);
+  lua.run(*code);
+  lua_getglobal(lua.L, "state");
+  auto actual = atrium::script::to_value(lua.L, -1, "state");   // before restore() in check_diff
+  lua_pop(lua.L, 1);
+  std::vector<Op> ops;
+  const auto status = check_diff(lua, *before, ops);
+  if (const std::string* expected_error = c.get_string("error")) {
+    REQUIRE_FALSE(status.ok());
+    CHECK(status.error().code == atrium::ErrorCode::script_error);
+    CHECK_MESSAGE(status.error().message.find(*expected_error) != std::string::npos,
+                  status.error().message);
+    return;
+  }
+  REQUIRE_MESSAGE(status.ok(), (status.ok() ? "" : status.error().message));
+  if (const Value* after = c.find("after")) {
+    REQUIRE(actual.ok());
+    CHECK_MESSAGE(actual.value() == *after, atrium::json::to_json(actual.value()));
+  }
+  if (const Value* expected_ops = c.find("ops")) {
+    const Value got = ops_as_json(ops);
+    CHECK_MESSAGE(got == *expected_ops, atrium::json::to_json(got));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every case in tests/data/diff gives ops that take before to the Lua state") {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator("tests/data/diff")) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  CHECK(files.size() >= 25);
+  for (const auto& file : files) run_case(file);
+}
+
+// ---- errors --------------------------------------------------------------------------
+
+namespace {
+
+std::string diff_error(const char* before, const char* code, const char* what = "state") {
+  Lua lua;
+  const Value mirror = parsed(before);
+  lua.set_state(mirror);
+  lua.run(code);
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  const auto status = diff(lua.L, -1, mirror, ops, what);
+  lua_pop(lua.L, 1);
+  if (status.ok()) return "no error";
+  CHECK(status.error().code == atrium::ErrorCode::script_error);
+  return status.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("a diff that meets a broken state rule names the path") {
+  CHECK(diff_error(R"({"players":{"p1":{"x":1}}})", "state.players.p1.x = 0/0") ==
+        "state.players.p1.x: NaN is not allowed in state");
+  CHECK(diff_error(R"({"players":{"p1":{"x":1}}})", "state.players.p2 = {x = math.huge}") ==
+        "state.players.p2.x: infinity is not allowed in state");
+  CHECK(diff_error(R"({"log":["a"]})", "table.insert(state.log, print)") ==
+        "state.log[2]: a function is not allowed in state");
+  CHECK(diff_error(R"({"a":{"b":1}})", "state.a.self = state.a") ==
+        "state.a.self: cycle: a table that contains itself is not allowed in state");
+  CHECK(diff_error(R"({"a":{"b":1}})", "state.a.root = state") ==
+        "state.a.root: cycle: a table that contains itself is not allowed in state");
+  CHECK(diff_error(R"({"s":"ok"})", "state.s = 'caf\\233'") ==
+        "state.s: string is not valid UTF-8");
+  CHECK(diff_error(R"({"t":{}})", "state.t['\\255'] = 1") == "state.t: a key is not valid UTF-8");
+  CHECK(diff_error(R"({"t":{"1":"a"}})", "state.t[1] = 'b'") ==
+        "state.t: the key \"1\" is there both as a number and as a string");
+  CHECK(diff_error(R"({"t":{"x":1}})", "state.t[true] = 1") ==
+        "state.t: a key of type boolean is not allowed in state (keys are strings or integers)");
+  CHECK(diff_error(R"({"m":{}})", "state.m.co = coroutine.create(print)", "meta") ==
+        "meta.m.co: a coroutine is not allowed in meta");
+}
+
+TEST_CASE("a diff ends on a cyclic table the mirror does not reach into") {
+  // The cycle sits under a key the mirror already has with a scalar: compare stops at
+  // the mirror's depth and the conversion of the change reports the cycle.
+  CHECK(diff_error(R"({"a":1})", "local t = {} t.t = t state.a = t") ==
+        "state.a.t: cycle: a table that contains itself is not allowed in state");
+}
+
+TEST_CASE("a failed diff leaves the Lua stack as it was") {
+  Lua lua;
+  const Value mirror = parsed(R"({"a":[{"b":{"c":1}}]})");
+  lua.set_state(mirror);
+  lua.run("state.a[1].b.c = 0/0");
+  lua_pushinteger(lua.L, 42);
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  CHECK_FALSE(diff(lua.L, -1, mirror, ops).ok());
+  CHECK(lua_gettop(lua.L) == 2);
+  CHECK(lua_tointeger(lua.L, 1) == 42);
+}
+
+// ---- diff_keys -----------------------------------------------------------------------
+
+TEST_CASE("diff_keys compares only the listed top-level keys") {
+  Lua lua;
+  const Value mirror = parsed(R"({"a":1,"b":{"x":1},"c":[1,2],"gone":true})");
+  lua.set_state(mirror);
+  lua.run("state.a = 2; state.b.x = 5; state.c[3] = 3; state.gone = nil; state.new = 'n'");
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  REQUIRE(diff_keys(lua.L, -1, mirror, {"b", "gone", "new", "missing", "b"}, ops).ok());
+  lua_pop(lua.L, 1);
+  CHECK(ops_as_json(ops) == parsed(R"([{"op":"replace","path":"/b/x","value":5},
+                                       {"op":"remove","path":"/gone"},
+                                       {"op":"add","path":"/new","value":"n"}])"));
+}
+
+TEST_CASE("diff_keys finds an integer key the script wrote as a number") {
+  Lua lua;
+  const Value mirror = parsed(R"({"5":"five"})");
+  lua.run("state = {[5] = 'five'}; state[5] = 'FIVE'; state[6] = 'six'");
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  REQUIRE(diff_keys(lua.L, -1, mirror, {"5", "6"}, ops).ok());
+  lua_pop(lua.L, 1);
+  CHECK(ops_as_json(ops) == parsed(R"([{"op":"replace","path":"/5","value":"FIVE"},
+                                       {"op":"add","path":"/6","value":"six"}])"));
+}
+
+TEST_CASE("diff_keys reports a broken rule in a listed key with its path") {
+  Lua lua;
+  const Value mirror = parsed(R"({"p":{"x":1}})");
+  lua.set_state(mirror);
+  lua.run("state.p.x = 0/0");
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  const auto status = diff_keys(lua.L, -1, mirror, {"p"}, ops);
+  lua_pop(lua.L, 1);
+  REQUIRE_FALSE(status.ok());
+  CHECK(status.error().message == "state.p.x: NaN is not allowed in state");
+}
+
+TEST_CASE("diff_keys falls back to a full diff when the root is no longer an object") {
+  Lua lua;
+  const Value mirror = parsed("{}");
+  lua.set_state(mirror);
+  lua.run("state[1] = 'x'");                        // {} with key 1 only: now an array
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  REQUIRE(diff_keys(lua.L, -1, mirror, {"1"}, ops).ok());
+  lua_pop(lua.L, 1);
+  CHECK(ops_as_json(ops) == parsed(R"([{"op":"replace","path":"","value":["x"]}])"));
+}
+
+// ---- property ------------------------------------------------------------------------
+
+namespace {
+
+const char* const kKeys[] = {"a", "b", "c", "x/y", "t~1", "", "\xc3\xa9", "10", "1", "k"};
+
+Value random_value(std::mt19937& rng, int depth) {
+  const unsigned r = rng() % 12;
+  if (depth >= 4 || r < 6) {
+    switch (rng() % 5) {
+      case 0: return Value(rng() % 2 == 0);
+      case 1: return Value(static_cast<int>(rng() % 101) - 50);
+      case 2: return Value(static_cast<double>(rng() % 100000) / 64.0);
+      case 3: return Value(kKeys[rng() % std::size(kKeys)]);
+      default: return Value("s" + std::to_string(rng() % 5));
+    }
+  }
+  if (r < 9) {
+    Value o = Value::object();
+    const unsigned n = rng() % 5;
+    for (unsigned i = 0; i < n; ++i) {
+      const char* key = kKeys[rng() % std::size(kKeys)];   // draws in a fixed order
+      o.set(key, random_value(rng, depth + 1));
+    }
+    return o;
+  }
+  Value a = Value::array();
+  const unsigned n = rng() % 6;
+  for (unsigned i = 0; i < n; ++i) a.push_back(random_value(rng, depth + 1));
+  return a;
+}
+
+// Random mutations in Lua: array edits through table.insert/remove (shifts included),
+// key writes and deletions, kind changes, integer keys, aliases; with `bad`, also
+// cycles (through aliases), NaN and functions.
+const char* const kMutator = R"lua(
+local keys = {"a", "b", "c", "x/y", "t~1", "", "\195\169", "10", "1", "k"}
+local R = math.random
+local function scalar()
+  local r = R(6)
+  if r == 1 then return R(2) == 1
+  elseif r == 2 then return R(-50, 50)
+  elseif r == 3 then return R() * 100
+  elseif r == 4 then return keys[R(#keys)]
+  else return "s" .. R(5) end
+end
+local function value(depth)
+  local r = R(10)
+  if depth >= 3 or r <= 5 then return scalar() end
+  if r <= 7 then
+    local t = {}
+    for _ = 1, R(0, 3) do t[keys[R(#keys)]] = value(depth + 1) end
+    return t
+  end
+  local t = R(2) == 1 and atrium.array() or {}
+  for i = 1, R(0, 4) do t[i] = value(depth + 1) end
+  return t
+end
+-- pairs order varies from run to run (LuaJIT seeds its hashes): sort, so that a seed
+-- always makes the same mutations.
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(x, y)
+    if type(x) ~= type(y) then return type(x) < type(y) end
+    return x < y
+  end)
+  return ks
+end
+local function collect(t, out, seen)
+  if seen[t] then return end
+  seen[t] = true
+  out[#out + 1] = t
+  for _, k in ipairs(sorted_keys(t)) do
+    if type(t[k]) == "table" then collect(t[k], out, seen) end
+  end
+end
+local function some_key(t)
+  local ks = sorted_keys(t)
+  if #ks == 0 then return nil end
+  return ks[R(#ks)]
+end
+function mutate(state, bad)
+  for _ = 1, R(1, 4) do
+    local all = {}
+    collect(state, all, {})
+    local t = all[R(#all)]
+    local n = #t
+    local op = R(17)
+    if op == 1 then table.insert(t, value(1))
+    elseif op == 2 and n > 0 then table.insert(t, R(n), value(1))
+    elseif op == 3 and n > 0 then table.remove(t, 1)
+    elseif op == 4 and n > 0 then table.remove(t)
+    elseif op == 5 and n > 0 then table.remove(t, R(n))
+    elseif op == 6 and n > 0 then table.remove(t, 1) table.insert(t, value(1))
+    elseif op == 7 and n > 0 then table.insert(t, 1, value(1)) table.remove(t)
+    elseif op == 8 and n > 0 then t[R(n)] = value(1)
+    elseif op == 9 then t[keys[R(#keys)]] = value(1)
+    elseif op == 10 then local k = some_key(t) if k ~= nil then t[k] = nil end
+    elseif op == 11 then t[R(1, 6)] = value(1)
+    elseif op == 12 then local k = some_key(t) if k ~= nil then t[k] = R(2) == 1 and {} or atrium.array() end
+    elseif op == 13 and n > 1 then local i, j = R(n), R(n) t[i], t[j] = t[j], t[i]
+    elseif op == 14 then
+      local other = all[R(#all)]
+      local reaches = {}
+      collect(other, {}, reaches)
+      if bad or not reaches[t] then t[keys[R(#keys)]] = other end
+    elseif op == 15 and bad then t[keys[R(#keys)]] = R(2) == 1 and 0/0 or print
+    elseif op == 16 then if R(2) == 1 then atrium.array(t) else setmetatable(t, nil) end
+    elseif op == 17 and n > 0 then
+      local item = t[R(n)]
+      local k = type(item) == "table" and some_key(item)
+      if k then item[k] = value(2) end
+    end
+  end
+end
+)lua";
+
+}  // namespace
+
+TEST_CASE("random Lua mutations diff into ops that replay onto the mirror (seeded)") {
+  const auto started = std::chrono::steady_clock::now();
+  Lua lua;
+  lua.run(kMutator);
+  std::mt19937 rng(20240601);
+  int with_ops = 0;
+  int refused = 0;
+  constexpr int kIterations = 2000;
+  for (int i = 0; i < kIterations; ++i) {
+    Value before = Value::object();
+    const unsigned n = rng() % 7;
+    for (unsigned k = 0; k < n; ++k) {
+      const char* key = kKeys[rng() % std::size(kKeys)];
+      before.set(key, random_value(rng, 1));
+    }
+    lua.set_state(before);
+    lua.run("math.randomseed(" + std::to_string(i + 1) + ") mutate(state, " +
+            (i % 4 == 0 ? "true" : "false") + ")");
+    INFO("iteration ", i, " before ", atrium::json::to_json(before));
+    std::vector<Op> ops;
+    const auto status = check_diff(lua, before, ops);
+    if (!status.ok()) ++refused;
+    if (status.ok() && !ops.empty()) ++with_ops;
+    if (i % 256 == 0) lua_gc(lua.L, LUA_GCCOLLECT, 0);
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  MESSAGE("property: ", with_ops, " diffs with ops, ", refused, " refused, in ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), " ms");
+  CHECK(with_ops > kIterations / 2);
+  CHECK(refused > 0);
+}
