@@ -47,7 +47,7 @@ step() {
 unit() {  # build dir
   local dir=$1 t rc=0
   for t in "$dir"/tests/unit/unit_*; do
-    [ -x "$t" ] || continue
+    [ -f "$t" ] && [ -x "$t" ] || continue
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$t" --no-intro=true || rc=1
   done
   return $rc

@@ -74,6 +74,7 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.room_memory_bytes = o.room_memory_mb << 20;
   c.memory_bytes = o.memory_mb << 20;
   c.log_level = o.log_level;
+  c.admin_token = o.admin_token;
   c.on_log = log;
   return c;
 }

@@ -126,6 +126,15 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
       if (!r) return reply_error(r.error());
       return reply_ok(r.value().is_null() && req.op == Op::emit ? nullptr : &r.value());
     }
+    case Op::watch: {
+      auto r = watch(c, req);
+      if (!r) return reply_error(r.error());
+      return reply_ok(&r.value());
+    }
+    case Op::unwatch: {
+      if (Room* room = find_room(req.room)) unwatch(c, *room);
+      return reply_ok(nullptr);
+    }
     case Op::resume:
       // Seats are not held after a drop yet (PROTOCOL.md "Heartbeat and reconnect"): every
       // session is already expired, which is what a client must handle anyway.
@@ -216,6 +225,8 @@ void Engine::disconnect(ClientId id, bool clean) {
   Client* c = e.find_client(id);
   if (!c) return;
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
+  for (const std::string& rid : std::vector<std::string>(c->watching))
+    if (Room* room = e.find_room(rid)) e.unwatch(*c, *room);
   e.leave_all(*c, clean ? "leave" : "disconnect");
   e.clients.erase(id);
   e.finish_operation();

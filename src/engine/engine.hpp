@@ -22,6 +22,7 @@ struct EngineConfig {
   std::string rooms_dir = "rooms";
   std::string lua_dir;                            // the engine's own Lua (prelude, room base)
   std::string server_name = "atrium";
+  std::string admin_token;                        // when set, `watch` needs it (the inspector)
   int heartbeat_ms = 25000;                       // announced in welcome
   int cpu_budget_ms = 200;                        // per hook call
   std::size_t room_memory_bytes = 64u << 20;

@@ -59,6 +59,7 @@ struct Client {
   std::string user_id;
   ClientSink* sink = nullptr;
   std::vector<std::string> rooms;   // ids of rooms this client is a member of
+  std::vector<std::string> watching;  // ids of rooms it watches (inspector), not a member
 };
 
 struct Member {
@@ -70,6 +71,7 @@ struct Room {
   std::string id, type_name, instance;
   RoomType* type = nullptr;         // nullptr: an untyped pub/sub room
   std::vector<Member> members;
+  std::vector<ClientId> watchers;   // get patches without being members (the inspector)
   // Lua side (typed rooms): registry refs to the instance and to its box
   // {state=, meta=, sx=, mx=} (lua/atrium/room.lua).
   int inst_ref = -2, box_ref = -2;
@@ -138,6 +140,8 @@ struct Engine::Impl {
   void send(Client& c, std::string line);
   void send_frame(Client& c, const SharedFrame& frame);
   void dispatch(Client& c, Request& req);
+  Result<json::Value> watch(Client& c, const Request& req);
+  void unwatch(Client& c, Room& room);
   void finish_operation();          // deferred hooks, destroy checks, reap
 
   // room_types.cpp

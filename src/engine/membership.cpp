@@ -4,6 +4,8 @@
 // a member; frames a request causes for its own client go before its reply.
 #include <lua.hpp>
 
+#include <algorithm>
+
 #include "engine/engine_impl.hpp"
 #include "script/lua_json.hpp"
 
@@ -20,6 +22,40 @@ void Engine::Impl::flush_patch(Room& room) {
     send_frame(*m.client, frame);
     ++metrics.patch_deliveries;
   }
+  for (ClientId w : room.watchers)
+    if (Client* c = find_client(w)) send_frame(*c, frame);
+}
+
+namespace {
+
+// Compares in time independent of where the strings differ (the token is a secret; its
+// length is not).
+bool same_secret(std::string_view given, std::string_view secret) {
+  if (given.size() != secret.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+Result<json::Value> Engine::Impl::watch(Client& c, const Request& req) {
+  if (!config.admin_token.empty() && !same_secret(req.token, config.admin_token))
+    return make_error(ErrorCode::unauthorized, "watching a room needs the admin token");
+  Room* room = find_room(req.room);
+  if (!room) return make_error(ErrorCode::not_found, "no room " + req.room);
+  flush_patch(*room);  // the state in the reply is exactly the state at its seq
+  if (std::find(room->watchers.begin(), room->watchers.end(), c.id) == room->watchers.end()) {
+    room->watchers.push_back(c.id);
+    c.watching.push_back(room->id);
+  }
+  return join_result(room->id, room->seq, room->mirror);
+}
+
+void Engine::Impl::unwatch(Client& c, Room& room) {
+  std::erase(room.watchers, c.id);
+  std::erase(c.watching, room.id);
 }
 
 void Engine::Impl::emit_to_members(Room& room, const SharedFrame& frame, ClientId except) {

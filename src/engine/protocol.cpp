@@ -91,6 +91,12 @@ Result<Request> parse_request(json::Value&& msg, json::Value& ref_out, bool& has
     if (Status s = take_string(msg, "event", req.name, true); !s) return s.error();
     if (req.name.empty()) return bad("'event' must not be empty");
     if (json::Value* data = msg.find("data")) req.body = std::move(*data);
+  } else if (op == "watch" || op == "unwatch") {
+    // Not in PROTOCOL.md v1: the inspector's way to follow a room without joining it
+    // (docs/protocol.md "Watching a room").
+    req.op = op == "watch" ? Op::watch : Op::unwatch;
+    if (Status s = take_room(msg, req.room); !s) return s.error();
+    if (Status s = take_string(msg, "token", req.token, false); !s) return s.error();
   } else if (op == "resume") {
     req.op = Op::resume;
     std::string session;

@@ -157,6 +157,11 @@ void Engine::Impl::destroy_room(Room& room) {
     auto& list = m.client->rooms;
     std::erase(list, room.id);
   }
+  for (ClientId w : room.watchers)
+    if (Client* c = find_client(w)) {
+      std::erase(c->watching, room.id);
+      send(*c, encode_left(room.id, "closed", "the room was destroyed"));
+    }
   if (room.inst_ref >= 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, instances_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, room.inst_ref);

@@ -52,6 +52,8 @@ std::optional<StaticFile> StaticFiles::resolve(std::string_view url_path) const 
   path.append(url_path);
   if (path.back() == '/') path.append("index.html");
   else if (is_directory(path)) path.append("/index.html");
+  // Clean URLs: /inspect serves inspect.html.
+  if (!is_regular_file(path) && url_path.find('.') == std::string_view::npos) path.append(".html");
   if (!is_regular_file(path)) return std::nullopt;
   // A symlink inside the public directory must not lead out of it.
   const std::string real = real_path(path);

@@ -195,3 +195,58 @@ TEST_CASE("a type whose script failed to load answers joins with script_error; a
     if (*t.get_string("name") == "broken") listed = t.find("error")->is_string();
   CHECK(listed);
 }
+
+TEST_CASE("watch follows a room's patches without joining it; it needs the admin token when one is set") {
+  TempRooms rooms;
+  rooms.write("c.lua", R"(
+local C = { defaultState = { n = 0 }, options = { patchRate = 0 }, actions = {} }
+function C.actions.bump(self) self.state.n = self.state.n + 1 end
+return C)");
+  Harness h(rooms);
+  auto& member = h.connect();
+  auto& inspector = h.connect();
+  CHECK(error_code(h.request(inspector, R"({"op":"watch","room":"c:1"})")) == "not_found");
+  REQUIRE(ok(h.request(member, R"({"op":"join","room":"c:1"})")));
+  auto w = h.request(inspector, R"({"op":"watch","room":"c:1"})");
+  REQUIRE(ok(w));
+  CHECK(result(w).get_object("state")->find("n")->as_number() == 0);
+  CHECK(h.engine->room("c:1")->find("members")->as_number() == 1);  // not a member
+  REQUIRE(ok(h.request(member, R"({"op":"call","room":"c:1","method":"bump"})")));
+  auto patch = inspector.last("patch");
+  REQUIRE(!patch.is_null());
+  CHECK(patch.find("seq")->as_number() == result(w).find("seq")->as_number() + 1);
+  CHECK(error_code(h.request(inspector, R"({"op":"call","room":"c:1","method":"bump"})")) == "not_member");
+  REQUIRE(ok(h.request(inspector, R"({"op":"unwatch","room":"c:1"})")));
+  REQUIRE(ok(h.request(member, R"({"op":"call","room":"c:1","method":"bump"})")));
+  CHECK(inspector.last("patch").is_null());
+  // The room going away tells its watchers.
+  REQUIRE(ok(h.request(inspector, R"({"op":"watch","room":"c:1"})")));
+  REQUIRE(ok(h.request(member, R"({"op":"leave","room":"c:1"})")));
+  auto left = inspector.last("left");
+  REQUIRE(!left.is_null());
+  CHECK(*left.get_string("reason") == "closed");
+}
+
+TEST_CASE("watch with an admin token configured refuses a missing or wrong token") {
+  TempRooms rooms;
+  engine::EngineConfig cfg;
+  cfg.rooms_dir = rooms.path();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.admin_token = "s3cret";
+  cfg.on_log = [](engine::LogLevel, std::string_view) {};
+  engine::Engine e(cfg);
+  REQUIRE(e.start().ok());
+  FakeClient c;
+  c.id = e.connect(c);
+  e.receive(c.id, R"({"op":"join","ref":1,"room":"lobby"})");
+  e.receive(c.id, R"({"op":"watch","ref":2,"room":"lobby"})");
+  e.receive(c.id, R"({"op":"watch","ref":3,"room":"lobby","token":"nope"})");
+  e.receive(c.id, R"({"op":"watch","ref":4,"room":"lobby","token":"s3cret"})");
+  auto lines = c.take();
+  std::map<double, std::string> codes;
+  for (auto& l : lines)
+    if (l.find("ref")) codes[l.find("ref")->as_number()] = ok(l) ? "ok" : error_code(l);
+  CHECK(codes[2] == "unauthorized");
+  CHECK(codes[3] == "unauthorized");
+  CHECK(codes[4] == "ok");
+}
