@@ -1,14 +1,38 @@
 -- rooms/chat.lua: chat rooms. Shows a capped message list in public state, a password kept
 -- in private meta (set by the creator's first join), and listing itself in directory.lua.
+-- Who is here: a `members` action for the list, then `chat:presence` events as it changes.
 local MAX_MESSAGES = 100
 local MAX_TEXT = 500
 local MAX_TITLE = 80
+local MAX_NAME = 32
 local DIRECTORY = "directory:main"
 
 local Chat = {
   defaultState = { title = "", messages = atrium.array(), online = 0, isPrivate = false },
-  defaultMeta = { password = false, createdBy = false },
+  defaultMeta = { password = false, createdBy = false, members = atrium.array() },
 }
+
+-- A display name from the join payload: trimmed, 1..MAX_NAME bytes, else none.
+local function displayName(payload)
+  local name = payload.name
+  if type(name) ~= "string" then return nil end
+  name = name:match("^%s*(.-)%s*$")
+  if name == "" or #name > MAX_NAME then return nil end
+  return name
+end
+
+-- The member list in meta (made here for rooms that outlived a reload of an older script).
+local function memberList(self)
+  if self.meta.members == nil then self.meta.members = atrium.array() end
+  return self.meta.members
+end
+
+local function memberIndex(self, client)
+  for i, m in ipairs(memberList(self)) do
+    if m.client == client then return i end
+  end
+  return nil
+end
 
 -- What the directory shows about this room.
 local function listing(self)
@@ -37,11 +61,17 @@ function Chat:onJoin(ctx)
     return false, "wrong password"                -- the client gets join_rejected
   end
   self.state.online = self.state.online + 1
+  local member = { client = ctx.client, name = displayName(ctx.payload) }
+  table.insert(memberList(self), member)
+  self:emit("chat:presence", { client = member.client, name = member.name, here = true })
   atrium.room(DIRECTORY):call("update", self.id, listing(self))
 end
 
 function Chat:onLeave(ctx)
   self.state.online = self.state.online - 1
+  local i = memberIndex(self, ctx.client)
+  if i then table.remove(memberList(self), i) end
+  self:emit("chat:presence", { client = ctx.client, here = false })
   atrium.room(DIRECTORY):call("update", self.id, listing(self))
 end
 
@@ -63,7 +93,9 @@ function Chat.actions.send(self, ctx, text)
   if text == "" then
     error("a message cannot be empty")
   end
-  local msg = { user = ctx.userId or ctx.client, text = text, at = atrium.now() }
+  local i = memberIndex(self, ctx.client)
+  local msg = { user = ctx.userId or ctx.client, text = text, at = atrium.now(),
+                name = i and self.meta.members[i].name or nil }
   local messages = self.state.messages
   table.insert(messages, msg)
   while #messages > MAX_MESSAGES do
@@ -71,6 +103,16 @@ function Chat.actions.send(self, ctx, text)
   end
   self:emit("chat:message", msg)
   return msg                                       -- the call's reply result
+end
+
+-- members(): who is here, in join order: { {client, name?}, ... }. Members keep it current
+-- with the `chat:presence` events ({client, name?, here}) that follow.
+function Chat.actions.members(self, ctx)
+  local list = atrium.array()
+  for _, m in ipairs(memberList(self)) do
+    table.insert(list, { client = m.client, name = m.name })
+  end
+  return list
 end
 
 -- A plain method: server-side code only (another room, or POST /api/rooms/:id/call/setPassword).

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Atrium needs that are missing (run as root).
-#   scripts/install-deps.sh          build and serve: compiler, meson, libraries
-#   scripts/install-deps.sh --test   also what the tests need: Node.js and npm
+#   scripts/install-deps.sh          build and serve: compiler, meson, libraries, and
+#                                    Node.js + npm (they build the browser client bundle)
+#   scripts/install-deps.sh --test   the same (the browser for the page tests is
+#                                    scripts/install-browser.sh)
 set -euo pipefail
 
-packages=(g++ meson ninja-build pkg-config cmake
+packages=(g++ meson ninja-build pkg-config cmake ca-certificates
           libwebsockets-dev libluajit-5.1-dev rapidjson-dev doctest-dev)
-if [ "${1:-}" = "--test" ]; then
-  packages+=(ca-certificates)
-  # Any Node.js >= 18 will do; Debian 12's own is 18.
-  command -v node >/dev/null 2>&1 || packages+=(nodejs)
-  command -v npm >/dev/null 2>&1 || packages+=(npm)
-fi
+# Any Node.js >= 18 will do; Debian 12's own is 18.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,7 +2,9 @@
 # Builds everything and runs every test (Debian 12; installs what is missing):
 #   1. unit tests (doctest) in build/
 #   2. end-to-end tests (node:test + ws) against the real build/atrium
-#   3. the unit and end-to-end tests again under ASan/UBSan (build-asan/)
+#   3. the JS client's tests against the real server, and the pages in headless Chromium
+#      (Debian's chromium, driven by playwright-core)
+#   4. the unit and end-to-end tests again under ASan/UBSan (build-asan/)
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +65,10 @@ step build ninja -C build
 step unit unit build
 step npm bash -c 'cd tests/e2e && { [ -f package-lock.json ] && npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }'
 step e2e e2e build/atrium
+step client-npm bash -c 'cd clients/js && npm ci --no-audit --no-fund && npm run build'
+step client bash -c "cd clients/js && ATRIUM_BIN=$root/build/atrium npm test"
+step browser-deps bash -c 'bash scripts/install-browser.sh && cd tests/browser && npm ci --no-audit --no-fund'
+step browser bash -c "cd tests/browser && ATRIUM_BIN=$root/build/atrium npm test"
 step configure-asan bash -c '[ -f build-asan/build.ninja ] || meson setup build-asan --wrap-mode=nofallback -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug'
 step build-asan ninja -C build-asan
 step unit-asan unit build-asan

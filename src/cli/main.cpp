@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/check.hpp"
 #include "cli/serve.hpp"
 
 namespace {
@@ -13,6 +14,8 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  serve      serve the rooms in --rooms over WebSocket and HTTP (atrium serve --help)\n"
+    "  check      load and lint room scripts: atrium check [DIR]\n"
+    "  new        write a starter room script: atrium new NAME [--dir DIR]\n"
     "\n"
     "  --help     this text\n"
     "  --version  the version\n";
@@ -36,6 +39,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "serve") return atrium::cli::run_serve({args.begin() + 1, args.end()});
+    if (command == "check") return atrium::cli::run_check({args.begin() + 1, args.end()});
+    if (command == "new") return atrium::cli::run_new({args.begin() + 1, args.end()});
     std::fprintf(stderr, "atrium: unknown command \"%s\" (see atrium --help)\n", command.c_str());
     return 2;
   } catch (const std::exception& e) {

@@ -29,6 +29,9 @@ json::Value Engine::status() const {
     v.set("error", t->deleted        ? json::Value("the script file was deleted")
                    : t->error.empty() ? json::Value()
                                       : json::Value(t->error));
+    json::Value warnings = json::Value::array();
+    for (const std::string& w : t->warnings) warnings.push_back(json::Value(w));
+    v.set("warnings", std::move(warnings));
     types.push_back(std::move(v));
   }
   out.set("types", std::move(types));

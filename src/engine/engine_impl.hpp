@@ -47,6 +47,7 @@ struct RoomType {
   int version = 0;                  // bumped by every successful load
   std::string loaded_at;            // ISO 8601, last successful load
   std::string error;                // last load error, "" when the last load succeeded
+  std::vector<std::string> warnings;  // lint of the last load: "rooms/x.lua:12: ..." 
   bool deleted = false;             // the file is gone: live rooms serve, joins get not_found
   int class_ref = -2;               // LUA_NOREF until a load succeeds
   RoomOptions options;

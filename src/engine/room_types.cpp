@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/engine_impl.hpp"
+#include "script/class_lint.hpp"
 
 namespace atrium::engine {
 
@@ -163,13 +164,19 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   }
   if (!lua_istable(L, -1)) {
     lua_settop(L, top);
-    return fail(type.file + ": the script must return its class table (add `return " + name +
-                "` at the end)");
+    const auto last_line = 1 + std::count(src.begin(), src.end(), '\n') - (!src.empty() && src.back() == '\n');
+    return fail(type.file + ":" + std::to_string(last_line) +
+                ": the script must return its class table (end it with `return` and the table)");
   }
   RoomOptions options;
   if (Status s = read_options(L, lua_gettop(L), type.file, options); !s) {
     lua_settop(L, top);
     return fail(s.error().message);
+  }
+  type.warnings.clear();
+  for (const script::LintFinding& f : script::lint_class(L, lua_gettop(L), src)) {
+    type.warnings.push_back(type.file + ":" + std::to_string(f.line ? f.line : 1) + ": " + f.message);
+    log(LogLevel::warn, "script lint type=" + name + " " + type.warnings.back());
   }
   int previous = LUA_NOREF;
   if (type.class_ref < 0) {

@@ -1,0 +1,757 @@
+// atrium-client: the Atrium wire protocol v1 (docs/protocol.md) for browsers and Node >= 18.
+// One Client owns one WebSocket at a time. Rooms keep their state current by applying the
+// server's RFC 6902 patches in seq order; a gap or a patch that does not apply asks for the
+// full state again (`sync`). A dropped connection reconnects with full-jitter backoff, tries
+// `resume`, and rejoins its rooms when the server cannot resume (docs/client.md).
+import { applyPatch } from 'fast-json-patch/module/core.mjs';
+import { Emitter } from './emitter.js';
+
+export const PROTOCOL = 'atrium.v1';
+
+const DEFAULTS = {
+  reconnect: true,
+  minReconnectDelay: 500, // ms; like centrifuge-js
+  maxReconnectDelay: 20000,
+  timeout: 10000, // ms for a reply, and for the welcome of a new connection
+  protocols: [PROTOCOL],
+};
+
+// Close code the client uses when it gives up on a silent connection (not a clean close, so
+// the server holds the seat for `resume` where it can).
+const CLOSE_DEAD = 4000;
+
+/** An error from the server (`code` is one of PROTOCOL.md's codes) or from the client itself
+ *  (`closed`, `disconnected`, `timeout`, `connect_failed`, `bad_json`, `no_websocket`). */
+export class AtriumError extends Error {
+  constructor(code, message, options) {
+    super(message || code, options);
+    this.name = 'AtriumError';
+    this.code = code;
+  }
+}
+
+/** Full jitter (AWS "Exponential Backoff and Jitter", as in centrifuge-js): min plus a random
+ *  part of up to min * 2^step, never more than max. */
+export function backoff(step, min, max) {
+  const cap = Math.min(max, min * 2 ** Math.min(step, 31));
+  return Math.min(max, min + Math.floor(Math.random() * (cap + 1)));
+}
+
+const noop = () => {};
+
+function toText(data) {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
+  return String(data);
+}
+
+/** ws://host/ws from '/ws', 'http://host/ws' or nothing (the page's own host). */
+export function resolveUrl(url) {
+  if (url == null || url === '') url = '/ws';
+  url = String(url);
+  if (/^wss?:\/\//i.test(url)) return url;
+  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
+  const loc = globalThis.location;
+  if (!loc || !loc.href) {
+    throw new TypeError(`'${url}' is relative and there is no page location: pass ws://HOST:PORT/ws`);
+  }
+  const u = new URL(url, loc.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.href;
+}
+
+// What a joined Room and a Watch share: a state kept current by patches, resynced on a gap.
+class View extends Emitter {
+  #resyncing = false;
+
+  constructor(client, id, seq, state) {
+    super();
+    this.client = client;
+    this.id = id;
+    this.seq = seq;
+    this.state = state;
+  }
+
+  /** @internal A `patch` frame for this room. */
+  _patch(msg) {
+    if (this.#resyncing || msg.seq <= this.seq) return; // stale, or a duplicate
+    if (msg.seq !== this.seq + 1) {
+      this._resync();
+      return;
+    }
+    let next;
+    try {
+      next = applyPatch(this.state, msg.ops, true, true).newDocument;
+    } catch {
+      this._resync(); // the patch does not fit our state: start again from the server's
+      return;
+    }
+    this.state = next;
+    this.seq = msg.seq;
+    this._fire('state', this.state, msg.ops);
+  }
+
+  /** @internal A whole state: a `state` frame, a sync or a rejoin. */
+  _replace(seq, state) {
+    this.seq = seq;
+    this.state = state;
+    this._fire('state', this.state, undefined);
+  }
+
+  /** @internal Ask for the full state again; patches are ignored until it comes. */
+  _resync() {
+    if (this.#resyncing) return;
+    this.#resyncing = true;
+    this._fetchState()
+      .then((r) => {
+        this.#resyncing = false;
+        this._replace(r.seq, r.state);
+      })
+      .catch((err) => {
+        this.#resyncing = false;
+        // A dropped connection restores every room anyway; anything else is worth a look.
+        if (err.code !== 'disconnected' && err.code !== 'closed') this._fire('error', err);
+      });
+  }
+}
+
+/** A room this client is a member of (from `join` or a server-side `joined`). */
+export class Room extends View {
+  #payload;
+
+  constructor(client, id, seq, state, payload, placed) {
+    super(client, id, seq, state);
+    this.#payload = payload;
+    this.joined = true;
+    /** true when server-side code placed this client here (a `joined` frame). */
+    this.placed = placed;
+  }
+
+  /** @internal */
+  _fetchState(opts) {
+    return this.client._request({ op: 'sync', room: this.id }, opts);
+  }
+
+  /** @internal for rejoins */
+  _payload() {
+    return this.#payload;
+  }
+
+  /** @internal The client is out of this room: fires 'left' once. */
+  _left(reason, message) {
+    if (!this.joined) return;
+    this.joined = false;
+    this._fire('left', reason, message);
+  }
+
+  /** Calls an action; resolves with what it returned. */
+  call(method, ...args) {
+    return this.client._request({ op: 'call', room: this.id, method, args });
+  }
+
+  /** Sends an event to the room (onEvent, or the other members of an untyped room). The
+   *  returned promise may be ignored: its rejection is then dropped silently. */
+  emit(event, data) {
+    const p = this.client._request({ op: 'emit', room: this.id, event, data });
+    p.catch(noop);
+    return p;
+  }
+
+  /** Asks the server for the full state again (rarely needed: gaps do this by themselves). */
+  sync() {
+    return this.client._request(
+      { op: 'sync', room: this.id },
+      { onResult: (r) => (this._replace(r.seq, r.state), this.state) },
+    );
+  }
+
+  /** Leaves the room. Resolves once the server agreed (at once when offline); never rejects
+   *  because the room is already left. */
+  async leave() {
+    if (!this.joined) return;
+    const done = () => {
+      this.client._forget(this);
+      this._left('leave');
+    };
+    if (this.client.status !== 'open') return done();
+    try {
+      await this.client._request({ op: 'leave', room: this.id }, { onResult: done });
+    } catch (err) {
+      done(); // not_member, or the connection went: either way we are out
+      if (err.code === 'timeout') throw err;
+    }
+  }
+}
+
+/** A room followed without membership (the `watch` op; the inspector). */
+export class Watch extends View {
+  #token;
+
+  constructor(client, id, seq, state, token) {
+    super(client, id, seq, state);
+    this.#token = token;
+    this.active = true;
+  }
+
+  /** @internal */
+  _fetchState(opts) {
+    return this.client._request({ op: 'watch', room: this.id, token: this.#token }, opts);
+  }
+
+  /** @internal */
+  _setToken(token) {
+    this.#token = token;
+  }
+
+  /** @internal */
+  _left(reason, message) {
+    if (!this.active) return;
+    this.active = false;
+    this._fire('left', reason, message);
+  }
+
+  /** Stops watching. */
+  async unwatch() {
+    if (!this.active) return;
+    this.client._forgetWatch(this);
+    this._left('unwatch');
+    if (this.client.status === 'open') {
+      await this.client._request({ op: 'unwatch', room: this.id }).catch(noop);
+    }
+  }
+}
+
+export class Client extends Emitter {
+  #url;
+  #opts;
+  #ws = null;
+  #ref = 0;
+  #pending = new Map(); // ref -> request sent on the current socket
+  #queue = []; // requests waiting for the connection to be back
+  #attempt = 0;
+  #reconnectTimer = null;
+  #reconnecting = false;
+  #pingTimer = null;
+  #lastFrame = 0;
+  #abortOpen = null;
+
+  constructor(url, options = {}) {
+    super();
+    this.#opts = { ...DEFAULTS, ...options };
+    this.#url = resolveUrl(url);
+    /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
+    this.status = 'connecting';
+    this.id = null;
+    this.session = null;
+    this.userId = null;
+    this.server = null;
+    this.heartbeat = 0;
+    /** @type {Map<string, Room>} */
+    this.rooms = new Map();
+    /** @type {Map<string, Watch>} */
+    this.watches = new Map();
+  }
+
+  get url() {
+    return this.#url;
+  }
+
+  /** @internal First connection: resolves at `welcome`. */
+  async _start() {
+    try {
+      await this.#open();
+    } catch (err) {
+      this.#setStatus('closed');
+      throw err.code === 'connect_failed' || err.code === 'no_websocket'
+        ? err
+        : new AtriumError('connect_failed', err.message, { cause: err });
+    }
+    this.#setStatus('open');
+    this.#flushQueue();
+  }
+
+  #flushQueue() {
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const req of queued) this.#send(req);
+  }
+
+  /** The room with this id, if this client is a member. */
+  room(id) {
+    return this.rooms.get(id);
+  }
+
+  /** Joins a room; resolves with its Room, rejects with AtriumError (join_rejected, ...). */
+  join(id, payload) {
+    // A copy for the rejoins after a reconnect: later changes to the caller's object do not leak in.
+    const kept = payload == null ? {} : JSON.parse(JSON.stringify(payload));
+    return this._request(
+      { op: 'join', room: id, payload: payload ?? undefined },
+      {
+        onResult: (r) => {
+          // Registered before any later line of the same message is handled.
+          const old = this.rooms.get(r.room);
+          if (old) old._left('replaced');
+          const room = new Room(this, r.room, r.seq, r.state, kept, false);
+          this.rooms.set(room.id, room);
+          return room;
+        },
+      },
+    );
+  }
+
+  /** Follows a room's public state without joining it (needs the admin token when the
+   *  server has one). Resolves with a Watch; rejects with unauthorized or not_found. */
+  watch(id, options = {}) {
+    const token = options.token ?? undefined;
+    return this._request(
+      { op: 'watch', room: id, token },
+      {
+        onResult: (r) => {
+          let w = this.watches.get(r.room);
+          if (w) {
+            w._setToken(token);
+            w._replace(r.seq, r.state);
+          } else {
+            w = new Watch(this, r.room, r.seq, r.state, token);
+            this.watches.set(w.id, w);
+          }
+          return w;
+        },
+      },
+    );
+  }
+
+  /** Round trip in ms. */
+  async ping() {
+    const t0 = Date.now();
+    await this._request({ op: 'ping' });
+    return Date.now() - t0;
+  }
+
+  /** Sends any request (an op this client has no method for) and resolves with its result. */
+  request(op, fields = {}) {
+    return this._request({ ...fields, op });
+  }
+
+  /** Closes the connection for good (a clean close: the server runs onLeave at once).
+   *  Rooms fire 'left' ('leave'), pending requests reject with `closed`. Resolves when the
+   *  socket has closed (or after a second). */
+  close() {
+    if (this.status === 'closed') return Promise.resolve();
+    const ws = this.#ws;
+    this.#ws = null;
+    this.#stopTimers();
+    this.#setStatus('closed');
+    this.#abortOpen?.();
+    this.#failAll(new AtriumError('closed', 'the client was closed'));
+    for (const room of [...this.rooms.values()]) room._left('leave');
+    this.rooms.clear();
+    for (const w of [...this.watches.values()]) w._left('closed');
+    this.watches.clear();
+    if (!ws) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      ws.onclose = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.onmessage = null;
+      try {
+        ws.close(1000, 'bye');
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  // ---- requests ---------------------------------------------------------------------
+
+  /** @internal Sends now when open, else waits (bounded by the timeout) for the reconnect.
+   *  onResult runs synchronously when the reply is handled, before the next frame. */
+  _request(msg, { onResult, internal = false } = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.status === 'closed') {
+        reject(new AtriumError('closed', 'the client is closed'));
+        return;
+      }
+      const req = { msg, resolve, reject, onResult, timer: null, ref: 0 };
+      req.timer = setTimeout(() => {
+        this.#pending.delete(req.ref);
+        const i = this.#queue.indexOf(req);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(new AtriumError('timeout', `no reply to '${msg.op}' within ${this.#opts.timeout} ms`));
+      }, this.#opts.timeout);
+      if (internal || this.status === 'open') this.#send(req);
+      else this.#queue.push(req);
+    });
+  }
+
+  #send(req) {
+    const ws = this.#ws;
+    if (!ws) {
+      clearTimeout(req.timer);
+      req.reject(new AtriumError('disconnected', 'not connected'));
+      return;
+    }
+    req.ref = ++this.#ref;
+    this.#pending.set(req.ref, req);
+    try {
+      ws.send(JSON.stringify({ ...req.msg, ref: req.ref }));
+    } catch (err) {
+      this.#pending.delete(req.ref);
+      clearTimeout(req.timer);
+      req.reject(new AtriumError('disconnected', `send failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  #failAll(err) {
+    const reqs = [...this.#pending.values(), ...this.#queue];
+    this.#pending.clear();
+    this.#queue = [];
+    for (const req of reqs) {
+      clearTimeout(req.timer);
+      req.reject(err);
+    }
+  }
+
+  /** @internal */
+  _forget(room) {
+    if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+  }
+
+  /** @internal */
+  _forgetWatch(w) {
+    if (this.watches.get(w.id) === w) this.watches.delete(w.id);
+  }
+
+  // ---- the socket -------------------------------------------------------------------
+
+  #setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    if (status !== 'connecting') this._fire('status', status);
+  }
+
+  async #wsUrl() {
+    let token = this.#opts.token;
+    if (typeof token === 'function') token = await token();
+    if (!token) return this.#url;
+    const u = new URL(this.#url);
+    u.searchParams.set('token', token);
+    return u.href;
+  }
+
+  // Opens a socket; resolves at its `welcome`, rejects if it closes or stays silent first.
+  async #open() {
+    const WS = this.#opts.WebSocket ?? globalThis.WebSocket;
+    if (typeof WS !== 'function') {
+      throw new AtriumError('no_websocket', 'no WebSocket: pass one as the WebSocket option (the ws package in Node)');
+    }
+    const url = await this.#wsUrl();
+    if (this.status === 'closed') throw new AtriumError('closed', 'the client was closed');
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WS(url, this.#opts.protocols);
+      } catch (err) {
+        reject(new AtriumError('connect_failed', err.message, { cause: err }));
+        return;
+      }
+      ws.binaryType = 'arraybuffer';
+      this.#ws = ws;
+      let welcomed = false;
+      const timer = setTimeout(() => {
+        fail(new AtriumError('connect_failed', `no welcome from ${this.#url} within ${this.#opts.timeout} ms`));
+        try {
+          ws.close(CLOSE_DEAD, 'no welcome');
+        } catch {
+          /* already closing */
+        }
+      }, this.#opts.timeout);
+      const fail = (err) => {
+        clearTimeout(timer);
+        this.#abortOpen = null;
+        if (this.#ws === ws) this.#ws = null;
+        reject(err);
+      };
+      this.#abortOpen = () => fail(new AtriumError('closed', 'the client was closed'));
+      ws.onmessage = (ev) => {
+        if (this.#ws !== ws) return;
+        this.#lastFrame = Date.now();
+        this.#receive(toText(ev.data), (welcome) => {
+          welcomed = true;
+          clearTimeout(timer);
+          this.#abortOpen = null;
+          this.id = welcome.client;
+          this.session = welcome.session;
+          this.userId = welcome.userId ?? null;
+          this.server = welcome.server ?? null;
+          this.heartbeat = welcome.heartbeat ?? 0;
+          this.#startPing();
+          resolve();
+        });
+      };
+      ws.onerror = () => {}; // the close that follows says what happened
+      ws.onclose = (ev) => {
+        if (!welcomed) {
+          fail(new AtriumError('connect_failed', `could not connect to ${this.#url} (close ${ev.code})`));
+          return;
+        }
+        if (this.#ws !== ws) return;
+        this.#dropped(ev.code, ev.reason);
+      };
+    });
+  }
+
+  // The current socket is gone without close(): fail what was in flight, then reconnect.
+  #dropped(code, reason) {
+    this.#ws = null;
+    this.#stopPing();
+    const why = `connection lost (${code}${reason ? `: ${reason}` : ''})`;
+    const err = new AtriumError('disconnected', why);
+    const inflight = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const req of inflight) {
+      clearTimeout(req.timer);
+      req.reject(err);
+    }
+    if (this.status === 'closed') return;
+    if (!this.#opts.reconnect) {
+      this.#setStatus('closed');
+      this.#failAll(err);
+      for (const room of [...this.rooms.values()]) room._left('disconnect', why);
+      this.rooms.clear();
+      for (const w of [...this.watches.values()]) w._left('disconnect', why);
+      this.watches.clear();
+      return;
+    }
+    this.#setStatus('reconnecting');
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
+    if (this.#reconnectTimer || this.#reconnecting || this.status === 'closed') return;
+    const delay = backoff(this.#attempt, this.#opts.minReconnectDelay, this.#opts.maxReconnectDelay);
+    this.#attempt += 1;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#reconnect();
+    }, delay);
+  }
+
+  async #reconnect() {
+    this.#reconnecting = true;
+    const oldSession = this.session;
+    const oldId = this.id;
+    let ok = false;
+    try {
+      await this.#open();
+      await this.#restore(oldSession, oldId);
+      ok = this.#ws !== null && this.status === 'reconnecting';
+    } catch {
+      // a failed attempt: the next one is scheduled below
+    }
+    this.#reconnecting = false;
+    if (this.status === 'closed') return;
+    if (!ok) {
+      if (this.#ws) {
+        // restore failed on a live socket (a timeout): start over on a fresh one
+        const ws = this.#ws;
+        this.#ws = null;
+        this.#stopPing();
+        try {
+          ws.close(CLOSE_DEAD, 'restore failed');
+        } catch {
+          /* already closing */
+        }
+      }
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#attempt = 0;
+    this.#setStatus('open');
+    this.#flushQueue();
+  }
+
+  // After a reconnect: resume the old session, or rejoin every room; watch again.
+  async #restore(oldSession, oldId) {
+    const rooms = [...this.rooms.values()];
+    let resumed = false;
+    if (rooms.length > 0 && oldSession) {
+      const seqs = {};
+      for (const room of rooms) seqs[room.id] = room.seq;
+      try {
+        const r = await this._request({ op: 'resume', session: oldSession, rooms: seqs }, { internal: true });
+        resumed = true;
+        this.id = typeof r?.client === 'string' ? r.client : oldId;
+        if (typeof r?.session === 'string') this.session = r.session;
+      } catch (err) {
+        if (err.code === 'disconnected' || err.code === 'timeout') throw err;
+        // not_found (no seat held: the server does not resume yet) or unknown_op: rejoin
+      }
+    }
+    const work = [];
+    if (!resumed) {
+      for (const room of rooms) {
+        work.push(
+          this._request(
+            { op: 'join', room: room.id, payload: room._payload() },
+            { internal: true, onResult: (r) => room._replace(r.seq, r.state) },
+          ).catch((err) => {
+            if (err.code === 'disconnected' || err.code === 'timeout') throw err;
+            this._forget(room);
+            room._left('rejected', err.message);
+          }),
+        );
+      }
+    }
+    for (const w of this.watches.values()) {
+      work.push(
+        w._fetchState({ internal: true }).then(
+          (r) => w._replace(r.seq, r.state),
+          (err) => {
+            if (err.code === 'disconnected' || err.code === 'timeout') throw err;
+            this._forgetWatch(w);
+            w._left(err.code === 'not_found' ? 'closed' : 'rejected', err.message);
+          },
+        ),
+      );
+    }
+    await Promise.all(work);
+  }
+
+  #startPing() {
+    this.#stopPing();
+    const every = this.heartbeat > 0 ? this.heartbeat : 25000;
+    this.#lastFrame = Date.now();
+    // The server's WebSocket pings are invisible to page scripts; a quiet connection is
+    // checked with a `ping` request, and one that does not answer is treated as dropped.
+    this.#pingTimer = setInterval(() => {
+      if (!this.#ws || Date.now() - this.#lastFrame < every) return;
+      const ws = this.#ws;
+      this._request({ op: 'ping' }, { internal: true }).catch((err) => {
+        if (err.code !== 'timeout' || this.#ws !== ws) return;
+        this.#dropped(CLOSE_DEAD, 'no answer to ping');
+        try {
+          ws.close(CLOSE_DEAD, 'no answer to ping');
+        } catch {
+          /* already closing */
+        }
+      });
+    }, every);
+  }
+
+  #stopPing() {
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#pingTimer = null;
+  }
+
+  #stopTimers() {
+    this.#stopPing();
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+  }
+
+  // ---- frames -----------------------------------------------------------------------
+
+  // One WebSocket message: JSON Lines.
+  #receive(text, onWelcome) {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        this._fire('error', new AtriumError('bad_json', `unreadable frame from the server: ${line.slice(0, 200)}`));
+        continue;
+      }
+      if (msg && msg.op === 'welcome') onWelcome(msg);
+      else if (msg && typeof msg === 'object') this.#dispatch(msg);
+    }
+  }
+
+  #dispatch(msg) {
+    switch (msg.op) {
+      case 'reply': {
+        const req = this.#pending.get(msg.ref);
+        if (!req) return; // timed out already
+        this.#pending.delete(msg.ref);
+        clearTimeout(req.timer);
+        if (msg.ok) {
+          let value = msg.result;
+          if (req.onResult) {
+            try {
+              value = req.onResult(msg.result);
+            } catch (err) {
+              req.reject(err);
+              return;
+            }
+          }
+          req.resolve(value);
+        } else {
+          const e = msg.error ?? {};
+          req.reject(new AtriumError(e.code ?? 'internal', e.message ?? 'request failed'));
+        }
+        return;
+      }
+      case 'patch': {
+        this.rooms.get(msg.room)?._patch(msg);
+        this.watches.get(msg.room)?._patch(msg);
+        return;
+      }
+      case 'state': {
+        this.rooms.get(msg.room)?._replace(msg.seq, msg.state);
+        return;
+      }
+      case 'event': {
+        const room = this.rooms.get(msg.room);
+        if (!room) return;
+        const ev = { event: msg.event, data: msg.data };
+        if (msg.from !== undefined) ev.from = msg.from;
+        room._fire('event', ev);
+        return;
+      }
+      case 'joined': {
+        const known = this.rooms.get(msg.room);
+        if (known) {
+          known._replace(msg.seq, msg.state);
+          return;
+        }
+        const room = new Room(this, msg.room, msg.seq, msg.state, {}, true);
+        this.rooms.set(room.id, room);
+        this._fire('joined', room);
+        return;
+      }
+      case 'left': {
+        const room = this.rooms.get(msg.room);
+        if (room) {
+          this.rooms.delete(msg.room);
+          room._left(msg.reason, msg.message);
+          return;
+        }
+        const w = this.watches.get(msg.room);
+        if (w) {
+          this.watches.delete(msg.room);
+          w._left(msg.reason, msg.message);
+        }
+        return;
+      }
+      case 'error': {
+        const e = msg.error ?? {};
+        this._fire('error', new AtriumError(e.code ?? 'internal', e.message ?? 'server error'));
+        return;
+      }
+      default:
+        this._fire('frame', msg); // ops newer than this client
+    }
+  }
+}
+
+/** Connects and resolves with a Client once the server said `welcome`. */
+export async function connect(url, options) {
+  const client = new Client(url, options);
+  await client._start();
+  return client;
+}

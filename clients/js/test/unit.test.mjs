@@ -1,0 +1,208 @@
+// The client without a server: backoff, errors, urls, and frame handling against a fake
+// WebSocket that plays the server's side from a script.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, backoff, AtriumError, resolveUrl, Client } from '../src/index.js';
+import { sleep } from './helpers.mjs';
+
+// A fake socket: opens at once, says welcome, and answers each request with respond(msg).
+function fakeSocket(respond, heartbeat = 60000) {
+  const made = [];
+  class Fake {
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.sent = [];
+      this.closed = null;
+      made.push(this);
+      setTimeout(() => this.push({ op: 'welcome', session: 's1', client: 'c7', server: 'fake', heartbeat }), 0);
+    }
+    push(...frames) {
+      this.onmessage?.({ data: frames.map((f) => (typeof f === 'string' ? f : JSON.stringify(f))).join('\n') });
+    }
+    send(data) {
+      const msg = JSON.parse(data);
+      this.sent.push(msg);
+      const answer = respond(msg, this);
+      if (answer) setTimeout(() => this.push(...answer), 0);
+    }
+    close(code = 1000, reason = '') {
+      if (this.closed) return;
+      this.closed = { code, reason };
+      setTimeout(() => this.onclose?.({ code, reason }), 0);
+    }
+    drop(code = 1006) {
+      this.closed = { code };
+      this.onclose?.({ code, reason: '' });
+    }
+  }
+  return { Fake, made };
+}
+
+test('backoff is full jitter between min and max', () => {
+  for (let step = 0; step < 40; step++) {
+    for (let i = 0; i < 50; i++) {
+      const d = backoff(step, 500, 20000);
+      assert.ok(d >= 500 && d <= 20000, `step ${step}: ${d}`);
+      assert.ok(d <= 500 + 500 * 2 ** step, `step ${step}: ${d} above min + min*2^step`);
+    }
+  }
+  const spread = new Set(Array.from({ length: 200 }, () => backoff(5, 100, 100000)));
+  assert.ok(spread.size > 50, 'delays are spread out, not fixed');
+});
+
+test('AtriumError carries code and message and is an Error', () => {
+  const e = new AtriumError('join_rejected', 'wrong password');
+  assert.ok(e instanceof Error);
+  assert.equal(e.name, 'AtriumError');
+  assert.equal(e.code, 'join_rejected');
+  assert.equal(e.message, 'wrong password');
+});
+
+test('resolveUrl accepts ws, http and page-relative urls', () => {
+  assert.equal(resolveUrl('ws://h:1/ws'), 'ws://h:1/ws');
+  assert.equal(resolveUrl('https://h/ws'), 'wss://h/ws');
+  assert.throws(() => resolveUrl('/ws'), /relative/);
+  globalThis.location = { href: 'https://example.test:8443/chat/index.html' };
+  try {
+    assert.equal(resolveUrl(), 'wss://example.test:8443/ws');
+    assert.equal(resolveUrl('/ws'), 'wss://example.test:8443/ws');
+  } finally {
+    delete globalThis.location;
+  }
+});
+
+test('connect without any WebSocket fails with no_websocket', async () => {
+  const saved = globalThis.WebSocket;
+  delete globalThis.WebSocket;
+  try {
+    await assert.rejects(connect('ws://127.0.0.1:1/ws'), (e) => e instanceof AtriumError && e.code === 'no_websocket');
+  } finally {
+    if (saved) globalThis.WebSocket = saved;
+  }
+});
+
+test('the token goes on the url, offered with the atrium.v1 subprotocol', async () => {
+  const { Fake, made } = fakeSocket(() => null);
+  const c = await connect('ws://h/ws', { WebSocket: Fake, token: async () => 'a.b.c' });
+  assert.equal(made[0].url, 'ws://h/ws?token=a.b.c');
+  assert.deepEqual(made[0].protocols, ['atrium.v1']);
+  assert.equal(c.id, 'c7');
+  assert.equal(c.session, 's1');
+  assert.equal(c.status, 'open');
+  await c.close();
+});
+
+test('lines of one message are handled in order: a room exists for the event after its join reply', async () => {
+  const { Fake } = fakeSocket((msg) => {
+    if (msg.op === 'join') {
+      return [
+        { op: 'reply', ref: msg.ref, ok: true, result: { room: msg.room, seq: 3, state: { n: 1 } } },
+        { op: 'event', room: msg.room, event: 'hello', data: { x: 1 }, from: 'c9' },
+        { op: 'patch', room: msg.room, seq: 4, ops: [{ op: 'replace', path: '/n', value: 2 }] },
+        '',
+      ];
+    }
+    return null;
+  });
+  const c = await connect('ws://h/ws', { WebSocket: Fake });
+  // The Room is registered while the reply line is handled, so the patch on the next line
+  // of the same message already finds it: join resolves with the patched state.
+  const room = await c.join('r:1');
+  assert.equal(room.seq, 4, 'the patch in the same message as the reply was applied');
+  assert.deepEqual(room.state, { n: 2 });
+  await c.close();
+});
+
+test('a reply error becomes an AtriumError with the server code and message', async () => {
+  const { Fake } = fakeSocket((msg) => [{ op: 'reply', ref: msg.ref, ok: false, error: { code: 'join_rejected', message: 'wrong password' } }]);
+  const c = await connect('ws://h/ws', { WebSocket: Fake });
+  await assert.rejects(c.join('chat:x', { password: 'no' }), (e) => e instanceof AtriumError && e.code === 'join_rejected' && e.message === 'wrong password');
+  await c.close();
+});
+
+test('close() rejects every pending request with closed, and later requests too', async () => {
+  const { Fake } = fakeSocket(() => null); // never answers
+  const c = await connect('ws://h/ws', { WebSocket: Fake });
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  const r1 = assert.rejects(c.join('a:1'), { code: 'closed' });
+  const r2 = assert.rejects(c.ping(), { code: 'closed' });
+  await sleep(5);
+  await c.close();
+  await r1;
+  await r2;
+  await assert.rejects(c.join('a:2'), { code: 'closed' });
+  assert.deepEqual(statuses, ['closed']);
+});
+
+test('a request without a reply times out', async () => {
+  const { Fake } = fakeSocket(() => null);
+  const c = await connect('ws://h/ws', { WebSocket: Fake, timeout: 50 });
+  await assert.rejects(c.ping(), { code: 'timeout' });
+  await c.close();
+});
+
+test('a connection that never says welcome fails connect', async () => {
+  class Silent {
+    constructor() { this.sent = []; }
+    send() {}
+    close(code) { setTimeout(() => this.onclose?.({ code, reason: '' }), 0); }
+  }
+  const started = Date.now();
+  await assert.rejects(connect('ws://h/ws', { WebSocket: Silent, timeout: 100 }), { code: 'connect_failed' });
+  assert.ok(Date.now() - started < 2000);
+});
+
+test('a drop rejects in-flight requests with disconnected; reconnect rejoins with the same payload', async () => {
+  let joins = 0;
+  const { Fake, made } = fakeSocket((msg) => {
+    if (msg.op === 'join') {
+      joins += 1;
+      return [{ op: 'reply', ref: msg.ref, ok: true, result: { room: msg.room, seq: 10 * joins, state: { joins } } }];
+    }
+    if (msg.op === 'resume') return [{ op: 'reply', ref: msg.ref, ok: false, error: { code: 'not_found', message: 'session expired' } }];
+    return null; // calls stay unanswered
+  });
+  const c = new Client('ws://h/ws', { WebSocket: Fake, minReconnectDelay: 5, maxReconnectDelay: 20 });
+  await c._start();
+  const room = await c.join('r:1', { password: 'pw' });
+  const states = [];
+  room.on('state', (s) => states.push(s));
+  const inflight = room.call('slow');
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  made[0].drop(1006);
+  await assert.rejects(inflight, { code: 'disconnected' });
+  const reopened = await new Promise((resolve) => c.on('status', (s) => s === 'open' && resolve(true)));
+  assert.ok(reopened);
+  assert.deepEqual(statuses, ['reconnecting', 'open']);
+  const second = made[1].sent;
+  assert.equal(second[0].op, 'resume');
+  assert.equal(second[0].session, 's1');
+  assert.deepEqual(second[0].rooms, { 'r:1': 10 });
+  assert.deepEqual(second[1], { op: 'join', room: 'r:1', payload: { password: 'pw' }, ref: second[1].ref });
+  assert.equal(c.room('r:1'), room, 'the same Room object');
+  assert.deepEqual(room.state, { joins: 2 });
+  assert.deepEqual(states, [{ joins: 2 }]);
+  await c.close();
+});
+
+test('a connection that stops answering pings is dropped and replaced', async () => {
+  let silent = true;
+  const { Fake, made } = fakeSocket((msg) => {
+    if (msg.op === 'ping' && !silent) return [{ op: 'reply', ref: msg.ref, ok: true, result: 'pong' }];
+    return null;
+  }, 40);
+  const c = new Client('ws://h/ws', { WebSocket: Fake, timeout: 60, minReconnectDelay: 5, maxReconnectDelay: 10 });
+  await c._start();
+  const statuses = [];
+  c.on('status', (s) => statuses.push(s));
+  await new Promise((resolve) => c.on('status', (s) => s === 'reconnecting' && resolve()));
+  silent = false;
+  await new Promise((resolve) => c.on('status', (s) => s === 'open' && resolve()));
+  assert.ok(made[0].sent.some((m) => m.op === 'ping'), 'it pinged the quiet connection');
+  assert.equal(made[0].closed?.code, 4000, 'and closed it as dead (not a clean close)');
+  assert.deepEqual(statuses, ['reconnecting', 'open']);
+  await c.close();
+});

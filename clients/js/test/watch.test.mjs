@@ -1,0 +1,105 @@
+// client.watch(): follow a room's state without being a member (the inspector's op, see
+// docs/protocol.md "Watching a room"), with and without an admin token on the server.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from '../src/index.js';
+import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket } from './helpers.mjs';
+
+const T = { timeout: 15000 };
+
+describe('watch (no admin token)', () => {
+  let server;
+  const clients = [];
+  const open = async (opts = {}) => {
+    const c = await connect(server.url, { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 200, ...opts });
+    clients.push(c);
+    return c;
+  };
+  before(async () => { server = await startServer(); });
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.stop();
+  });
+
+  it('follows patches without joining: no hook runs, the member count stays', T, async () => {
+    const [member, inspector] = [await open(), await open()];
+    const id = `board:${uid()}`;
+    const room = await member.join(id);
+    const w = await inspector.watch(id);
+    assert.equal(w.id, id);
+    assert.deepEqual(w.state, room.state);
+    assert.equal(inspector.room(id), undefined, 'not a member');
+    const changed = nextEvent(w, 'state');
+    await room.call('push', 'seen');
+    const [state, ops] = await changed;
+    assert.deepEqual(state.items, ['seen']);
+    assert.ok(ops.length > 0);
+    assert.equal(state.online, 1, 'the watcher is not counted');
+    assert.equal((await server.http('GET', `/api/rooms/${id}`)).json.members, 1);
+    await until(() => room.seq === w.seq, 'same seq');
+    assert.deepEqual(w.state, room.state);
+  });
+
+  it('rejects a room that does not exist with not_found', T, async () => {
+    const c = await open();
+    await assert.rejects(c.watch(`board:${uid()}`), { code: 'not_found' });
+  });
+
+  it('unwatch stops the patches; a closed room ends the watch with left(closed)', T, async () => {
+    const [member, inspector] = [await open(), await open()];
+    const id = `board:${uid()}`;
+    const room = await member.join(id);
+    const tap = tappedWebSocket();
+    const spy = await open({ WebSocket: tap.WebSocket });
+    const w = await spy.watch(id);
+    await w.unwatch();
+    assert.equal(w.active, false);
+    await room.call('push', 'unseen');
+    await until(() => room.state.items.length === 1, 'the member sees it');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.ok(!tap.last().received.some((l) => l.includes('unseen')), 'no patch after unwatch');
+
+    const w2 = await inspector.watch(id);
+    const left = nextEvent(w2, 'left');
+    await room.call('close');
+    assert.equal((await left)[0], 'closed');
+    assert.equal(w2.active, false);
+    assert.equal(inspector.watches.size, 0);
+  });
+
+  it('a watch survives a reconnect', T, async () => {
+    const member = await open();
+    const id = `board:${uid()}`;
+    const room = await member.join(id);
+    const tap = tappedWebSocket();
+    const inspector = await open({ WebSocket: tap.WebSocket });
+    const w = await inspector.watch(id);
+    tap.last().cut();
+    await until(() => inspector.status === 'reconnecting', 'reconnecting');
+    await until(() => inspector.status === 'open', 'open');
+    assert.ok(tap.last().sent.some((m) => m.op === 'watch' && m.room === id), 'watched again');
+    await room.call('push', 'later');
+    await until(() => w.state.items.includes('later'), 'patches on the new connection');
+  });
+});
+
+describe('watch with an admin token', () => {
+  let server;
+  const clients = [];
+  before(async () => { server = await startServer({ args: ['--admin-token', 's3cret'] }); });
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.stop();
+  });
+
+  it('needs the token: unauthorized without it or with a wrong one', T, async () => {
+    const [member, inspector] = await Promise.all([connect(server.url, { WebSocket }), connect(server.url, { WebSocket })]);
+    clients.push(member, inspector);
+    const id = `board:${uid()}`;
+    await member.join(id);
+    await assert.rejects(inspector.watch(id), { code: 'unauthorized' });
+    await assert.rejects(inspector.watch(id, { token: 'guess' }), { code: 'unauthorized' });
+    const w = await inspector.watch(id, { token: 's3cret' });
+    assert.equal(w.state.online, 1);
+  });
+});
