@@ -86,6 +86,9 @@ end
 function M.makeEnv(typeName)
   local env = copy_library("_")
   env.string = copy_library("string")
+  -- LuaJIT's own find/match/gmatch/gsub match inside C, out of the count hook's sight;
+  -- these are bounded by the CPU budget (src/script/lua_patterns.cpp).
+  for name, fn in pairs(core.patterns) do env.string[name] = fn end
   env.table = copy_library("table")
   env.math = copy_library("math")
   env.math.random = core.random

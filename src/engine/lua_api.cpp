@@ -9,6 +9,7 @@
 #include "engine/engine_impl.hpp"
 #include "json/codec.hpp"
 #include "script/lua_json.hpp"
+#include "script/lua_patterns.hpp"
 
 namespace atrium::engine {
 
@@ -375,6 +376,7 @@ void Engine::Impl::open_core_api() {
   }
   script::push_array_marker(L);
   lua_setfield(L, core, "array_marker");
+  script::push_pattern_functions(L, core);  // core.patterns; also string.find & co.
   lua_pushcfunction(L, luaopen_os);
   lua_pushliteral(L, LUA_OSLIBNAME);
   lua_call(L, 1, 1);

@@ -23,7 +23,7 @@ void on_count(lua_State* L, lua_Debug*) {
   // Fire on every instruction from now on: a script that wraps its loop in pcall meets
   // the error again the moment pcall returns.
   lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
-  luaL_error(L, "budget_exceeded: the call ran past its CPU budget");
+  luaL_error(L, "%s", kBudgetExceededMessage);
 }
 
 // Message handler: runs before unwinding, so the failing frame is still there.
@@ -42,6 +42,13 @@ std::string first_line(const std::string& s) {
 }  // namespace
 
 bool in_hook() noexcept { return g_scope != nullptr; }
+
+bool budget_expired() noexcept {
+  if (!g_scope) return false;
+  if (!g_scope->exceeded && Clock::now() < g_scope->deadline) return false;
+  g_scope->exceeded = true;  // the hook re-arms itself at count 1 when it next fires
+  return true;
+}
 
 HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {
   const int fn = lua_gettop(L) - nargs;

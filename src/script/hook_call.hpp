@@ -32,4 +32,14 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
 // True while a call_hook is running (used to tell nested calls from top-level ones).
 bool in_hook() noexcept;
 
+// The error both the count hook and budget_expired's callers raise.
+inline constexpr const char* kBudgetExceededMessage =
+    "budget_exceeded: the call ran past its CPU budget";
+
+// For C functions that run long without executing Lua (the count hook cannot see them):
+// true when a call_hook is running and its deadline has passed. Marks that call as
+// exceeded, so once the caller raises kBudgetExceededMessage the call is reported as
+// budget_exceeded. Always false outside a call_hook.
+bool budget_expired() noexcept;
+
 }  // namespace atrium::script

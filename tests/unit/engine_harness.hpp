@@ -33,6 +33,12 @@ class TempRooms {
   void write(const std::string& name, const std::string& lua) const {
     std::ofstream(dir_ / "rooms" / name, std::ios::binary) << lua;
   }
+  // Copies tests/fixtures/rooms/NAME (tests run from the project root).
+  void copy_fixture(const std::string& name) const {
+    std::ifstream in("tests/fixtures/rooms/" + name, std::ios::binary);
+    REQUIRE_MESSAGE(in.good(), "missing fixture " << name);
+    std::ofstream(dir_ / "rooms" / name, std::ios::binary) << in.rdbuf();
+  }
   std::string path() const { return (dir_ / "rooms").string(); }
 
  private:
