@@ -1,0 +1,146 @@
+// What the CPU-budget design costs (issue 4): room code runs in LuaJIT's interpreter (the
+// JIT is never opened, because count hooks do not fire inside compiled traces) under a
+// count hook that reads the clock every 1,000 VM instructions. This prints:
+//   1. a Lua workload in the interpreter with and without the hook, and with the JIT on;
+//   2. ns per call_hook of an empty function (the door every hook goes through);
+//   3. ns per empty action through the whole engine (parse, dispatch, hook, commit, reply).
+// Usage: build/bench/hook_bench   (about 10 s; thread CPU time, median of 7 runs)
+#include <lua.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "script/hook_call.hpp"
+
+namespace {
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double median_seconds(const std::function<void()>& run, int samples = 7) {
+  std::vector<double> t;
+  for (int i = 0; i < samples; ++i) {
+    const double t0 = cpu_seconds();
+    run();
+    t.push_back(cpu_seconds() - t0);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+const char* kWorkload = R"(
+  local t, s = {}, 0
+  for i = 1, 1000 do t[i] = 0 end
+  for i = 1, 2000000 do
+    t[i % 1000 + 1] = i
+    s = s + t[(i * 7) % 1000 + 1] % 13
+  end
+  return s
+)";
+
+lua_State* new_state(bool jit) {
+  lua_State* L = luaL_newstate();
+  lua_pushcfunction(L, luaopen_base);
+  lua_call(L, 0, 0);
+  if (jit) {
+    lua_pushcfunction(L, luaopen_jit);
+    lua_call(L, 0, 0);
+  } else {
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  }
+  return L;
+}
+
+double workload(bool jit, bool budget) {
+  lua_State* L = new_state(jit);
+  atrium::script::Budget b;
+  b.cpu_ms = 60000;
+  const double s = median_seconds([&] {
+    luaL_loadstring(L, kWorkload);
+    if (budget) {
+      auto r = atrium::script::call_hook(L, 0, 1, b);
+      if (!r.ok) std::fprintf(stderr, "workload failed: %s\n", r.message.c_str());
+    } else {
+      lua_call(L, 0, 1);
+    }
+    lua_settop(L, 0);
+  });
+  lua_close(L);
+  return s;
+}
+
+double empty_call_ns() {
+  lua_State* L = new_state(false);
+  luaL_loadstring(L, "return function() end");
+  lua_call(L, 0, 1);
+  const int fn = luaL_ref(L, LUA_REGISTRYINDEX);
+  atrium::script::Budget b;
+  const int n = 200000;
+  const double s = median_seconds([&] {
+    for (int i = 0; i < n; ++i) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, fn);
+      (void)atrium::script::call_hook(L, 0, 0, b);
+    }
+  });
+  lua_close(L);
+  return s / n * 1e9;
+}
+
+struct NullSink : atrium::engine::ClientSink {
+  std::size_t lines = 0;
+  void send(const atrium::SharedFrame&) override { ++lines; }
+  void close(int, std::string_view) override {}
+};
+
+double empty_action_ns() {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "atrium-hook-bench";
+  fs::create_directories(dir);
+  std::ofstream(dir / "b.lua") << "local B = { actions = {} }\nfunction B.actions.noop() end\nreturn B\n";
+  atrium::engine::EngineConfig cfg;
+  cfg.rooms_dir = dir.string();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
+  atrium::engine::Engine e(cfg);
+  if (!e.start()) return -1;
+  NullSink sink;
+  const auto id = e.connect(sink);
+  e.receive(id, R"({"op":"join","ref":1,"room":"b:1"})");
+  const int n = 100000;
+  const std::string call = R"({"op":"call","ref":2,"room":"b:1","method":"noop"})";
+  const double s = median_seconds([&] {
+    for (int i = 0; i < n; ++i) e.receive(id, call);
+  });
+  fs::remove_all(dir);
+  return s / n * 1e9;
+}
+
+}  // namespace
+
+int main() {
+  const double interp = workload(false, false);
+  const double hooked = workload(false, true);
+  const double jit = workload(true, false);
+  std::printf("## Budget design\n\n");
+  std::printf("| Lua workload (2M loop iterations, table reads and writes) | ms | vs interpreter |\n");
+  std::printf("|---|--:|--:|\n");
+  std::printf("| interpreter, no hook | %.1f | 1.00 |\n", interp * 1e3);
+  std::printf("| interpreter + count hook with clock check (what rooms run) | %.1f | %.2f |\n",
+              hooked * 1e3, hooked / interp);
+  std::printf("| JIT on, no hook (cannot be stopped: not used) | %.1f | %.2f |\n\n", jit * 1e3, jit / interp);
+  std::printf("| per call | ns |\n|---|--:|\n");
+  std::printf("| call_hook of an empty function | %.0f |\n", empty_call_ns());
+  std::printf("| empty action through the engine (parse, dispatch, hook, commit, reply) | %.0f |\n",
+              empty_action_ns());
+  return 0;
+}
