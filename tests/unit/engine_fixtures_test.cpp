@@ -35,6 +35,9 @@ TEST_CASE("loop_forever: budget_exceeded, state rolled back, the healthy room ke
   REQUIRE(ok(f.h->request(*f.c, R"({"op":"join","room":"loop_forever:1"})")));
   CHECK(error_code(f.call("loop_forever:1", "spin")) == "budget_exceeded");
   CHECK(f.h->engine->room("loop_forever:1")->get_object("state")->find("touched")->as_bool() == false);
+  CHECK(error_code(f.call("loop_forever:1", "sort_bad")) == "budget_exceeded");
+  const std::string liar = error_code(f.call("loop_forever:1", "sort_liar"));
+  CHECK((liar == "script_error" || liar == "budget_exceeded"));  // either way it ends
   CHECK(result(f.call("loop_forever:1", "ping")).as_string() == "pong");
   f.require_healthy_still_serves();
 }
