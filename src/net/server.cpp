@@ -44,7 +44,14 @@ void emit_lws_log(int level, const char* line) {
   g_log_state->log(mapped, "lws log text=\"" + std::string(text) + "\"");
 }
 
-void on_wake(lws_sorted_usec_list_t*) {}  // only wakes lws_service(); the loop does the work
+// The wake-up for engine timers. lws runs a sul that is already due at the start of
+// lws_service() and then polls until its next sul, which may be a heartbeat 25 s away: a
+// due engine timer would wait for the next packet. Cancelling the service makes that poll
+// return at once, so the loop always comes round to end_pass().
+void on_wake(lws_sorted_usec_list_t* sul) {
+  Server::State::Wake* wake = lws_container_of(sul, Server::State::Wake, sul);
+  lws_cancel_service(wake->context);
+}
 
 // lws 4.1 sleeps in poll() for the time to its next sul in whole milliseconds, rounded
 // down, and then polls without sleeping until the sul is due: a wake-up 0.9 ms away spins
@@ -77,11 +84,11 @@ void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
   lws_usec_t us = ms < 0 ? -1 : static_cast<lws_usec_t>(ms) * LWS_US_PER_MS;
   if (s.flush_due_us && (us < 0 || s.flush_due_us - now < us)) us = s.flush_due_us - now;
   if (us < 0) {
-    lws_sul_cancel(&s.wake);
+    lws_sul_cancel(&s.wake.sul);
     return;
   }
   if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS + kWakeMarginUs;
-  lws_sul_schedule(s.context, 0, &s.wake, on_wake, us);
+  lws_sul_schedule(s.context, 0, &s.wake.sul, on_wake, us);
 }
 
 struct ListenAddress {
@@ -179,6 +186,7 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   info.user = &s;
 
   s.context = lws_create_context(&info);
+  s.wake.context = s.context;
   if (!s.context) {
     g_log_state = nullptr;
     return make_error(ErrorCode::internal,
@@ -198,7 +206,7 @@ Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Server::~Server() {
   if (state_->context) {
-    lws_sul_cancel(&state_->wake);
+    lws_sul_cancel(&state_->wake.sul);
     lws_context_destroy(state_->context);  // CLOSED for what is left: engine.disconnect
   }
   if (g_log_state == state_.get()) {

@@ -44,7 +44,12 @@ struct Server::State {
   lws_vhost* vhost = nullptr;
   int port = 0;
   lws_retry_bo_t retry{};             // heartbeat policy; lws keeps a pointer to it
-  lws_sorted_usec_list_t wake{};      // wakes the loop for what is due next (server.cpp)
+  // Wakes the loop for what is due next (server.cpp). Standard layout, so the sul's
+  // callback can find the context with lws_container_of.
+  struct Wake {
+    lws_sorted_usec_list_t sul;
+    lws_context* context;
+  } wake{};
 
   // Connections whose output waits for the coalescing window (ws_session.cpp), and when
   // the window ends (lws_now_usecs(); 0: nothing waits).
