@@ -47,66 +47,47 @@ Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::
   return json::Value();
 }
 
-Result<json::Value> Engine::Impl::client_call(Client& c, Room& room, const std::string& method,
-                                              const json::Value& args) {
-  if (!room.type)
-    return make_error(ErrorCode::unknown_method, room.id + " is an untyped room: it has no actions");
+// Calls an action (ctx first) or a plain method with `args`, as one transaction, and
+// returns its first result as JSON. `kind` names it in errors: "action" or "method".
+Result<json::Value> Engine::Impl::call_returning(Room& room, const std::string& name, const Client* ctx_of,
+                                                 const json::Value& args, const char* kind) {
   json::Value result;
   bool found = true;
   const int top = lua_gettop(L);
   Status s = transact([&]() -> Status {
-    push_ctx(c, nullptr, nullptr);
+    if (ctx_of) push_ctx(*ctx_of, nullptr, nullptr);
     for (const json::Value& a : args.items()) script::push_value(L, a);
-    const int nargs = 1 + static_cast<int>(args.size());
-    HookOutcome o = call_method(room, method.c_str(), nargs, 1, /*from_actions=*/true);
-    if (!o.ran) {
-      found = false;
+    const int nargs = (ctx_of ? 1 : 0) + static_cast<int>(args.size());
+    HookOutcome o = call_method(room, name.c_str(), nargs, 1, /*from_actions=*/ctx_of != nullptr);
+    if (!o.ran || !o.result.ok) {
+      found = o.ran;
       lua_settop(L, top);
-      return {};
-    }
-    if (!o.result.ok) {
-      lua_settop(L, top);
-      return hook_error(o);
+      return o.ran ? hook_error(o) : Status{};
     }
     auto v = script::to_value(L, -1, "result");
     lua_settop(L, top);
-    if (!v) return make_error(ErrorCode::script_error, room.type->file + ": action " + method + ": " + v.error().message);
+    if (!v)
+      return make_error(ErrorCode::script_error,
+                        room.type->file + ": " + kind + " " + name + ": " + v.error().message);
     result = std::move(v.value());
     return {};
   });
-  if (!found) return make_error(ErrorCode::unknown_method, room.id + " has no action '" + method + "'");
+  if (!found) return make_error(ErrorCode::unknown_method, room.id + " has no " + kind + " '" + name + "'");
   if (!s) return s.error();
   return result;
+}
+
+Result<json::Value> Engine::Impl::client_call(Client& c, Room& room, const std::string& method,
+                                              const json::Value& args) {
+  if (!room.type)
+    return make_error(ErrorCode::unknown_method, room.id + " is an untyped room: it has no actions");
+  return call_returning(room, method, &c, args, "action");
 }
 
 Result<json::Value> Engine::Impl::method_call(Room& room, std::string_view method, const json::Value& args) {
   if (!room.type || is_reserved_method(method))
     return make_error(ErrorCode::unknown_method, room.id + " has no method '" + std::string(method) + "'");
-  json::Value result;
-  bool found = true;
-  const std::string name(method);
-  const int top = lua_gettop(L);
-  Status s = transact([&]() -> Status {
-    for (const json::Value& a : args.items()) script::push_value(L, a);
-    HookOutcome o = call_method(room, name.c_str(), static_cast<int>(args.size()), 1);
-    if (!o.ran) {
-      found = false;
-      lua_settop(L, top);
-      return {};
-    }
-    if (!o.result.ok) {
-      lua_settop(L, top);
-      return hook_error(o);
-    }
-    auto v = script::to_value(L, -1, "result");
-    lua_settop(L, top);
-    if (!v) return make_error(ErrorCode::script_error, room.type->file + ": " + name + ": " + v.error().message);
-    result = std::move(v.value());
-    return {};
-  });
-  if (!found) return make_error(ErrorCode::unknown_method, room.id + " has no method '" + name + "'");
-  if (!s) return s.error();
-  return result;
+  return call_returning(room, std::string(method), nullptr, args, "method");
 }
 
 }  // namespace atrium::engine

@@ -186,6 +186,8 @@ struct Engine::Impl {
   Result<json::Value> client_call(Client& c, Room& room, const std::string& method,
                                   const json::Value& args);
   Result<json::Value> method_call(Room& room, std::string_view method, const json::Value& args);
+  Result<json::Value> call_returning(Room& room, const std::string& name, const Client* ctx_of,
+                                     const json::Value& args, const char* kind);
   void push_ctx(const Client& c, const json::Value* payload, const char* reason);
 
   // membership.cpp
