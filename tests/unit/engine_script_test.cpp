@@ -238,3 +238,80 @@ return B)");
   CHECK(h.engine->room("bomb:1")->find("memory")->as_number() > 400000);
   CHECK(h.engine->room("calm:1")->find("memory")->as_number() <= calm_before);  // only its own garbage went
 }
+
+TEST_CASE("math.random is per room: a seed in one room does not move another room's sequence") {
+  TempRooms rooms;
+  rooms.write("dice.lua", R"(
+local D = { actions = {} }
+function D.actions.seed(self, ctx, s) math.randomseed(s) end
+function D.actions.roll(self) return { math.random(1, 1000000), math.random(1, 1000000) } end
+return D)");
+  Harness h(rooms);
+  auto& a = h.connect();
+  for (const char* r : {"dice:a", "dice:b"})
+    REQUIRE(ok(h.request(a, std::string(R"({"op":"join","room":")") + r + "\"}")));
+  auto roll = [&](const char* room) {
+    return json::to_json(result(h.request(a, std::string(R"({"op":"call","room":")") + room + R"(","method":"roll"})")));
+  };
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"dice:a","method":"seed","args":[42]})")));
+  const std::string first = roll("dice:a");
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"dice:a","method":"seed","args":[42]})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"dice:b","method":"seed","args":[7]})")));
+  roll("dice:b");  // b's draws do not consume a's sequence
+  CHECK(roll("dice:a") == first);
+}
+
+TEST_CASE("an onReload that raises rolls back its own changes and reports; the new code stays") {
+  TempRooms rooms;
+  rooms.write("r.lua", "local R = { defaultState = { n = 1 }, actions = {} }\n"
+                       "function R.actions.v() return 1 end\nreturn R\n");
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"r:1"})")));
+  rooms.write("r.lua", "local R = { defaultState = { n = 1 }, actions = {} }\n"
+                       "function R.actions.v() return 2 end\n"
+                       "function R:onReload() self.state.n = 99; error('reload hook broke') end\nreturn R\n");
+  h.engine->reload_script("r.lua");
+  CHECK(result(h.request(a, R"({"op":"call","room":"r:1","method":"v"})")).as_number() == 2);
+  CHECK(h.engine->room("r:1")->get_object("state")->find("n")->as_number() == 1);
+  CHECK(json::to_json(h.engine->status()).find("reload hook broke") != std::string::npos);
+}
+
+TEST_CASE("a new script file is a new room type; a deleted one keeps its live rooms but takes no joins") {
+  TempRooms rooms;
+  Harness h(rooms);
+  auto& a = h.connect();
+  rooms.write("fresh.lua", "local F = { defaultState = { ok = true } }\nreturn F\n");
+  CHECK(h.engine->reload_script("fresh.lua").find("ok")->as_bool() == true);
+  auto j = h.request(a, R"({"op":"join","room":"fresh:1"})");
+  REQUIRE(ok(j));
+  CHECK(result(j).get_object("state")->find("ok")->as_bool() == true);
+  std::filesystem::remove(rooms.path() + "/fresh.lua");
+  h.engine->reload_script("fresh.lua");
+  CHECK(h.engine->room("fresh:1").ok());  // the live room keeps serving
+  auto refused = h.request(a, R"({"op":"join","room":"fresh:2"})");
+  CHECK(error_code(refused) == "not_found");  // never an open untyped room
+}
+
+TEST_CASE("a tick or timer callback that loops forever is stopped and the room keeps ticking") {
+  TempRooms rooms;
+  rooms.write("t.lua", R"(
+local T = { defaultState = { ticks = 0 }, options = { tickRate = 50, patchRate = 0 } }
+local calls = 0   -- a module local: not rolled back, so only the second tick loops
+function T:onTick()
+  calls = calls + 1
+  self.state.ticks = self.state.ticks + 1
+  if calls == 2 then while true do end end
+end
+function T:onCreate() self:setTimeout(1, function() while true do end end) end
+return T)");
+  Harness h(rooms, 30);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"t:1"})")));
+  h.advance(300);
+  // The looping tick was stopped and rolled back; the ticks after it went on.
+  CHECK(h.engine->room("t:1")->get_object("state")->find("ticks")->as_number() >= 4);
+  bool stopped = false;
+  for (const std::string& line : h.log) stopped |= line.find("code=budget_exceeded") != std::string::npos;
+  CHECK(stopped);
+}
