@@ -3,25 +3,14 @@
 // kicks and closes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, AtriumError } from '../src/index.js';
-import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket, sleep } from './helpers.mjs';
+import { AtriumError } from '../src/index.js';
+import { uid, until, nextEvent, tappedWebSocket, WebSocket, sleep, useServer } from './helpers.mjs';
 
 const T = { timeout: 15000 };
 
 describe('atrium-client against atrium serve', () => {
-  let server;
-  const clients = [];
-  const open = async (opts = {}) => {
-    const c = await connect(server.url, { WebSocket, ...opts });
-    clients.push(c);
-    return c;
-  };
-
-  before(async () => { server = await startServer(); });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await server?.stop();
-  });
+  const ctx = useServer();
+  const { open } = ctx;
 
   it('connects and takes its client id from welcome', T, async () => {
     const c = await open();
@@ -110,7 +99,7 @@ describe('atrium-client against atrium serve', () => {
       if (i % 4 === 0) await sleep(15); // spread over several patch intervals
     }
     await Promise.all(work);
-    const expected = await ra.call('whoami').then(() => server.http('GET', `/api/rooms/${id}`));
+    const expected = await ra.call('whoami').then(() => ctx.server.http('GET', `/api/rooms/${id}`));
     await until(() => ra.seq === expected.json.seq && rb.seq === expected.json.seq, `both at seq ${expected.json.seq}`);
     assert.deepEqual(ra.state, expected.json.state);
     assert.deepEqual(rb.state, expected.json.state);
@@ -146,7 +135,7 @@ describe('atrium-client against atrium serve', () => {
     await until(() => room.state.items.length === 2, 'both items');
     assert.deepEqual(room.state.items, ['lost', 'after']);
     assert.equal(dropped, 1);
-    const truth = await server.http('GET', `/api/rooms/${id}`);
+    const truth = await ctx.server.http('GET', `/api/rooms/${id}`);
     await until(() => room.seq === truth.json.seq, 'the server seq');
     assert.deepEqual(room.state, truth.json.state);
   });
@@ -172,7 +161,7 @@ describe('atrium-client against atrium serve', () => {
     const c = await open();
     const vip = `vip:${uid()}`;
     const joined = nextEvent(c, 'joined');
-    const res = await server.http('POST', `/api/rooms/${vip}/join`, { client: c.id, payload: { ticket: 'gold' } });
+    const res = await ctx.server.http('POST', `/api/rooms/${vip}/join`, { client: c.id, payload: { ticket: 'gold' } });
     assert.equal(res.status, 200, res.text);
     const [room] = await joined;
     assert.equal(room.id, vip);

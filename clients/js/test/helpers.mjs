@@ -4,7 +4,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import WebSocket from 'ws';
+import { connect } from '../src/index.js';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '..', '..', '..');
@@ -171,3 +173,23 @@ export function tappedWebSocket() {
 }
 
 export { WebSocket };
+
+// One server for a describe block, started before its tests and stopped after them with
+// every client the tests opened. ctx.open(opts) connects a client with `clientDefaults`
+// (WebSocket is always `ws`); ctx.track(c) closes another one at the end.
+export function useServer({ server: serverOptions = {}, client: clientDefaults = {} } = {}) {
+  const clients = [];
+  const ctx = {
+    server: null,
+    track(c) { clients.push(c); return c; },
+    async open(opts = {}) {
+      return ctx.track(await connect(ctx.server.url, { WebSocket, ...clientDefaults, ...opts }));
+    },
+  };
+  before(async () => { ctx.server = await startServer(serverOptions); });
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await ctx.server?.stop();
+  });
+  return ctx;
+}

@@ -4,25 +4,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../src/index.js';
-import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket } from './helpers.mjs';
+import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket, useServer } from './helpers.mjs';
 
 const T = { timeout: 20000 };
 const FAST = { minReconnectDelay: 20, maxReconnectDelay: 200 };
 
 describe('reconnect', () => {
-  let server;
-  const clients = [];
-  const open = async (opts = {}) => {
-    const c = await connect(server.url, { WebSocket, ...FAST, ...opts });
-    clients.push(c);
-    return c;
-  };
-
-  before(async () => { server = await startServer(); });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await server?.stop();
-  });
+  const ctx = useServer({ client: FAST });
+  const { open } = ctx;
 
   it('a cut connection reconnects and rejoins every room, keeping Room objects and listeners', T, async () => {
     const tap = tappedWebSocket();
@@ -57,7 +46,7 @@ describe('reconnect', () => {
     assert.equal(room.joined, true);
     // The old seat is gone (a drop leaves at once) and the new one counts: two, not three.
     // (Leave and rejoin may fall in one patch interval, so the watcher need not see a 1.)
-    await until(async () => (await server.http('GET', `/api/rooms/${id}`)).json.members === 2, 'two members');
+    await until(async () => (await ctx.server.http('GET', `/api/rooms/${id}`)).json.members === 2, 'two members');
     await until(() => wr.state.online === 2, 'two online');
     assert.equal(await room.call('whoami'), c.id);
     await wr.emit('ping', 1);
@@ -99,7 +88,7 @@ describe('reconnect', () => {
   it('survives a server crash and restart on the same port, then rejoins', T, async () => {
     const own = await startServer();
     const c = await connect(own.url, { WebSocket, ...FAST });
-    clients.push(c);
+    ctx.track(c);
     const id = `board:${uid()}`;
     const room = await c.join(id);
     await room.call('push', 'before');
@@ -126,7 +115,7 @@ describe('reconnect', () => {
   it('a server that shuts down cleanly closes its rooms: left(closed), nothing to rejoin', T, async () => {
     const own = await startServer();
     const c = await connect(own.url, { WebSocket, ...FAST });
-    clients.push(c);
+    ctx.track(c);
     const room = await c.join(`board:${uid()}`);
     const left = nextEvent(room, 'left');
     await own.stop();

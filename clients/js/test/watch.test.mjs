@@ -1,25 +1,15 @@
 // client.watch(): follow a room's state without being a member (the inspector's op, see
 // docs/protocol.md "Watching a room"), with and without an admin token on the server.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../src/index.js';
-import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket } from './helpers.mjs';
+import { uid, until, nextEvent, tappedWebSocket, WebSocket, useServer } from './helpers.mjs';
 
 const T = { timeout: 15000 };
 
 describe('watch (no admin token)', () => {
-  let server;
-  const clients = [];
-  const open = async (opts = {}) => {
-    const c = await connect(server.url, { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 200, ...opts });
-    clients.push(c);
-    return c;
-  };
-  before(async () => { server = await startServer(); });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await server?.stop();
-  });
+  const ctx = useServer({ client: { minReconnectDelay: 20, maxReconnectDelay: 200 } });
+  const { open } = ctx;
 
   it('follows patches without joining: no hook runs, the member count stays', T, async () => {
     const [member, inspector] = [await open(), await open()];
@@ -35,7 +25,7 @@ describe('watch (no admin token)', () => {
     assert.deepEqual(state.items, ['seen']);
     assert.ok(ops.length > 0);
     assert.equal(state.online, 1, 'the watcher is not counted');
-    assert.equal((await server.http('GET', `/api/rooms/${id}`)).json.members, 1);
+    assert.equal((await ctx.server.http('GET', `/api/rooms/${id}`)).json.members, 1);
     await until(() => room.seq === w.seq, 'same seq');
     assert.deepEqual(w.state, room.state);
   });
@@ -84,17 +74,11 @@ describe('watch (no admin token)', () => {
 });
 
 describe('watch with an admin token', () => {
-  let server;
-  const clients = [];
-  before(async () => { server = await startServer({ args: ['--admin-token', 's3cret'] }); });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await server?.stop();
-  });
+  const ctx = useServer({ server: { args: ['--admin-token', 's3cret'] } });
 
   it('needs the token: unauthorized without it or with a wrong one', T, async () => {
-    const [member, inspector] = await Promise.all([connect(server.url, { WebSocket }), connect(server.url, { WebSocket })]);
-    clients.push(member, inspector);
+    const [member, inspector] = await Promise.all([connect(ctx.server.url, { WebSocket }), connect(ctx.server.url, { WebSocket })]);
+    ctx.track(member); ctx.track(inspector);
     const id = `board:${uid()}`;
     await member.join(id);
     await assert.rejects(inspector.watch(id), { code: 'unauthorized' });
