@@ -89,6 +89,9 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
   auto reply_ok = [&](const json::Value* result) {
     if (req.has_ref) send(c, encode_reply_ok(req.ref, result));
   };
+  auto reply_state = [&](const Room& room) {  // join, sync, watch: the state at its seq
+    if (req.has_ref) send(c, encode_reply_state(req.ref, room.id, room.seq, room.mirror));
+  };
 
   switch (req.op) {
     case Op::ping: {
@@ -99,7 +102,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
     case Op::join: {
       auto r = join(c, req.room, req.body, false);
       if (!r) return reply_error(r.error());
-      return reply_ok(&r.value());
+      return reply_state(*r.value());
     }
     case Op::leave: {
       Room* room = find_room(req.room);
@@ -113,8 +116,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
       if (!room || !room->is_active_member(c.id))
         return reply_error(make_error(ErrorCode::not_member, "not a member of " + req.room));
       flush_patch(*room);
-      const json::Value result = join_result(room->id, room->seq, room->mirror);
-      return reply_ok(&result);
+      return reply_state(*room);
     }
     case Op::emit:
     case Op::call: {
@@ -129,7 +131,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
     case Op::watch: {
       auto r = watch(c, req);
       if (!r) return reply_error(r.error());
-      return reply_ok(&r.value());
+      return reply_state(*r.value());
     }
     case Op::unwatch: {
       if (Room* room = find_room(req.room)) unwatch(c, *room);

@@ -141,7 +141,7 @@ struct Engine::Impl {
   void send(Client& c, std::string line);
   void send_frame(Client& c, const SharedFrame& frame);
   void dispatch(Client& c, Request& req);
-  Result<json::Value> watch(Client& c, const Request& req);
+  Result<Room*> watch(Client& c, const Request& req);
   void unwatch(Client& c, Room& room);
   void finish_operation();          // deferred hooks, destroy checks, reap
 
@@ -191,7 +191,7 @@ struct Engine::Impl {
   void push_ctx(const Client& c, const json::Value* payload, const char* reason);
 
   // membership.cpp
-  Result<json::Value> join(Client& c, std::string_view id, const json::Value& payload,
+  Result<Room*> join(Client& c, std::string_view id, const json::Value& payload,
                            bool server_side);
   Status leave(Client& c, Room& room, const char* reason);
   void leave_all(Client& c, const char* reason);

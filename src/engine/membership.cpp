@@ -40,7 +40,7 @@ bool same_secret(std::string_view given, std::string_view secret) {
 
 }  // namespace
 
-Result<json::Value> Engine::Impl::watch(Client& c, const Request& req) {
+Result<Room*> Engine::Impl::watch(Client& c, const Request& req) {
   if (!config.admin_token.empty() && !same_secret(req.token, config.admin_token))
     return make_error(ErrorCode::unauthorized, "watching a room needs the admin token");
   Room* room = find_room(req.room);
@@ -50,7 +50,7 @@ Result<json::Value> Engine::Impl::watch(Client& c, const Request& req) {
     room->watchers.push_back(c.id);
     c.watching.push_back(room->id);
   }
-  return join_result(room->id, room->seq, room->mirror);
+  return room;
 }
 
 void Engine::Impl::unwatch(Client& c, Room& room) {
@@ -117,7 +117,7 @@ void Engine::Impl::remove_member(Room& room, Client& c) {
   std::erase(c.rooms, room.id);
 }
 
-Result<json::Value> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
+Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
                                        bool server_side) {
   if (Status s = validate_room_id(id); !s) return s.error();
   if (Room* existing = find_room(id); existing && existing->find_member(c.id))
@@ -168,7 +168,7 @@ Result<json::Value> Engine::Impl::join(Client& c, std::string_view id, const jso
   });
   if (!s) return s.error();
   if (server_side && !room->type) send(c, encode_state("joined", room->id, room->seq, room->mirror));
-  return join_result(room->id, room->seq, room->mirror);
+  return room;
 }
 
 bool Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload, bool created,

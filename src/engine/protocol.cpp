@@ -232,12 +232,20 @@ std::string encode_left(std::string_view room, std::string_view reason, std::str
   return out;
 }
 
-json::Value join_result(std::string_view room, std::uint64_t seq, const json::Value& state) {
-  json::Value r = json::Value::object();
-  r.set("room", json::Value(room));
-  r.set("seq", json::Value(static_cast<double>(seq)));
-  r.set("state", state);
-  return r;
+std::string encode_reply_state(const json::Value& ref, std::string_view room, std::uint64_t seq,
+                               const json::Value& state) {
+  std::string out;
+  open_frame(out, "reply");
+  out += ",\"ref\":";
+  json::write(ref, out);
+  out += ",\"ok\":true,\"result\":{\"room\":";
+  json::write_string(room, out);
+  out += ",\"seq\":";
+  json::write_number(static_cast<double>(seq), out);
+  out += ",\"state\":";
+  json::write(state, out);
+  out += "}}";
+  return out;
 }
 
 }  // namespace atrium::engine

@@ -47,7 +47,9 @@ std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_v
 std::string encode_state(std::string_view op, std::string_view room, std::uint64_t seq,
                          const json::Value& state);
 std::string encode_left(std::string_view room, std::string_view reason, std::string_view message);
-// The result of join/sync: {"room","seq","state"}.
-json::Value join_result(std::string_view room, std::uint64_t seq, const json::Value& state);
+// The reply to join/sync/watch, written straight from the room's mirror (no copy of the
+// state): {"op":"reply","ref":..,"ok":true,"result":{"room","seq","state"}}.
+std::string encode_reply_state(const json::Value& ref, std::string_view room, std::uint64_t seq,
+                               const json::Value& state);
 
 }  // namespace atrium::engine
