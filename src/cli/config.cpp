@@ -92,6 +92,8 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) {
        return set_count(o.outbox_bytes, v, 1024, kMaxBytes);
      }},
+    {"coalesce-us", "N", "an idle connection's output waits this long for more (default: 1000)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.coalesce_us, v, 0, 100000); }},
     {"cpu-budget-ms", "N", "CPU budget per hook call (default: 200)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.cpu_budget_ms, v, 1, kMaxMs); }},
     {"room-memory-mb", "N", "Lua memory cap per room (default: 64)",

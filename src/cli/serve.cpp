@@ -88,6 +88,7 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) 
   c.max_message_bytes = o.max_message_bytes;
   c.heartbeat_ms = o.heartbeat_ms;
   c.outbox_bytes = o.outbox_bytes;
+  c.coalesce_us = o.coalesce_us;
   c.watch_dir = o.rooms;
   c.on_log = log;
   return c;

@@ -15,6 +15,7 @@
 #include "net/server.hpp"
 #include "net/static_files.hpp"
 #include "net/stats.hpp"
+#include "net/ws_frame.hpp"
 #include "util/shared_frame.hpp"
 #include "watch/rooms_watcher.hpp"
 
@@ -22,6 +23,9 @@ namespace atrium::net {
 
 // Engine frames carry their headroom so lws can put the frame header in front in place.
 static_assert(LWS_PRE <= kFrameHeadroom, "SharedFrame headroom must fit LWS_PRE");
+// ws_session.cpp writes frame headers itself into that headroom and the scratch's LWS_PRE.
+static_assert(kMaxTextHeader <= kFrameHeadroom && kMaxTextHeader <= LWS_PRE,
+              "a text frame header must fit the headroom");
 
 inline constexpr std::size_t kMaxWriteBytes = 256 * 1024;   // one coalesced WebSocket message
 inline constexpr std::size_t kMaxHttpBody = 1u << 20;        // POST bodies past it: 413

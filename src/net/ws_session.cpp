@@ -9,8 +9,9 @@
 //
 // Outbound: one lws_write per WRITEABLE, carrying everything queued as one text message of
 // JSON Lines (PROTOCOL.md "Transport", DESIGN.md "One write per connection per pass"). A
-// lone line goes out in place from its SharedFrame headroom; several are joined in the
-// server's scratch buffer.
+// lone line goes out in place from its SharedFrame headroom, framed once for all the
+// connections it goes to (ws_frame.hpp); several are joined in the server's scratch
+// buffer. Queuing a line is a push of a reference; a drained queue keeps its slots.
 //
 // Slow readers: a connection whose queue passes --outbox-bytes while its socket is not
 // draining (a WRITEABLE asked for kStallPasses passes ago has not come) has its queue
@@ -32,6 +33,8 @@
 #include <cstring>
 #include <string>
 
+#include "net/ws_frame.hpp"
+
 namespace atrium::net {
 
 namespace {
@@ -45,6 +48,9 @@ constexpr std::size_t kFlushEarlyBytes = 64 * 1024;
 // See the top of the file.
 constexpr std::uint64_t kStallPasses = 3;
 constexpr std::size_t kHardCapFactor = 4;
+
+// A drained outbox keeps up to this many slots (8 bytes each) for the next lines.
+constexpr std::size_t kKeptSlots = 32;
 
 // True when text ends inside a multi-byte UTF-8 sequence. lws validates every byte it
 // hands us but checks for a cut character only on a final fragment that carries payload,
@@ -63,6 +69,9 @@ bool ends_mid_character(std::string_view text) noexcept {
 }  // namespace
 
 int WsSession::on_established() {
+  // We frame messages ourselves only where lws would send them unchanged: a connection of
+  // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
+  raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
   client_ = server_.engine.connect(*this);
   connected_ = true;
   ++server_.stats.connections;
@@ -214,23 +223,8 @@ int WsSession::on_writeable() {
     ++count;
   }
 
-  unsigned char* payload = nullptr;
-  if (count == 1) {
-    payload = outbox_[head_].payload();  // written in place: lws uses the headroom
-  } else {
-    std::vector<unsigned char>& buf = server_.scratch;
-    if (buf.size() < LWS_PRE + total) buf.resize(LWS_PRE + total);  // grows, never shrinks
-    unsigned char* p = buf.data() + LWS_PRE;
-    payload = p;
-    for (std::size_t i = head_; i < head_ + count; ++i) {
-      if (i != head_) *p++ = '\n';
-      std::memcpy(p, outbox_[i].data(), outbox_[i].size());
-      p += outbox_[i].size();
-    }
-  }
-
-  const int written = lws_write(wsi_, payload, total, LWS_WRITE_TEXT);
-  if (written < 0 || static_cast<std::size_t>(written) < total) {
+  const bool ok = count == 1 ? write_shared(outbox_[head_]) : write_joined(count, total);
+  if (!ok) {
     server_.log(engine::LogLevel::info, "net write_failed client=" + wire_id(client_));
     return -1;
   }
@@ -242,6 +236,46 @@ int WsSession::on_writeable() {
   return 0;
 }
 
+// A lone line goes out in place. On a plain connection its frame header is written into
+// the headroom by the first connection that sends it and reused by every other one.
+bool WsSession::write_shared(const SharedFrame& line) {
+  const std::size_t n = line.size();
+  if (!raw_frames_) {
+    const int written = lws_write(wsi_, line.payload(), n, LWS_WRITE_TEXT);
+    return written >= 0 && static_cast<std::size_t>(written) >= n;
+  }
+  if (!line.framed()) {
+    put_text_header(line.payload(), n);
+    line.set_framed(text_header_size(n));
+  }
+  return write_raw(line.payload() - line.framed(), line.framed() + n);
+}
+
+// Several lines become one message of JSON Lines, joined in the server's scratch buffer.
+bool WsSession::write_joined(std::size_t count, std::size_t total) {
+  std::vector<unsigned char>& buf = server_.scratch;
+  if (buf.size() < LWS_PRE + total) buf.resize(LWS_PRE + total);  // grows, never shrinks
+  unsigned char* const payload = buf.data() + LWS_PRE;
+  unsigned char* p = payload;
+  for (std::size_t i = head_; i < head_ + count; ++i) {
+    if (i != head_) *p++ = '\n';
+    std::memcpy(p, outbox_[i].data(), outbox_[i].size());
+    p += outbox_[i].size();
+  }
+  if (!raw_frames_) {
+    const int written = lws_write(wsi_, payload, total, LWS_WRITE_TEXT);
+    return written >= 0 && static_cast<std::size_t>(written) >= total;
+  }
+  return write_raw(put_text_header(payload, total), text_header_size(total) + total);
+}
+
+// Whole frames, header included, through lws' raw path: lws sends them as they are and
+// keeps what the socket did not take, as it does for its own frames.
+bool WsSession::write_raw(unsigned char* frame, std::size_t n) {
+  const int written = lws_write(wsi_, frame, n, LWS_WRITE_RAW);
+  return written >= 0 && static_cast<std::size_t>(written) >= n;
+}
+
 void WsSession::drop_written(std::size_t count) {
   for (std::size_t i = head_; i < head_ + count; ++i) {
     outbox_bytes_ -= outbox_[i].size();
@@ -249,8 +283,11 @@ void WsSession::drop_written(std::size_t count) {
   }
   head_ += count;
   if (head_ == outbox_.size()) {
+    // Drained. A small queue keeps its slots, so steady traffic allocates nothing per
+    // line; one that a burst made large gives its memory back.
     head_ = 0;
-    std::vector<SharedFrame>().swap(outbox_);  // drained: an idle connection holds no queue
+    if (outbox_.capacity() > kKeptSlots) std::vector<SharedFrame>().swap(outbox_);
+    else outbox_.clear();
   } else if (head_ >= 64 && head_ * 2 >= outbox_.size()) {
     // A queue that never drains must not grow without bound at the front.
     outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(head_));

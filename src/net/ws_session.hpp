@@ -40,6 +40,9 @@ class WsSession final : public engine::ClientSink {
   void cull();
   void start_close(int code, std::string_view reason);
   int finish_close();
+  bool write_shared(const SharedFrame& line);
+  bool write_joined(std::size_t count, std::size_t total);
+  bool write_raw(unsigned char* frame, std::size_t n);
   void drop_written(std::size_t count);
   void want_write();
   void request_write();
@@ -72,6 +75,7 @@ class WsSession final : public engine::ClientSink {
   bool connected_ = false;             // engine.connect done: disconnect owed
   bool culled_ = false;                // slow reader or gone: nothing more is written
   bool flush_queued_ = false;          // in server_.flush_queue
+  bool raw_frames_ = false;            // we write frame headers ourselves (on_established)
 };
 
 // Ends the coalescing window for every connection waiting on it (from the loop, once

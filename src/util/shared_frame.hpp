@@ -34,10 +34,18 @@ class SharedFrame {
   }
   std::string_view view() const noexcept { return {data(), size()}; }
   unsigned use_count() const noexcept { return buf_ ? buf_->refs : 0; }
+  // How many bytes before payload() hold a transport header already written there (0:
+  // none yet). A transport frames a shared frame once, on its first send, and every later
+  // send of the same bytes reuses it (net/ws_session.cpp).
+  std::size_t framed() const noexcept { return buf_ ? buf_->framed : 0; }
+  void set_framed(std::size_t header_bytes) const noexcept {
+    if (buf_ && header_bytes <= kFrameHeadroom) buf_->framed = static_cast<unsigned char>(header_bytes);
+  }
 
  private:
   struct Buf {
     unsigned refs;
+    unsigned char framed;  // see framed()
     std::size_t size;
     char data[1];
   };
@@ -46,6 +54,7 @@ class SharedFrame {
     if (!p) throw std::bad_alloc();
     Buf* b = static_cast<Buf*>(p);
     b->refs = 1;
+    b->framed = 0;
     b->size = n;
     b->data[kFrameHeadroom + n] = '\0';
     return b;

@@ -203,6 +203,18 @@ TEST_CASE("a config file with an unknown key, a nested config or a bad value is 
   CHECK(contains(w.error({"--config", "e.json"}), "key \"port\""));
 }
 
+TEST_CASE("the coalescing window is a setting, 0 to 100 ms") {
+  World w;
+  auto r = w.parse({"--coalesce-us", "2500"});
+  REQUIRE(r);
+  CHECK(r->coalesce_us == 2500);
+  r = w.parse({"--coalesce-us", "0"});
+  REQUIRE(r);
+  CHECK(r->coalesce_us == 0);
+  CHECK(contains(w.error({"--coalesce-us", "100001"}), "coalesce-us"));
+  CHECK(contains(w.error({"--coalesce-us", "-1"}), "coalesce-us"));
+}
+
 TEST_CASE("a bad value in the config file is an error even when a flag overrides it") {
   World w;
   w.files["c.json"] = R"({"port": "abc"})";
@@ -212,7 +224,7 @@ TEST_CASE("a bad value in the config file is an error even when a flag overrides
 TEST_CASE("the usage text lists every setting") {
   const std::string usage = atrium::cli::serve_usage();
   for (const char* flag : {"--rooms", "--port", "--host", "--config", "--public", "--admin-token",
-                           "--max-message-bytes", "--heartbeat-ms", "--outbox-bytes",
+                           "--max-message-bytes", "--heartbeat-ms", "--outbox-bytes", "--coalesce-us",
                            "--cpu-budget-ms", "--room-memory-mb", "--memory-mb", "--log-level"})
     CHECK(contains(usage, flag));
 }
