@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Atrium side by side with its peers, in one run, on loopback (bench/README.md "Peers"):
+#   - the Node stand-in that speaks the Atrium protocol (atrium-lite.mjs of the team's peer
+#     harness), driven by the same generator as Atrium: ~200k and ~1M deliveries/s, the
+#     highest sustainable rate, and idle memory;
+#   - the harness's own generator (wsload) against both servers, as a cross-check of ours;
+#   - the state room: Atrium's bench/rooms/field.lua under our generator against the
+#     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
+#
+#   bash bench/peers.sh            (about 10 minutes; needs the harness in ../shared/peer-bench)
+#
+# The harness is copied to a temporary folder and its npm packages installed there (pinned
+# versions, its package.json); nothing of it enters this repository. Knobs: PEER_BENCH
+# (../shared/peer-bench), BUILD (build-bench), OUTDIR, SERVER_CPU (0), LOAD_CPU (1),
+# MAX_INTERVALS_US, STATE_CLIENTS (1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+PEER_BENCH=${PEER_BENCH:-$root/../shared/peer-bench}
+BUILD=${BUILD:-build-bench}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+MAX_INTERVALS_US=${MAX_INTERVALS_US:-"5000 2500 1500 1000 750 500"}
+STATE_CLIENTS=${STATE_CLIENTS:-1000}
+OUTDIR=$(realpath -m "${OUTDIR:-bench/results/peers-$(date +%Y%m%d-%H%M%S)}")
+mkdir -p "$OUTDIR"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+[ -d "$PEER_BENCH" ] || { echo "no peer harness at $PEER_BENCH (set PEER_BENCH)" >&2; exit 2; }
+if [ ! -d "$BUILD" ]; then
+  meson setup "$BUILD" --buildtype=release -Dtests=disabled --wrap-mode=nofallback >/dev/null
+fi
+ninja -C "$BUILD" atrium bench/atrium-load >/dev/null
+ATRIUM="$root/$BUILD/atrium"
+LOAD="$root/$BUILD/bench/atrium-load"
+
+harness=$(mktemp -d "${TMPDIR:-/tmp}/atrium-peers.XXXXXX")
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+cleanup() { stop_server; rm -rf -- "$harness"; }
+trap cleanup EXIT
+
+cp -r "$PEER_BENCH"/. "$harness"/
+rm -rf "$harness/node_modules" "$harness/results"
+(cd "$harness" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+gcc -O2 -Wall -o "$harness/wsload" "$harness/wsload.c"
+
+port=9700
+# start SERVER [flags...]: atrium, atrium-lite or colyseus on a new port, pinned.
+start() {
+  local server=$1
+  shift
+  port=$((port + 1))
+  local log="$OUTDIR/$server-$port.log" ready="listening"
+  case $server in
+    atrium)
+      taskset -c "$SERVER_CPU" "$ATRIUM" serve --rooms bench/rooms --port "$port" \
+        --host 127.0.0.1 --public "" --log-level warn "$@" >"$log" 2>&1 &
+      ready="listening on 127.0.0.1:$port" ;;
+    atrium-lite)
+      (cd "$harness" && exec taskset -c "$SERVER_CPU" node --expose-gc servers/atrium-lite.mjs \
+        "$port") >"$log" 2>&1 & ;;
+    colyseus)
+      (cd "$harness" && NODE_ENV=production exec taskset -c "$SERVER_CPU" node --expose-gc \
+        servers/colyseus-server.mjs "$port") >"$log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q "$ready" "$log" 2>/dev/null && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# record FILE SERVER LABEL JSON: tags one result line and keeps it.
+record() {
+  local out=${4:-'{"error":"no result"}'}
+  out="{\"peer\":\"$2\",\"label\":\"$3\",${out#\{}"
+  echo "$out" >>"$OUTDIR/$1.jsonl"
+  echo "$out"
+}
+ours() { # FILE SERVER LABEL flags...: our generator against the running server
+  local file=$1 server=$2 label=$3
+  shift 3
+  record "$file" "$server" "$label" "$(timeout 300 taskset -c "$LOAD_CPU" "$LOAD" --port "$port" \
+    --server-pid "$SERVER_PID" "$@" 2>>"$OUTDIR/load.log" || true)"
+}
+theirs() { # FILE SERVER LABEL flags...: the harness's wsload against the running server
+  local file=$1 server=$2 label=$3
+  shift 3
+  record "$file" "$server" "$label" "$(timeout 300 taskset -c "$LOAD_CPU" "$harness/wsload" \
+    --port "$port" --server-pid "$SERVER_PID" "$@" 2>>"$OUTDIR/wsload.log" || true)"
+}
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
+sustainable() {
+  awk -v d="$(field delivered_pct "$1")" -v p="$(field p99_us "$1")" \
+    'BEGIN { exit !(d != "" && d >= 98 && p <= 100000) }'
+}
+
+{
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "kernel: $(uname -r); load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "node: $(node --version); server cpu $SERVER_CPU, generator cpu $LOAD_CPU"
+} | tee "$OUTDIR/conditions.txt"
+
+echo "=== fan-out: 100 clients, one room, ~200k and ~1M deliveries/s"
+for iv in 50000 10000; do
+  for server in atrium atrium-lite; do
+    start "$server"
+    ours fanout "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
+      --interval-us "$iv" --warmup 3 --duration 10
+    theirs fanout-wsload "$server" "wsload-${iv}us" --proto atrium --room bench --clients 100 \
+      --interval-us "$iv" --size 100 --warmup 2 --duration 5
+    stop_server
+  done
+done
+
+echo "=== max sustainable (>= 98 % delivered, p99 <= 100 ms)"
+for server in atrium atrium-lite; do
+  for iv in $MAX_INTERVALS_US; do
+    start "$server"
+    r=$(ours max "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
+          --interval-us "$iv" --warmup 2 --duration 5)
+    echo "$r"
+    stop_server
+    sustainable "$r" || break
+  done
+done
+
+echo "=== idle: 2,000 clients joined to one room"
+for server in atrium atrium-lite; do
+  start "$server"
+  sleep 1
+  theirs idle "$server" idle-2000 --proto atrium --room bench --clients 2000 --idle --hold 10 \
+    --gc-signal
+  stop_server
+done
+
+echo "=== state room: $STATE_CLIENTS members, 20 moves/s each, patches every 50 ms"
+start atrium
+ours state atrium "field-$STATE_CLIENTS" --mode state --room field:1 --clients "$STATE_CLIENTS" \
+  --interval-us 50000 --warmup 3 --duration 10
+stop_server
+start colyseus
+theirs state colyseus "state-$STATE_CLIENTS" --proto colyseus --room state --state \
+  --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
+stop_server
+
+node bench/summarize.mjs "$OUTDIR"

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The fan-out benchmarks of bench/README.md: Atrium under the project's own load generator
+# (bench/load/atrium_load.c), server pinned to one core, generator to the other.
+#
+#   bash bench/run.sh                  every scenario (about 12 minutes)
+#   bash bench/run.sh fanout state     some of them
+#
+# Scenarios: fanout (untyped emit at ~200k and ~1M deliveries/s, and the coalescing-window
+# curve), typed (the same through an action of bench/rooms/fan.lua), max (shorter intervals
+# until delivery falls behind), idle (2,000 joined clients: RSS per connection), state
+# (bench/rooms/field.lua, 1,000 members moving 20 times/s), rooms (10,000 rooms x 5 members),
+# micro (hook and diff microbenchmarks). bench/peers.sh runs the peers side by side.
+#
+# Everything stays on 127.0.0.1 and every run is bounded by `timeout`. Results:
+# bench/results/<stamp>/<scenario>.jsonl and a Markdown summary on stdout.
+# Knobs (environment): BUILD (build-bench), OUTDIR, SERVER_CPU (0), LOAD_CPU (1), WARMUP (3),
+# DURATION (10), WINDOWS_US ("0 500 1000 2000 3000 4000"), MAX_INTERVALS_US,
+# ATRIUM_BIN (a server to measure instead of $BUILD/atrium), EXTRA_SERVER_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+BUILD=${BUILD:-build-bench}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+WARMUP=${WARMUP:-3}
+DURATION=${DURATION:-10}
+WINDOWS_US=${WINDOWS_US:-"0 500 1000 2000 3000 4000"}
+MAX_INTERVALS_US=${MAX_INTERVALS_US:-"5000 2500 1500 1000 750 500"}
+OUTDIR=${OUTDIR:-bench/results/$(date +%Y%m%d-%H%M%S)}
+EXTRA_SERVER_ARGS=${EXTRA_SERVER_ARGS:-}
+mkdir -p "$OUTDIR"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# A release build of its own, so the figures are not those of the test build (-O2, asserts).
+if [ ! -d "$BUILD" ]; then
+  meson setup "$BUILD" --buildtype=release -Dtests=disabled --wrap-mode=nofallback >/dev/null
+fi
+ninja -C "$BUILD" atrium bench/atrium-load bench/hook_bench bench/diff_bench >/dev/null
+SERVER_BIN=${ATRIUM_BIN:-$root/$BUILD/atrium}
+LOAD="$root/$BUILD/bench/atrium-load"
+
+SERVER_PID=""
+port=9600
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+trap stop_server EXIT
+
+# start_server [extra serve flags...]: a fresh server on a new port, pinned to SERVER_CPU.
+start_server() {
+  port=$((port + 1))
+  local log="$OUTDIR/server-$port.log"
+  # shellcheck disable=SC2086
+  taskset -c "$SERVER_CPU" "$SERVER_BIN" serve --rooms bench/rooms --port "$port" \
+    --host 127.0.0.1 --public "" --log-level warn $EXTRA_SERVER_ARGS "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q "listening on 127.0.0.1:$port" "$log" 2>/dev/null && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# load SCENARIO LABEL [atrium-load flags...]: one generator run against the running server;
+# appends its JSON line, tagged, to $OUTDIR/SCENARIO.jsonl and prints it.
+load() {
+  local scenario=$1 label=$2
+  shift 2
+  local out
+  out=$(timeout 300 taskset -c "$LOAD_CPU" "$LOAD" --port "$port" --server-pid "$SERVER_PID" \
+        "$@" 2>>"$OUTDIR/load.log") || true
+  [ -n "$out" ] || out='{"error":"no result (see load.log)"}'
+  out="{\"scenario\":\"$scenario\",\"label\":\"$label\",${out#\{}"
+  echo "$out" >>"$OUTDIR/$scenario.jsonl"
+  echo "$out"
+}
+
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
+# >= 98 % delivered and p99 <= 100 ms: the issue's "sustainable".
+sustainable() {
+  awk -v d="$(field delivered_pct "$1")" -v p="$(field p99_us "$1")" \
+    'BEGIN { exit !(d != "" && d >= 98 && p <= 100000) }'
+}
+
+fanout() {
+  for iv in 50000 10000; do
+    for w in $WINDOWS_US; do
+      start_server --coalesce-us "$w"
+      load fanout "emit-${iv}us-window-${w}us" --mode emit --clients 100 --interval-us "$iv" \
+        --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+    done
+  done
+}
+
+typed() {
+  for iv in 50000 10000; do
+    start_server
+    load typed "call-${iv}us" --mode call --room fan:1 --clients 100 --interval-us "$iv" \
+      --warmup "$WARMUP" --duration "$DURATION"
+    stop_server
+  done
+}
+
+max() {
+  for iv in $MAX_INTERVALS_US; do
+    start_server
+    r=$(load max "emit-${iv}us" --mode emit --clients 100 --interval-us "$iv" \
+          --warmup 2 --duration 5)
+    stop_server
+    sustainable "$r" || break
+  done
+}
+
+idle() {
+  start_server
+  sleep 1
+  load idle idle-2000 --mode idle --clients 2000 --hold 10
+  stop_server
+}
+
+state() {
+  start_server
+  load state field-1000 --mode state --room field:1 --clients 1000 --interval-us 50000 \
+    --warmup "$WARMUP" --duration "$DURATION"
+  stop_server
+  # The same room written by direct mutation: each move scans the whole players map.
+  start_server
+  load state field-scan-100 --mode state --room field_scan:1 --clients 100 \
+    --interval-us 50000 --warmup "$WARMUP" --duration "$DURATION"
+  stop_server
+}
+
+rooms() {
+  start_server
+  load rooms rooms-10000x5 --mode rooms --clients 2000 --rooms-per-client 25 --group 5 \
+    --interval-us 1000000 --warmup "$WARMUP" --duration "$DURATION"
+  stop_server
+}
+
+micro() {
+  taskset -c "$SERVER_CPU" "$BUILD/bench/hook_bench" | tee "$OUTDIR/hook_bench.md"
+  taskset -c "$SERVER_CPU" "$BUILD/bench/diff_bench" | tee "$OUTDIR/diff_bench.md"
+}
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro)
+{
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "kernel: $(uname -r); load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "server: $SERVER_BIN (cpu $SERVER_CPU); generator: $LOAD (cpu $LOAD_CPU)"
+} | tee "$OUTDIR/conditions.txt"
+for s in "${scenarios[@]}"; do
+  case $s in
+    fanout|typed|max|idle|state|rooms|micro) echo "=== $s"; "$s" ;;
+    *) echo "unknown scenario: $s (fanout typed max idle state rooms micro)" >&2; exit 2 ;;
+  esac
+done
+node bench/summarize.mjs "$OUTDIR"
