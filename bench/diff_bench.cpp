@@ -12,6 +12,7 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "json/codec.hpp"
@@ -170,6 +171,65 @@ void diff_table(bool flat) {
   }
 }
 
+// The field scenario (bench/rooms/field.lua): state {players = N entries {x, y, t}}; one
+// entry is a new table with all three changed, as setIn({"players", key}, {...}) leaves it.
+// diff_paths over that one path (what a setIn-only commit runs) against diff of the whole
+// state (what a hook that read self.state runs), and the bytes of the ops either way.
+void field_table() {
+  std::printf("\nField: state {players = N entries {x, y, t}}; one entry replaced by a new table "
+              "with all three changed.\n\n");
+  std::printf("| players | diff_paths (setIn) us | diff (full scan) us | ops | op bytes | "
+              "bytes as 3 member ops |\n");
+  std::printf("|--:|--:|--:|--:|--:|--:|\n");
+  for (const int n : {1000, 10000, 100000}) {
+    lua_State* L = luaL_newstate();
+    atrium::script::init_lua_json(L);
+    Value players = Value::object();
+    for (int i = 0; i < n; ++i) {
+      Value e = Value::object();
+      e.set("x", i);
+      e.set("y", i);
+      e.set("t", 1700000000000.0 + i);
+      players.set("c" + std::to_string(i), std::move(e));
+    }
+    Value state = Value::object();
+    state.set("players", std::move(players));
+    atrium::script::push_value(L, state);
+    const Value mirror = atrium::script::to_value(L, 1, "state").value();
+    const std::string key = "c" + std::to_string(n / 2);
+    lua_getfield(L, 1, "players");
+    lua_createtable(L, 0, 3);
+    for (const char* field : {"x", "y", "t"}) {
+      lua_pushnumber(L, field[0] == 't' ? 1700000012345.0 : 12345);
+      lua_setfield(L, -2, field);
+    }
+    lua_setfield(L, -2, key.c_str());
+    lua_pop(L, 1);
+    const std::vector<atrium::state::Path> paths = {{"players", key}};
+    std::vector<atrium::state::Op> ops;
+    const double by_path = median_us([&] {
+      ops.clear();
+      (void)atrium::state::diff_paths(L, 1, mirror, paths, ops);
+    });
+    const double full = median_us([&] {
+      ops.clear();
+      (void)atrium::state::diff(L, 1, mirror, ops);
+    });
+    std::string text;
+    atrium::state::write_ops(ops, text);
+    std::vector<atrium::state::Op> members;
+    for (const char* field : {"x", "y", "t"}) {
+      members.push_back({atrium::state::OpKind::replace, "/players/" + key + "/" + field,
+                         Value(field[0] == 't' ? 1700000012345.0 : 12345)});
+    }
+    std::string member_text;
+    atrium::state::write_ops(members, member_text);
+    std::printf("| %d | %.2f | %.0f | %zu | %zu | %zu |\n", n, by_path, full, ops.size(),
+                text.size(), member_text.size());
+    lua_close(L);
+  }
+}
+
 // The writer choice: ours (appends to a std::string) against RapidJSON's Writer walking
 // the same json::Value, on the 10,000-entry state; and parse of that text.
 void write_rapidjson(const Value& v, rapidjson::Writer<rapidjson::StringBuffer>& w) {
@@ -232,13 +292,22 @@ void codec_table() {
 
 }  // namespace
 
-int main() {
+// Usage: diff_bench [objects|numbers|field|codec]...  (no argument: all four tables)
+int main(int argc, char** argv) {
+  const auto wanted = [&](std::string_view table) {
+    if (argc < 2) return true;
+    for (int i = 1; i < argc; ++i) {
+      if (table == argv[i]) return true;
+    }
+    return false;
+  };
   std::printf("Diff. Median thread-CPU us per call. ns/entry = diff / N. 'other order': mirror\n");
   std::printf("members not in lua_next order (the cursor misses, every key goes through the\n");
   std::printf("index). 'API floor': lua_next over every table reading each key and value,\n");
   std::printf("comparing nothing. to_value: converting the whole state, for scale.\n");
-  diff_table(false);
-  diff_table(true);
-  codec_table();
+  if (wanted("objects")) diff_table(false);
+  if (wanted("numbers")) diff_table(true);
+  if (wanted("field")) field_table();
+  if (wanted("codec")) codec_table();
   return 0;
 }

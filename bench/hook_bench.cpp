@@ -4,7 +4,9 @@
 //   1. a Lua workload in the interpreter with and without the hook, and with the JIT on;
 //   2. ns per call_hook of an empty function (the door every hook goes through);
 //   3. ns per empty action through the whole engine (parse, dispatch, hook, commit, reply).
-// Usage: build/bench/hook_bench   (about 10 s; thread CPU time, median of 7 runs)
+//   4. us per move action in the field room (bench/rooms) with 1,000 and 100,000 players:
+//      setIn (field.lua) against direct mutation (field_scan.lua).
+// Usage: build/bench/hook_bench   (about 30 s; thread CPU time, median of 7 runs)
 #include <lua.hpp>
 
 #include <algorithm>
@@ -13,10 +15,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "engine/engine.hpp"
+#include "json/value.hpp"
 #include "script/hook_call.hpp"
 
 namespace {
@@ -125,6 +129,47 @@ double empty_action_ns() {
   return s / n * 1e9;
 }
 
+// One move action through the engine in a room of `players` players, in microseconds:
+// bench/rooms/<file> (field.lua writes with setIn, field_scan.lua mutates self.state),
+// with a plain method added that fills the room without as many joins.
+double move_us(const char* file, int players, int calls) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "atrium-hook-bench-field";
+  fs::create_directories(dir);
+  std::ifstream in(fs::path(ATRIUM_SOURCE_LUA_DIR) / ".." / "bench" / "rooms" / file);
+  std::string code((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t ret = code.rfind("return Field");
+  if (ret == std::string::npos) return -1;
+  code.insert(ret, "function Field:fill(n)\n"
+                   "  local players = self.state.players\n"
+                   "  for i = 1, n do players['p' .. i] = { x = i, y = i, t = 0 } end\n"
+                   "end\n");
+  std::ofstream(dir / "field.lua") << code;
+  atrium::engine::EngineConfig cfg;
+  cfg.rooms_dir = dir.string();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.cpu_budget_ms = 60000;
+  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
+  atrium::engine::Engine e(cfg);
+  if (!e.start()) return -1;
+  NullSink sink;
+  const auto id = e.connect(sink);
+  e.receive(id, R"({"op":"join","ref":1,"room":"field:1"})");
+  atrium::json::Value args = atrium::json::Value::array();
+  args.push_back(players - 1);
+  if (!e.call("field:1", "fill", args)) return -1;
+  int i = 0;
+  const double s = median_seconds([&] {
+    for (int c = 0; c < calls; ++c, ++i) {
+      e.receive(id, R"({"op":"call","ref":2,"room":"field:1","method":"move","args":[)" +
+                        std::to_string(i) + "," + std::to_string(i) + ",1700000000000]}");
+    }
+    e.run_due();                                    // lets the patch out
+  });
+  fs::remove_all(dir);
+  return s / calls * 1e6;
+}
+
 }  // namespace
 
 int main() {
@@ -142,5 +187,12 @@ int main() {
   std::printf("| call_hook of an empty function | %.0f |\n", empty_call_ns());
   std::printf("| empty action through the engine (parse, dispatch, hook, commit, reply) | %.0f |\n",
               empty_action_ns());
+  std::printf("\n## A move in the field room (bench/rooms), us per action through the engine\n\n");
+  std::printf("| players | field.lua (setIn) | field_scan.lua (self.state) |\n|--:|--:|--:|\n");
+  for (const int players : {1000, 100000}) {
+    const int scan_calls = players > 10000 ? 5 : 100;
+    std::printf("| %d | %.1f | %.0f |\n", players, move_us("field.lua", players, 2000),
+                move_us("field_scan.lua", players, scan_calls));
+  }
   return 0;
 }

@@ -10,6 +10,14 @@ return function(core)
     core.set_state(self, partial)
   end
 
+  -- state[path[1]]...[path[n]] = value, marking only that path changed: unlike reading
+  -- self.state, it leaves the state unexposed, so the engine diffs just that entry. The
+  -- core returns a bad path's message, raised here at the script's line.
+  function Room:setIn(path, value)
+    local problem = core.set_in(self, path, value)
+    if problem then error(problem, 2) end
+  end
+
   function Room:emit(event, data, opts)
     core.emit(self, event, data, opts)
   end

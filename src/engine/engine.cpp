@@ -60,16 +60,15 @@ void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
 
 namespace {
 
-std::string random_hex(std::mt19937_64& rng, int bytes) {
+std::string to_hex(const SessionKey& key) {
   static const char* hex = "0123456789abcdef";
   std::string s;
-  for (int i = 0; i < bytes; i += 8) {
-    std::uint64_t r = rng();
-    for (int j = 0; j < 8 && i + j < bytes; ++j, r >>= 8) {
-      s += hex[(r >> 4) & 0xf];
-      s += hex[r & 0xf];
+  s.reserve(2 * sizeof key);
+  for (std::uint64_t word : key)
+    for (int j = 0; j < 8; ++j, word >>= 8) {
+      s += hex[(word >> 4) & 0xf];
+      s += hex[word & 0xf];
     }
-  }
   return s;
 }
 
@@ -180,13 +179,13 @@ ClientId Engine::connect(ClientSink& sink, std::string user_id) {
   auto c = std::make_unique<Client>();
   c->id = e.next_client++;
   c->wire_id = "c" + std::to_string(c->id);
-  c->session = random_hex(e.random, 16);
+  c->session = {e.random(), e.random()};
   c->user_id = std::move(user_id);
   c->sink = &sink;
   Client& ref = *c;
   e.clients.emplace(c->id, std::move(c));
-  e.send(ref, encode_welcome(ref.session, ref.wire_id, ref.user_id, e.config.server_name,
-                             e.config.heartbeat_ms));
+  e.send(ref, encode_welcome(to_hex(ref.session), ref.wire_id, ref.user_id,
+                             e.config.server_name, e.config.heartbeat_ms));
   return ref.id;
 }
 

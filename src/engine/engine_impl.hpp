@@ -5,6 +5,7 @@
 // Lua call may still point at it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,6 +24,7 @@
 #include "json/value.hpp"
 #include "script/hook_call.hpp"
 #include "script/vm.hpp"
+#include "state/diff.hpp"
 #include "util/shared_frame.hpp"
 
 struct lua_State;
@@ -53,10 +55,14 @@ struct RoomType {
   RoomOptions options;
 };
 
+// 128 random bits: the welcome's `session`, as 32 hex digits. Kept raw because every idle
+// connection holds one (DESIGN.md "Per-connection memory is small").
+using SessionKey = std::array<std::uint64_t, 2>;
+
 struct Client {
   ClientId id = 0;
   std::string wire_id;              // "c17"
-  std::string session;
+  SessionKey session{};
   std::string user_id;
   ClientSink* sink = nullptr;
   std::vector<std::string> rooms;   // ids of rooms this client is a member of
@@ -78,8 +84,8 @@ struct Room {
   int inst_ref = -2, box_ref = -2;
   json::Value mirror = json::Value::object();       // public state as members last saw it
   json::Value meta_mirror = json::Value::object();  // meta as of the last commit (rollback)
-  std::vector<std::string> dirty_keys;              // top-level keys setState touched
-  std::string pending_ops;          // ops waiting for the next patch (comma-separated)
+  std::vector<state::Path> dirty_paths;             // what setState and setIn touched
+  std::vector<state::Op> pending_ops;  // ops waiting for the next patch, in order
   std::uint64_t seq = 0;
   bool flush_scheduled = false;
   TimerId tick_timer = 0;
@@ -163,6 +169,8 @@ struct Engine::Impl {
   void destroy_room(Room& room);
   void maybe_destroy_empty(Room& room);
   void reap();
+  void doom(Room& room);            // destroyed at the next reap()
+  std::vector<std::string> doomed_ids;  // what reap() looks at
   void schedule_tick(Room& room);
 
   // transaction.cpp

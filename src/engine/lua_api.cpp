@@ -66,10 +66,97 @@ int l_room_set_state(lua_State* L) {
     lua_pushvalue(L, -2);
     lua_pushvalue(L, -2);
     lua_rawset(L, state);
-    room.dirty_keys.emplace_back(lua_tostring(L, -2));
+    std::size_t n = 0;
+    const char* key = lua_tolstring(L, -2, &n);
+    room.dirty_paths.push_back(state::Path{std::string(key, n)});
     lua_pop(L, 1);
   }
   lua_pop(L, 2);
+  e.touch(room);
+  return 0;
+}
+
+// setIn's path at `idx`: a non-empty array of keys, each a string or a positive integer.
+// `path` gets them as JSON keys ("3" for 3); the message says what is wrong, or is empty.
+std::string read_path(lua_State* L, int idx, state::Path& path) {
+  if (!lua_istable(L, idx) || lua_objlen(L, idx) == 0) {
+    return "setIn: the path must be a non-empty array of keys, like {\"players\", ctx.client}";
+  }
+  const std::size_t n = lua_objlen(L, idx);
+  path.reserve(n);
+  for (std::size_t i = 1; i <= n; ++i) {
+    lua_rawgeti(L, idx, static_cast<int>(i));
+    char buf[32];
+    std::string_view key;
+    const int type = lua_type(L, -1);
+    const bool ok = (type == LUA_TSTRING || (type == LUA_TNUMBER && lua_tonumber(L, -1) >= 1)) &&
+                    script::key_text(L, -1, buf, key);
+    if (!ok) {
+      const std::string got = type == LUA_TNUMBER ? lua_tostring(L, -1)   // a copy: -1 is ours
+                                                  : std::string("a ") + lua_typename(L, type);
+      return "setIn: path[" + std::to_string(i) + "] must be a string or a positive integer, not " +
+             got;
+    }
+    path.emplace_back(key);
+    lua_pop(L, 1);
+  }
+  return {};
+}
+
+// state[path[1]]...[path[n]] = the value at `value`, with raw gets and sets (as
+// setState), creating the missing tables on the way, except for a nil: removing from a
+// table that is not there changes nothing. The message names the first value on the
+// way that is not a table ("setIn: state.players.c1 is a number, not a table").
+std::string write_in(lua_State* L, int path_idx, std::size_t n, int value, int state) {
+  std::string where = "state";
+  for (std::size_t i = 1; i < n; ++i) {
+    lua_rawgeti(L, path_idx, static_cast<int>(i));
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      script::append_path_index(where, static_cast<long long>(lua_tonumber(L, -1)));
+    } else {
+      std::size_t len = 0;
+      const char* key = lua_tolstring(L, -1, &len);
+      script::append_path_key(where, std::string_view(key, len));
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, state);                           // [key, next]
+    if (lua_isnil(L, -1)) {
+      if (lua_isnil(L, value)) return {};
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, state);                         // [key, new table]
+    } else if (!lua_istable(L, -1)) {
+      return "setIn: " + where + " is a " + luaL_typename(L, -1) + ", not a table";
+    }
+    lua_replace(L, state);                          // the next table becomes `state`
+    lua_pop(L, 1);
+  }
+  lua_rawgeti(L, path_idx, static_cast<int>(n));
+  lua_pushvalue(L, value);
+  lua_rawset(L, state);
+  return {};
+}
+
+// self:setIn(path, value). Returns a message instead of raising it, so that room.lua can
+// raise it at the script's line. Marks only `path` dirty: the state is not exposed.
+int l_room_set_in(lua_State* L) {
+  Impl& e = engine_of(L);
+  Room& room = self_room(L, e);
+  lua_settop(L, 3);
+  state::Path path;
+  std::string problem = read_path(L, 2, path);
+  if (problem.empty()) {
+    e.push_box(room);
+    lua_getfield(L, 4, "state");
+    problem = write_in(L, 2, path.size(), 3, 5);
+  }
+  if (!problem.empty()) {
+    lua_pushlstring(L, problem.data(), problem.size());
+    return 1;
+  }
+  room.dirty_paths.push_back(std::move(path));
   e.touch(room);
   return 0;
 }
@@ -356,7 +443,7 @@ void Engine::Impl::open_core_api() {
   instances_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   const luaL_Reg fns[] = {
-      {"set_state", l_room_set_state}, {"emit", l_room_emit},
+      {"set_state", l_room_set_state}, {"set_in", l_room_set_in}, {"emit", l_room_emit},
       {"send", l_room_send}, {"kick", l_room_kick},
       {"close", l_room_close}, {"members", l_room_members},
       {"member_count", l_room_member_count}, {"set_timer", l_room_set_timer},

@@ -8,14 +8,19 @@
 
 #include "engine/engine_impl.hpp"
 #include "script/lua_json.hpp"
+#include "state/compact.hpp"
 
 namespace atrium::engine {
 
 void Engine::Impl::flush_patch(Room& room) {
   if (room.pending_ops.empty()) return;
   ++room.seq;
-  const SharedFrame frame(encode_patch(room.id, room.seq, room.pending_ops));
+  // Written now, not per hook: where the interval's ops under one member outweigh its
+  // value, one op carries the value instead (state/compact.hpp).
+  std::string ops;
+  state::write_compact_ops(room.pending_ops, room.mirror, ops);
   room.pending_ops.clear();
+  const SharedFrame frame(encode_patch(room.id, room.seq, ops));
   ++metrics.patches_sent;
   for (Member& m : room.members) {
     if (m.joining) continue;
@@ -216,9 +221,9 @@ bool Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload
     lua_getfield(L, -2, "meta");
     script::restore(L, -1, room.meta_mirror);
     lua_settop(L, top);
-    room.dirty_keys.clear();
+    room.dirty_paths.clear();
     remove_member(room, c);
-    if (created) room.doomed = true;
+    if (created) doom(room);
     return false;
   }
   lua_settop(L, top);
@@ -283,7 +288,7 @@ void Engine::Impl::close_room(Room& room, const std::string& message) {
       lua_settop(L, top);
       return {};
     });
-    room.doomed = true;
+    doom(room);
   });
 }
 

@@ -114,8 +114,8 @@ Status Engine::Impl::commit(Transaction& t) {
     lua_getfield(L, box, "state");
     if (get_flag(L, box, "sx"))
       s = state::diff(L, -1, room.mirror, changes[i].state_ops, "state");
-    else if (!room.dirty_keys.empty())
-      s = state::diff_keys(L, -1, room.mirror, room.dirty_keys, changes[i].state_ops, "state");
+    else if (!room.dirty_paths.empty())  // only setState/setIn changed it: diff just that
+      s = state::diff_paths(L, -1, room.mirror, room.dirty_paths, changes[i].state_ops, "state");
     lua_pop(L, 1);
     if (s && get_flag(L, box, "mx")) {
       lua_getfield(L, box, "meta");
@@ -134,8 +134,7 @@ Status Engine::Impl::commit(Transaction& t) {
     if (!ch.state_ops.empty()) {
       if (Status s = state::apply_patch(room.mirror, ch.state_ops); !s)
         log(LogLevel::error, "state mirror_out_of_step room=" + room.id + " " + s.error().message);
-      if (!room.pending_ops.empty()) room.pending_ops += ',';
-      state::write_ops(ch.state_ops, room.pending_ops);
+      for (state::Op& op : ch.state_ops) room.pending_ops.push_back(std::move(op));
       if (room.type->options.patch_rate_ms <= 0) {
         flush_now.push_back(&room);
       } else if (!room.flush_scheduled) {
@@ -152,7 +151,7 @@ Status Engine::Impl::commit(Transaction& t) {
     set_flag(L, lua_gettop(L), "sx", false);
     set_flag(L, lua_gettop(L), "mx", false);
     lua_pop(L, 1);
-    room.dirty_keys.clear();
+    room.dirty_paths.clear();
   }
   for (auto& effect : t.effects) effect();
   for (Room* room : flush_now) flush_patch(*room);
@@ -178,7 +177,7 @@ void Engine::Impl::rollback(Transaction& t) {
     set_flag(L, box, "mx", false);
     lua_pop(L, 1);
     vm->set_owner(prev_owner);
-    room.dirty_keys.clear();
+    room.dirty_paths.clear();
   }
   for (auto it = t.undo.rbegin(); it != t.undo.rend(); ++it) (*it)();
 }

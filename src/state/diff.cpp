@@ -7,9 +7,11 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cmath>
-#include <unordered_set>
+#include <cstdint>
+#include <span>
 
 #include "json/codec.hpp"
 #include "script/lua_json.hpp"
@@ -35,20 +37,97 @@ struct Seg {
   Kind kind;
 };
 
+// ---- encoded sizes: what compact() weighs, estimated without encoding ------------------
+
+// Bytes of an op around its path and value, by OpKind (add, remove, replace):
+// {"op":"add","path":"","value":} and so on.
+constexpr std::size_t kOpBytes[] = {31, 25, 35};
+
+// A JSON string literal's length; an escaped byte counts two (\u00XX is rarer).
+std::size_t string_size(std::string_view s) noexcept {
+  std::size_t n = s.size() + 2;
+  for (const char c : s) n += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+  return n;
+}
+
+// As json::write_number: integers below 2^53 in full, other numbers in their shortest form.
+std::size_t number_size(double d) noexcept {
+  constexpr double kExact = 9007199254740992.0;    // 2^53
+  if (d > -kExact && d < kExact && d == std::trunc(d)) {
+    std::size_t n = d < 0 ? 2 : 1;
+    for (auto a = static_cast<std::uint64_t>(std::fabs(d)); a >= 10; a /= 10) ++n;
+    return n;
+  }
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, d);
+  return static_cast<std::size_t>(r.ptr - buf);
+}
+
+// json::write's length of `v`, or some value >= `cap` once it is known to reach it: a
+// large mirror member costs only as much walking as the decision needs.
+std::size_t json_size(const Value& v, std::size_t cap) noexcept {
+  switch (v.kind()) {
+    case Value::Kind::null: return 4;
+    case Value::Kind::boolean: return v.as_bool() ? 4 : 5;
+    case Value::Kind::number: return number_size(v.as_number());
+    case Value::Kind::string: return string_size(v.as_string());
+    case Value::Kind::array: {
+      std::size_t n = 1;                            // [ ] less the comma counted per item
+      for (const Value& item : v.items()) {
+        if (n >= cap) return n;
+        n += json_size(item, cap - n) + 1;
+      }
+      return std::max<std::size_t>(n, 2);
+    }
+    case Value::Kind::object: {
+      std::size_t n = 1;
+      for (const auto& [key, member] : v.members()) {
+        if (n >= cap) return n;
+        n += string_size(key) + 1;
+        n += json_size(member, n < cap ? cap - n : 1) + 1;
+      }
+      return std::max<std::size_t>(n, 2);
+    }
+  }
+  return 0;
+}
+
+std::size_t op_size(const Op& op) noexcept {
+  const std::size_t n = kOpBytes[static_cast<int>(op.kind)] + op.path.size();
+  return op.kind == OpKind::remove ? n : n + json_size(op.value, SIZE_MAX);
+}
+
 class Differ {
  public:
   Differ(lua_State* L, int marker, std::vector<Op>& out, const char* what)
       : L_(L), marker_(marker), out_(out), what_(what) {}
 
   bool compare(int idx, const Value& m);
-  bool compare_key(int idx, std::string_view key, const Value& m);
+  bool compare_paths(int idx, const Value& m, std::span<const Path* const> paths,
+                     std::size_t depth);
   Error take_error() { return std::move(error_); }
 
  private:
+  // Ops out_[first, end) were emitted under the object member at `pos` of the mirror
+  // (npos: a key the mirror lacks). What compact() weighs.
+  struct Touch {
+    std::size_t pos, first, end;
+  };
+
   bool compare_table(int idx, const Value& m);
   bool room_for(int idx);
   bool has_marker(int idx);
   bool compare_object(int idx, const Value& m);
+  bool compare_members(int idx, const Value& m);
+  bool path_member(int idx, const Value& m, std::span<const Path* const> group,
+                   std::size_t depth);
+  bool path_item(int idx, const Value& m, std::size_t n, std::span<const Path* const> group,
+                 std::size_t depth);
+  bool push_member(int idx, std::string_view key, const Value& m, std::size_t& pos,
+                   Seg::Kind& kind);
+  bool compare_member(int value, const Value& m, std::size_t pos);
+  bool compact(int idx, const Value& m, std::size_t first_op, std::size_t touch_base);
+  std::size_t touch_size(const Touch& t, const Value& m, std::size_t here);
   bool compare_array(int idx, std::size_t n, const Value& m);
   bool compare_item(int idx, std::size_t i, const Value& m);
   std::size_t front_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
@@ -78,6 +157,7 @@ class Differ {
   std::vector<Seg> segs_;
   std::vector<int> tables_;                         // stack slots of the tables segs_ lead through
   std::vector<const void*> enclosing_;              // scratch for emit()
+  std::vector<Touch> touched_;                      // members with ops, of the objects open
   int reserved_ = 0;                                // stack slots known to exist
   Error error_;
 };
@@ -147,9 +227,19 @@ bool Differ::has_marker(int idx) {
 
 // ---- objects --------------------------------------------------------------------------
 
+// The member ops are weighed against one replace of the object once they are known.
+bool Differ::compare_object(int idx, const Value& m) {
+  const std::size_t first_op = out_.size();
+  const std::size_t touch_base = touched_.size();
+  bool ok = compare_members(idx, m);
+  if (ok && touched_.size() > touch_base) ok = compact(idx, m, first_op, touch_base);
+  touched_.resize(touch_base);
+  return ok;
+}
+
 // lua_next yields keys in hash order; the mirror was built from that same order (and
 // grows at its end), so its members are tried in step before the index is asked.
-bool Differ::compare_object(int idx, const Value& m) {
+bool Differ::compare_members(int idx, const Value& m) {
   const auto& members = m.members();
   std::size_t cursor = 0;
   std::size_t matched = 0;
@@ -192,6 +282,7 @@ bool Differ::compare_object(int idx, const Value& m) {
       return replace_table(idx);
     }
     segs_.push_back(Seg{k, 0, number ? Seg::Kind::number_key : Seg::Kind::key});
+    const std::size_t first_op = out_.size();
     bool ok = true;
     if (pos == Value::npos) {
       ok = emit(OpKind::add, key + 1);
@@ -201,13 +292,15 @@ bool Differ::compare_object(int idx, const Value& m) {
       ok = compare(key + 1, members[pos].second);
     }
     if (!ok) return false;
+    if (out_.size() != first_op) touched_.push_back(Touch{pos, first_op, out_.size()});
     segs_.pop_back();
     lua_pop(L_, 1);
   }
   if (matched == members.size()) return true;       // nothing was removed
-  for (const auto& [k, v] : members) {
-    if (has_key(idx, k)) continue;
-    segs_.push_back(Seg{k, 0, Seg::Kind::key});
+  for (std::size_t pos = 0; pos < members.size(); ++pos) {
+    if (has_key(idx, members[pos].first)) continue;
+    segs_.push_back(Seg{members[pos].first, 0, Seg::Kind::key});
+    touched_.push_back(Touch{pos, out_.size(), out_.size() + 1});
     emit_remove();
     segs_.pop_back();
   }
@@ -222,6 +315,56 @@ bool Differ::replace_table(int idx) {
   const bool ok = emit(OpKind::replace, idx);
   tables_.push_back(self);
   return ok;
+}
+
+// Ops under the object at `idx` (out_[first_op..]) against one replace of the whole
+// object: when they would encode larger, the replace goes out instead ({x, y, t} all
+// changed: one op, not three; only x changed: the one op stays). Both sides are
+// estimated from the mirror and the ops' values, and the weighing stops as soon as the
+// object is known to be the larger, so a large object costs little to keep. The whole
+// state is never replaced: clients may hold on to its root.
+bool Differ::compact(int idx, const Value& m, std::size_t first_op, std::size_t touch_base) {
+  if (segs_.empty()) return true;
+  std::size_t ops = out_.size() - first_op - 1;     // the commas between them
+  for (std::size_t j = first_op; j < out_.size(); ++j) ops += op_size(out_[j]);
+  const std::size_t here = pointer().size();
+  const std::size_t fixed = kOpBytes[static_cast<int>(OpKind::replace)] + here;
+  if (ops <= fixed + 2) return true;                // not even {} would be smaller
+  const std::size_t budget = ops - fixed;           // what the object must encode below
+  auto touches = std::span(touched_).subspan(touch_base);
+  std::sort(touches.begin(), touches.end(),
+            [](const Touch& a, const Touch& b) { return a.pos < b.pos; });
+  std::size_t size = 1;                             // { } less the comma counted per member
+  for (const Touch& t : touches) {
+    size += touch_size(t, m, here);
+    if (size >= budget) return true;
+  }
+  const auto& members = m.members();
+  std::size_t next = 0;                             // the next touch, in mirror order
+  for (std::size_t pos = 0; pos < members.size(); ++pos) {
+    if (next < touches.size() && touches[next].pos == pos) {
+      ++next;
+      continue;
+    }
+    size += string_size(members[pos].first) + 1;
+    size += json_size(members[pos].second, size < budget ? budget - size : 1) + 1;
+    if (size >= budget) return true;
+  }
+  out_.resize(first_op);
+  return replace_table(idx);
+}
+
+// A touched member's share of the object's new encoding. One op at the member itself
+// (the first '/' after the object's path is the last) gives it: a remove, nothing; an
+// add or replace, its value. Ops deeper down leave it about the size it had.
+std::size_t Differ::touch_size(const Touch& t, const Value& m, std::size_t here) {
+  const Op& op = out_[t.first];
+  const bool direct = t.end == t.first + 1 && op.path.find('/', here + 1) == std::string::npos;
+  if (direct && op.kind == OpKind::remove) return 0;
+  const std::size_t key = t.pos == Value::npos ? op.path.size() - here - 1 + 2
+                                               : string_size(m.members()[t.pos].first);
+  const Value& value = direct ? op.value : m.members()[t.pos].second;
+  return key + 1 + json_size(value, SIZE_MAX) + 1;
 }
 
 bool Differ::has_string_key(int idx, std::string_view key) {
@@ -243,20 +386,111 @@ bool Differ::has_key(int idx, std::string_view key) {
   return found;
 }
 
-// One top-level key, for diff_keys: the table at `idx` is the root.
-bool Differ::compare_key(int idx, std::string_view key, const Value& m) {
+// ---- paths (diff_paths) ---------------------------------------------------------------
+
+// `paths` are sorted and share their first `depth` keys, which lead to the table at
+// `idx` (mirror `m`, an object or array). Paths with the same next key are one group:
+// sorted, its shortest path comes first, and a path that ends at the key covers the
+// rest of its group.
+bool Differ::compare_paths(int idx, const Value& m, std::span<const Path* const> paths,
+                           std::size_t depth) {
+  if (!room_for(idx)) return emit(OpKind::replace, idx);
+  std::size_t n = 0;
+  const bool array = script::is_array_table(L_, idx, marker_, n);
+  if (array != m.is_array()) return emit(OpKind::replace, idx);   // kind changed: whole
+  tables_.push_back(idx);
+  bool ok = true;
+  if (array && n != m.size()) {
+    ok = compare_array(idx, n, m);                  // items moved: the array logic decides
+  } else {
+    const std::size_t first_op = out_.size();
+    const std::size_t touch_base = touched_.size();
+    for (std::size_t g = 0; ok && g < paths.size();) {
+      const std::string& key = (*paths[g])[depth];
+      std::size_t end = g + 1;
+      while (end < paths.size() && (*paths[end])[depth] == key) ++end;
+      const auto group = paths.subspan(g, end - g);
+      ok = array ? path_item(idx, m, n, group, depth) : path_member(idx, m, group, depth);
+      g = end;
+    }
+    if (ok && touched_.size() > touch_base) ok = compact(idx, m, first_op, touch_base);
+    touched_.resize(touch_base);
+  }
+  tables_.pop_back();
+  return ok;
+}
+
+// The member of object `idx` that `group` goes through: followed further while both
+// sides hold tables, else compared whole.
+bool Differ::path_member(int idx, const Value& m, std::span<const Path* const> group,
+                         std::size_t depth) {
+  const std::string& key = (*group.front())[depth];
+  const int value = lua_gettop(L_) + 1;
+  std::size_t pos = Value::npos;
+  Seg::Kind kind = Seg::Kind::key;
+  if (!push_member(idx, key, m, pos, kind)) return replace_table(idx);
+  segs_.push_back(Seg{key, 0, kind});
+  const std::size_t first_op = out_.size();
+  const bool ends_here = group.front()->size() == depth + 1;
+  bool ok = true;
+  if (!ends_here && pos != Value::npos && lua_istable(L_, value) &&
+      (m.members()[pos].second.is_object() || m.members()[pos].second.is_array())) {
+    ok = compare_paths(value, m.members()[pos].second, group, depth + 1);
+  } else {
+    ok = compare_member(value, m, pos);
+  }
+  if (!ok) return false;
+  if (out_.size() != first_op) touched_.push_back(Touch{pos, first_op, out_.size()});
+  segs_.pop_back();
+  lua_settop(L_, value - 1);
+  return true;
+}
+
+// The item of array `idx` (n items, as many as the mirror's) that `group` goes through.
+// A key that is no item changed nothing: the table still holds keys 1..n only.
+bool Differ::path_item(int idx, const Value& m, std::size_t n, std::span<const Path* const> group,
+                       std::size_t depth) {
+  double number = 0;
+  if (!script::integer_key((*group.front())[depth], number) || number < 1 ||
+      number > static_cast<double>(n)) {
+    return true;
+  }
+  const auto i = static_cast<std::size_t>(number) - 1;
+  const Value& item = m.items()[i];
+  lua_rawgeti(L_, idx, static_cast<int>(i + 1));
+  const int value = lua_gettop(L_);
+  segs_.push_back(Seg{{}, i, Seg::Kind::item});
+  const bool ends_here = group.front()->size() == depth + 1;
+  bool ok = true;
+  if (!ends_here && lua_istable(L_, value) && (item.is_object() || item.is_array())) {
+    ok = compare_paths(value, item, group, depth + 1);
+  } else {
+    ok = compare(value, item);
+  }
+  if (!ok) return false;
+  segs_.pop_back();
+  lua_settop(L_, value - 1);
+  return true;
+}
+
+// Pushes the value of object `idx` under the JSON key `key` (t["3"], else t[3]: an
+// integer key is the same JSON key) and finds `key` in `m`; `kind` says which Lua key
+// held it. False, with nothing pushed, when only converting the whole table can word
+// what is wrong: t[3] beside t["3"], or a new key that is not UTF-8.
+bool Differ::push_member(int idx, std::string_view key, const Value& m, std::size_t& pos,
+                         Seg::Kind& kind) {
   const int value = lua_gettop(L_) + 1;
   lua_pushlstring(L_, key.data(), key.size());
   lua_rawget(L_, idx);
-  Seg::Kind kind = Seg::Kind::key;
+  kind = Seg::Kind::key;
   double n = 0;
   if (script::integer_key(key, n)) {
     lua_pushnumber(L_, n);
     lua_rawget(L_, idx);
     if (!lua_isnil(L_, -1)) {
-      if (!lua_isnil(L_, value)) {                  // t[3] beside t["3"]: let to_value say so
+      if (!lua_isnil(L_, value)) {
         lua_settop(L_, value - 1);
-        return emit(OpKind::replace, idx);
+        return false;
       }
       lua_replace(L_, value);
       kind = Seg::Kind::number_key;
@@ -264,27 +498,23 @@ bool Differ::compare_key(int idx, std::string_view key, const Value& m) {
       lua_pop(L_, 1);
     }
   }
-  const std::size_t pos = m.position(key);
+  pos = m.position(key);
   if (!lua_isnil(L_, value) && pos == Value::npos && kind == Seg::Kind::key &&
       !json::is_valid_utf8(key)) {
     lua_settop(L_, value - 1);
-    return emit(OpKind::replace, idx);
+    return false;
   }
-  segs_.push_back(Seg{key, 0, kind});
-  tables_.push_back(idx);
-  bool ok = true;
+  return true;
+}
+
+// The Lua value at `value` against member `pos` of the object mirror `m` (npos: absent).
+bool Differ::compare_member(int value, const Value& m, std::size_t pos) {
   if (lua_isnil(L_, value)) {
     if (pos != Value::npos) emit_remove();
-  } else if (pos == Value::npos) {
-    ok = emit(OpKind::add, value);
-  } else {
-    ok = compare(value, m.members()[pos].second);
+    return true;
   }
-  if (!ok) return false;
-  tables_.pop_back();
-  segs_.pop_back();
-  lua_settop(L_, value - 1);
-  return true;
+  if (pos == Value::npos) return emit(OpKind::add, value);
+  return compare(value, m.members()[pos].second);
 }
 
 // ---- arrays ---------------------------------------------------------------------------
@@ -541,17 +771,6 @@ int absolute(lua_State* L, int idx) noexcept {
   return idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
 }
 
-bool seen_before(const std::vector<std::string>& keys, std::size_t i,
-                 std::unordered_set<std::string_view>& seen) {
-  if (keys.size() <= 8) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (keys[j] == keys[i]) return true;
-    }
-    return false;
-  }
-  return !seen.insert(keys[i]).second;
-}
-
 }  // namespace
 
 Status diff(lua_State* L, int idx, const json::Value& mirror, std::vector<Op>& out,
@@ -567,29 +786,35 @@ Status diff(lua_State* L, int idx, const json::Value& mirror, std::vector<Op>& o
   return {};
 }
 
-Status diff_keys(lua_State* L, int idx, const json::Value& mirror,
-                 const std::vector<std::string>& keys, std::vector<Op>& out, const char* what) {
+Status diff_paths(lua_State* L, int idx, const json::Value& mirror, const std::vector<Path>& paths,
+                  std::vector<Op>& out, const char* what) {
   idx = absolute(L, idx);
+  std::vector<const Path*> sorted;
+  sorted.reserve(paths.size());
+  for (const Path& path : paths) sorted.push_back(&path);
+  std::sort(sorted.begin(), sorted.end(), [](const Path* a, const Path* b) { return *a < *b; });
+  // Only a table can be followed into; an empty path (it sorts first) is the whole state.
+  // No path at all still compares the root's kind: {} that became [] is a change.
+  if (!lua_istable(L, idx) || !(mirror.is_object() || mirror.is_array()) ||
+      (!sorted.empty() && sorted.front()->empty())) {
+    return diff(L, idx, mirror, out, what);
+  }
   if (!lua_checkstack(L, 8)) return make_error(ErrorCode::script_error, "Lua stack exhausted");
   const int top = lua_gettop(L);
   script::push_array_marker(L);
-  std::size_t n = 0;
-  // The per-key walk holds only while the root stays an object on both sides.
-  if (!lua_istable(L, idx) || !mirror.is_object() ||
-      script::is_array_table(L, idx, top + 1, n)) {
-    lua_settop(L, top);
-    return diff(L, idx, mirror, out, what);
-  }
   Differ differ(L, top + 1, out, what);
-  std::unordered_set<std::string_view> seen;
-  bool ok = true;
-  for (std::size_t i = 0; ok && i < keys.size(); ++i) {
-    if (seen_before(keys, i, seen)) continue;      // the same key twice: one set of ops
-    ok = differ.compare_key(idx, keys[i], mirror);
-  }
+  const bool ok = differ.compare_paths(idx, mirror, sorted, 0);
   lua_settop(L, top);
   if (!ok) return differ.take_error();
   return {};
+}
+
+Status diff_keys(lua_State* L, int idx, const json::Value& mirror,
+                 const std::vector<std::string>& keys, std::vector<Op>& out, const char* what) {
+  std::vector<Path> paths;
+  paths.reserve(keys.size());
+  for (const std::string& key : keys) paths.push_back(Path{key});
+  return diff_paths(L, idx, mirror, paths, out, what);
 }
 
 }  // namespace atrium::state

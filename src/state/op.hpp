@@ -20,6 +20,7 @@ struct Op {
 // Appends the ops as comma-separated JSON objects with no surrounding brackets, so the
 // ops of several hooks can be concatenated into one patch: {"op":"add","path":...},...
 void write_ops(const std::vector<Op>& ops, std::string& out);
+void write_op(const Op& op, std::string& out);  // one of them
 
 // Applies ops in order to `doc`. Fails (bad_request) on a path that does not resolve;
 // `doc` may then be partly changed. The engine uses it to keep each mirror current.

@@ -87,20 +87,24 @@ const char* apply_at(json::Value& parent, const std::string& token, const Op& op
 
 }  // namespace
 
+void write_op(const Op& op, std::string& out) {
+  out.append("{\"op\":\"");
+  out.append(name_of(op.kind));
+  out.append("\",\"path\":");
+  json::write_string(op.path, out);
+  if (op.kind != OpKind::remove) {
+    out.append(",\"value\":");
+    json::write(op.value, out);
+  }
+  out.push_back('}');
+}
+
 void write_ops(const std::vector<Op>& ops, std::string& out) {
   bool first = true;
   for (const Op& op : ops) {
     if (!first) out.push_back(',');
     first = false;
-    out.append("{\"op\":\"");
-    out.append(name_of(op.kind));
-    out.append("\",\"path\":");
-    json::write_string(op.path, out);
-    if (op.kind != OpKind::remove) {
-      out.append(",\"value\":");
-      json::write(op.value, out);
-    }
-    out.push_back('}');
+    write_op(op, out);
   }
 }
 

@@ -138,6 +138,29 @@ describe('patches', () => {
     assert.ok(count >= 1 && count <= 2, `6 changes inside one 300 ms interval came as ${count} patches`);
   });
 
+  it('sends one op with the value where an interval changed most entries of a map', T, async () => {
+    const [a, b] = await connectMany(server, 2);
+    const room = `crowd:${uid()}`;
+    await a.join(room);
+    await b.join(room);
+    const ids = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    await Promise.all(ids.map((id, i) => a.act(room, 'move', id, i)));
+    await b.untilView(room, (s) => Object.keys(s.players).length === 40, 3000);
+    let ops = patchLines(b, room).flatMap((p) => p.ops);
+    assert.ok(ops.some((o) => o.path === '/players'), 'the map went as one op');
+    assert.ok(ops.length < 40, `${ops.length} ops for 40 entries`);
+
+    // Two entries of forty: per-entry ops, smaller than the map.
+    const before = patchLines(b, room).length;
+    await Promise.all(['p3', 'p7'].map((id) => a.act(room, 'move', id, 100)));
+    await b.untilView(room, (s) => s.players.p3.x === 100 && s.players.p7.x === 100, 3000);
+    ops = patchLines(b, room).slice(before).flatMap((p) => p.ops);
+    assert.deepEqual(ops.map((o) => o.path).sort(), ['/players/p3', '/players/p7']);
+    const v = assertCleanView(b, room);
+    assert.equal(Object.keys(v.state.players).length, 40);
+    assert.deepEqual(v.state.players.p3, { x: 100, y: -100 });
+  });
+
   it('delivers a patch at the patch interval, not only on sync', T, async () => {
     const [a, b] = await connectMany(server, 2);
     const room = `batch:${uid()}`;

@@ -1,5 +1,5 @@
-// The differ: data-driven cases (tests/data/diff), a seeded property test, error paths
-// and diff_keys.
+// The differ: data-driven cases (tests/data/diff), a seeded property test, error paths,
+// compact ops, diff_keys and diff_paths.
 //
 // Each tests/data/diff/*.json holds one case:
 //   {"name": "...", "before": {...}, "lua": "code that mutates the global `state`",
@@ -9,7 +9,8 @@
 // table, string and math libraries (no jit) plus `atrium.array(t?)`, diffs, and checks:
 // the ops applied in order to `before` give to_value(state); `after`, when given, is that
 // state; `ops`, when given, are exactly the ops; `error`, when given, is in the message.
-// It also checks diff_keys over every top-level key and restore() back to `before`.
+// It also checks diff_keys over every top-level key, diff_paths over the path to every
+// leaf, and restore() back to `before`.
 // Tests run with the project root as working directory (tests/unit/meson.build).
 #include <doctest/doctest.h>
 
@@ -31,6 +32,7 @@
 using atrium::json::Value;
 using atrium::state::diff;
 using atrium::state::diff_keys;
+using atrium::state::diff_paths;
 using atrium::state::Op;
 
 namespace {
@@ -102,9 +104,65 @@ std::vector<std::string> all_keys(lua_State* L, int idx, const Value& mirror) {
   return keys;
 }
 
+// Paths to every leaf (a scalar, or a table with nothing in it) of the mirror and of the
+// Lua table at `idx`: every change lies on one of them, so diff_paths over them must
+// see everything. The Lua walk stops at a table met again on its way (a cycle) and at
+// keys a path cannot name.
+void mirror_leaves(const Value& v, atrium::state::Path& at, std::vector<atrium::state::Path>& out) {
+  if (v.is_object() && v.size() > 0) {
+    for (const auto& [k, m] : v.members()) {
+      at.push_back(k);
+      mirror_leaves(m, at, out);
+      at.pop_back();
+    }
+  } else if (v.is_array() && v.size() > 0) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      at.push_back(std::to_string(i + 1));
+      mirror_leaves(v.items()[i], at, out);
+      at.pop_back();
+    }
+  } else {
+    out.push_back(at);
+  }
+}
+
+void lua_leaves(lua_State* L, int idx, atrium::state::Path& at, std::vector<const void*>& open,
+                std::vector<atrium::state::Path>& out) {
+  if (!lua_istable(L, idx) ||
+      std::find(open.begin(), open.end(), lua_topointer(L, idx)) != open.end()) {
+    out.push_back(at);
+    return;
+  }
+  open.push_back(lua_topointer(L, idx));
+  bool empty = true;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    char buf[32];
+    std::string_view k;
+    if (atrium::script::key_text(L, -2, buf, k)) {
+      empty = false;
+      at.emplace_back(k);
+      lua_leaves(L, lua_gettop(L), at, open, out);
+      at.pop_back();
+    }
+    lua_pop(L, 1);
+  }
+  if (empty) out.push_back(at);
+  open.pop_back();
+}
+
+std::vector<atrium::state::Path> leaf_paths(lua_State* L, int idx, const Value& mirror) {
+  std::vector<atrium::state::Path> out;
+  atrium::state::Path at;
+  mirror_leaves(mirror, at, out);
+  std::vector<const void*> open;
+  lua_leaves(L, idx, at, open, out);
+  return out;
+}
+
 // Diffs the global `state` against `mirror` and checks what must hold for any change:
-// the ops replay onto the mirror, diff_keys agrees, restore() rolls back. Returns the
-// diff's status; `ops` gets the ops.
+// the ops replay onto the mirror, diff_keys and diff_paths (over every leaf) agree,
+// restore() rolls back. Returns the diff's status; `ops` gets the ops.
 atrium::Status check_diff(Lua& lua, const Value& mirror, std::vector<Op>& ops) {
   lua_State* L = lua.L;
   lua_getglobal(L, "state");
@@ -125,6 +183,13 @@ atrium::Status check_diff(Lua& lua, const Value& mirror, std::vector<Op>& ops) {
       Value by_keys = mirror;
       REQUIRE(atrium::state::apply_patch(by_keys, key_ops).ok());
       CHECK(by_keys == actual.value());
+      std::vector<Op> path_ops;
+      const auto by_paths = diff_paths(L, top, mirror, leaf_paths(L, top, mirror), path_ops);
+      REQUIRE_MESSAGE(by_paths.ok(), (by_paths.ok() ? "" : by_paths.error().message));
+      Value replayed_paths = mirror;
+      const auto path_applied = atrium::state::apply_patch(replayed_paths, path_ops);
+      CHECK_MESSAGE(path_applied.ok(), (path_applied.ok() ? "" : path_applied.error().message));
+      CHECK_MESSAGE(replayed_paths == actual.value(), atrium::json::to_json(ops_as_json(path_ops)));
     }
     CHECK(ops_as_json(ops).is_array());             // what goes on the wire parses
   }
@@ -305,6 +370,154 @@ TEST_CASE("diff_keys falls back to a full diff when the root is no longer an obj
   REQUIRE(diff_keys(lua.L, -1, mirror, {"1"}, ops).ok());
   lua_pop(lua.L, 1);
   CHECK(ops_as_json(ops) == parsed(R"([{"op":"replace","path":"","value":["x"]}])"));
+}
+
+// ---- compact ops (the cases whose op order is the table's are here, not in tests/data)
+
+namespace {
+
+// The paths of the ops a diff of `code` on `before` gives, sorted.
+std::vector<std::string> op_paths(const char* before, const char* code) {
+  Lua lua;
+  const Value mirror = parsed(before);
+  lua.set_state(mirror);
+  lua.run(code);
+  std::vector<Op> ops;
+  REQUIRE(check_diff(lua, mirror, ops).ok());
+  std::vector<std::string> paths;
+  for (const Op& op : ops) paths.push_back(op.path);
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+}  // namespace
+
+TEST_CASE("member ops stay when the object's other members make one replace longer") {
+  CHECK(op_paths(R"({"p":{"x":1,"y":2,"name":"a name that makes the object long"}})",
+                 "state.p.x = 5 state.p.y = 6") == std::vector<std::string>{"/p/x", "/p/y"});
+  // Without the long name, the same change is one replace.
+  CHECK(op_paths(R"({"p":{"x":1,"y":2,"name":"short"}})", "state.p.x = 5 state.p.y = 6") ==
+        std::vector<std::string>{"/p"});
+}
+
+TEST_CASE("the root is never replaced whole, however many of its members changed") {
+  CHECK(op_paths(R"({"x":1,"y":2})", "state.x = 3 state.y = 4") ==
+        std::vector<std::string>{"/x", "/y"});
+}
+
+TEST_CASE("one change in a large object stays one op") {
+  // 10,000 members, one changed: the weighing stops at the first member it looks at.
+  Lua lua;
+  Value mirror = Value::object();
+  Value players = Value::object();
+  for (int i = 0; i < 10000; ++i) players.set("p" + std::to_string(i), Value(i));
+  mirror.set("players", std::move(players));
+  lua.set_state(mirror);
+  lua.run("state.players.p5 = -1");
+  std::vector<Op> ops;
+  REQUIRE(check_diff(lua, mirror, ops).ok());
+  CHECK(ops_as_json(ops) == parsed(R"([{"op":"replace","path":"/players/p5","value":-1}])"));
+}
+
+// ---- diff_paths ----------------------------------------------------------------------
+
+namespace {
+
+// Runs `code` on the state `before` and returns the ops of diff_paths over `paths`, as
+// JSON, or the error message.
+std::string path_ops(const char* before, const char* code,
+                     const std::vector<atrium::state::Path>& paths) {
+  Lua lua;
+  const Value mirror = parsed(before);
+  lua.set_state(mirror);
+  lua.run(code);
+  lua_getglobal(lua.L, "state");
+  std::vector<Op> ops;
+  const auto status = diff_paths(lua.L, -1, mirror, paths, ops);
+  CHECK(lua_gettop(lua.L) == 1);
+  lua_pop(lua.L, 1);
+  if (!status.ok()) return status.error().message;
+  return atrium::json::to_json(ops_as_json(ops));
+}
+
+const char* const kPlayers = R"({"players":{"c1":{"x":1,"y":1},"c2":{"x":2,"y":2}},"n":0})";
+
+}  // namespace
+
+TEST_CASE("diff_paths compares only what lies under the paths") {
+  // c2 and n changed too, off the path: not seen (setIn never changes them).
+  CHECK(path_ops(kPlayers, "state.players.c1.x = 5 state.players.c2.x = 9 state.n = 1",
+                 {{"players", "c1", "x"}}) ==
+        R"([{"op":"replace","path":"/players/c1/x","value":5}])");
+  CHECK(path_ops(kPlayers, "state.players.c1.x = 5 state.players.c2.x = 9",
+                 {{"players", "c1"}}) ==
+        R"([{"op":"replace","path":"/players/c1/x","value":5}])");
+}
+
+TEST_CASE("diff_paths: a path twice, or under another path, gives one set of ops") {
+  CHECK(path_ops(kPlayers, "state.players.c1.x = 5",
+                 {{"players", "c1", "x"}, {"players", "c1"}, {"players", "c1", "x"},
+                  {"players", "c1", "y"}}) ==
+        R"([{"op":"replace","path":"/players/c1/x","value":5}])");
+  // Removed: one remove, however many paths lead into it.
+  CHECK(path_ops(kPlayers, "state.players.c1 = nil",
+                 {{"players", "c1", "x"}, {"players", "c1", "y"}, {"players", "c1"}}) ==
+        R"([{"op":"remove","path":"/players/c1"}])");
+}
+
+TEST_CASE("diff_paths: removal, and missing tables created on the way") {
+  CHECK(path_ops(kPlayers, "state.players.c2 = nil", {{"players", "c2"}}) ==
+        R"([{"op":"remove","path":"/players/c2"}])");
+  CHECK(path_ops(kPlayers, "state.players.c3 = {x = 3}", {{"players", "c3", "x"}}) ==
+        R"([{"op":"add","path":"/players/c3","value":{"x":3}}])");
+  CHECK(path_ops("{}", "state.a = {b = {c = 1}}", {{"a", "b", "c"}}) ==
+        R"([{"op":"add","path":"/a","value":{"b":{"c":1}}}])");
+  CHECK(path_ops(kPlayers, "state.players.c1.x = nil", {{"players", "c1", "x"}, {"gone"}}) ==
+        R"([{"op":"remove","path":"/players/c1/x"}])");
+}
+
+TEST_CASE("diff_paths follows array items by their 1-based index") {
+  const char* list = R"({"list":[{"a":1},{"a":2}]})";
+  CHECK(path_ops(list, "state.list[2].a = 3", {{"list", "2", "a"}}) ==
+        R"([{"op":"replace","path":"/list/1/a","value":3}])");
+  // A length change: the array logic decides, whatever item the path names.
+  CHECK(path_ops(list, "state.list[3] = 'c'", {{"list", "3"}}) ==
+        R"([{"op":"add","path":"/list/2","value":"c"}])");
+  CHECK(path_ops(list, "state.list[2] = nil", {{"list", "2"}}) ==
+        R"([{"op":"remove","path":"/list/1"}])");
+  // A key that is no item changed nothing while the table is still an array.
+  CHECK(path_ops(list, "state.list.k = nil", {{"list", "k"}, {"list", "9"}}) == "[]");
+}
+
+TEST_CASE("diff_paths compares whole where the two sides stop being tables of one kind") {
+  CHECK(path_ops(R"({"t":{}})", "state.t[1] = 'x'", {{"t", "1"}}) ==
+        R"([{"op":"replace","path":"/t","value":["x"]}])");
+  CHECK(path_ops(R"({"t":{"1":"a","k":"b"}})", "state.t = {'a', k = 'b'} state.t.k = nil",
+                 {{"t", "k"}}) == R"([{"op":"replace","path":"/t","value":["a"]}])");
+  CHECK(path_ops(R"({"t":5})", "state.t = {u = 1}", {{"t", "u"}}) ==
+        R"([{"op":"replace","path":"/t","value":{"u":1}}])");
+  CHECK(path_ops(R"({"t":{"u":1}})", "state.t = 5", {{"t", "u"}}) ==
+        R"([{"op":"replace","path":"/t","value":5}])");
+  CHECK(path_ops(R"({"t":{"1":"a"}})", "state.t = {[1] = 'a'} state.t[3] = 'c'", {{"t", "3"}}) ==
+        R"([{"op":"add","path":"/t/3","value":"c"}])");   // an object still, number keys or not
+}
+
+TEST_CASE("diff_paths checks the state rules for what lies under the paths") {
+  CHECK(path_ops(kPlayers, "state.players.c1.x = 0/0", {{"players", "c1", "x"}}) ==
+        "state.players.c1.x: NaN is not allowed in state");
+  CHECK(path_ops(kPlayers, "state.players.c3 = {f = print}", {{"players", "c3"}}) ==
+        "state.players.c3.f: a function is not allowed in state");
+  CHECK(path_ops(kPlayers, "state.players.c1.me = state.players", {{"players", "c1", "me"}}) ==
+        "state.players.c1.me: cycle: a table that contains itself is not allowed in state");
+  CHECK(path_ops(kPlayers, "state.players['\\255'] = 1", {{"players", "\xff"}}) ==
+        "state.players: a key is not valid UTF-8");
+  CHECK(path_ops(R"({"t":{"1":"a"}})", "state.t[1] = 'b'", {{"t", "1"}}) ==
+        "state.t: the key \"1\" is there both as a number and as a string");
+}
+
+TEST_CASE("diff_paths with an empty path diffs the whole state") {
+  CHECK(path_ops(kPlayers, "state.players.c2.x = 9", {{"players", "c1"}, {}}) ==
+        R"([{"op":"replace","path":"/players/c2/x","value":9}])");
 }
 
 // ---- property ------------------------------------------------------------------------
