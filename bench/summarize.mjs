@@ -68,7 +68,7 @@ const layouts = {
 
 function layoutOf(row) {
   if (row.mode === 'idle') return 'idle';
-  if (row.mode === 'state' || row.patches_expected_per_s !== undefined) return 'state';
+  if (row.mode === 'state' || String(row.label ?? '').startsWith('state-')) return 'state';
   if (row.mode === 'rooms') return 'rooms';
   return 'load';
 }

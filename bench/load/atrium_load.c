@@ -943,7 +943,18 @@ static bool own_move_time(const struct conn *c, const char *p, size_t n, uint64_
     const char *v = memmem(q, (size_t)((stop ? stop : end) - q), key, strlen(key));
     return v && read_uint(skip_ws(v + strlen(key), end), end, t) && *t > 0;
   }
-  return false;
+  /* Third shape: a patch interval that moved most players carries the whole map in one op
+   * ({"op":"replace","path":"/players","value":{"c12":{"x":1,"y":2,"t":123},...}}): our
+   * entry is the key "c12" followed by an object, and its t comes before that object ends. */
+  char key[48];
+  const int kn = snprintf(key, sizeof key, "\"%s\":{", c->id);
+  if (kn <= 0 || (size_t)kn >= sizeof key) return false;
+  const char *entry = memmem(p, n, key, (size_t)kn);
+  if (!entry) return false;
+  entry += kn;
+  const char *close = memchr(entry, '}', (size_t)(end - entry));
+  const char *v = memmem(entry, (size_t)((close ? close : end) - entry), "\"t\":", 4);
+  return v && read_uint(skip_ws(v + 4, end), end, t) && *t > 0;
 }
 
 static void on_patch(struct conn *c, const char *p, size_t n) {

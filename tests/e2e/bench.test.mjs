@@ -43,8 +43,10 @@ describe('bench: the load generator and the bench rooms', { skip: !existsSync(LO
   });
 
   it('state: members get a patch per interval and see their own moves in it', T, async () => {
-    const r = await load(server, ['--mode', 'state', '--room', 'field:e2e', '--clients', '6',
-      '--probes', '3', '--interval-us', '50000', '--warmup', '0.5', '--duration', '2']);
+    // 20 members: more than 16 moves per interval, so patches carry the players map in one
+    // op (state/compact.hpp) and the probes must find their entries inside it.
+    const r = await load(server, ['--mode', 'state', '--room', 'field:e2e', '--clients', '20',
+      '--probes', '4', '--interval-us', '50000', '--warmup', '0.5', '--duration', '2']);
     assert.equal(r.server_errors, 0);
     assert.ok(r.patches_per_s > 0.8 * r.expected_patches_per_s, `${r.patches_per_s} patches/s`);
     assert.ok(r.latency_samples > 0, 'probes found their own entries in the patches');
