@@ -94,6 +94,12 @@ const Setting kSettings[] = {
      }},
     {"coalesce-us", "N", "an idle connection's output waits this long for more (default: 1000)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.coalesce_us, v, 0, 100000); }},
+    {"event-loop", "L", "poll, or libuv (epoll) for thousands of connections (default: poll)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       if (v != "poll" && v != "libuv") return bad("must be poll or libuv");
+       o.event_loop = std::string(v);
+       return {};
+     }},
     {"cpu-budget-ms", "N", "CPU budget per hook call (default: 200)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.cpu_budget_ms, v, 1, kMaxMs); }},
     {"room-memory-mb", "N", "Lua memory cap per room (default: 64)",

@@ -26,6 +26,7 @@ struct ServeOptions {
   int heartbeat_ms = 25000;
   std::size_t outbox_bytes = 1048576;
   int coalesce_us = 1000;
+  std::string event_loop = "poll";
   int cpu_budget_ms = 200;
   std::size_t room_memory_mb = 64;
   std::size_t memory_mb = 1024;

@@ -89,6 +89,7 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) 
   c.heartbeat_ms = o.heartbeat_ms;
   c.outbox_bytes = o.outbox_bytes;
   c.coalesce_us = o.coalesce_us;
+  c.event_loop = o.event_loop;
   c.watch_dir = o.rooms;
   c.on_log = log;
   return c;

@@ -53,10 +53,9 @@ void on_wake(lws_sorted_usec_list_t* sul) {
   lws_cancel_service(wake->context);
 }
 
-// lws 4.1 sleeps in poll() for the time to its next sul in whole milliseconds, rounded
-// down, and then polls without sleeping until the sul is due: a wake-up 0.9 ms away spins
-// for 0.9 ms. Waking at a whole number of milliseconds plus this margin sleeps through.
-constexpr lws_usec_t kWakeMarginUs = 100;
+// lws 4.1 sleeps for the time to its next sul in whole milliseconds, rounded down, and
+// then polls without sleeping until the sul is due: a wake-up 0.9 ms away spins for 0.9 ms.
+// Waking at a whole number of milliseconds plus the loop's margin sleeps through.
 
 // The sooner of two delays, where -1 means never.
 std::int64_t earliest(std::int64_t a, std::int64_t b) {
@@ -87,7 +86,7 @@ void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
     lws_sul_cancel(&s.wake.sul);
     return;
   }
-  if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS + kWakeMarginUs;
+  if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS + s.loop.wake_margin_us();
   lws_sul_schedule(s.context, 0, &s.wake.sul, on_wake, us);
 }
 
@@ -184,6 +183,7 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   if (!address->ipv6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   info.retry_and_idle_policy = &s.retry;
   info.user = &s;
+  s.loop.configure(info);
 
   s.context = lws_create_context(&info);
   s.wake.context = s.context;
@@ -197,7 +197,7 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   start_watching(s);
   if (!s.config.public_dir.empty() && !s.files.enabled())
     s.log(engine::LogLevel::warn, "net no_public_dir dir=" + s.config.public_dir);
-  s.log(engine::LogLevel::info, "net listening " + endpoint(s) +
+  s.log(engine::LogLevel::info, "net listening " + endpoint(s) + " loop=" + s.loop.name() +
                                     (s.files.enabled() ? " public=" + s.files.root() : ""));
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
@@ -208,6 +208,7 @@ Server::~Server() {
   if (state_->context) {
     lws_sul_cancel(&state_->wake.sul);
     lws_context_destroy(state_->context);  // CLOSED for what is left: engine.disconnect
+    state_->loop.finish();
   }
   if (g_log_state == state_.get()) {
     g_log_state = nullptr;
@@ -226,7 +227,7 @@ Status Server::run() {
   State& s = *state_;
   end_pass(s);
   while (!s.stop_requested.load()) {
-    if (lws_service(s.context, 0) < 0)
+    if (!s.loop.run_once(s.context))
       return make_error(ErrorCode::internal, "event loop failed");
     end_pass(s);
   }
@@ -242,7 +243,7 @@ Status Server::run() {
   end_pass(s, kDrainPollMs);
   const auto deadline = std::chrono::steady_clock::now() + kDrainTime;
   while (s.stats.connections > 0 && std::chrono::steady_clock::now() < deadline) {
-    if (lws_service(s.context, 0) < 0) break;
+    if (!s.loop.run_once(s.context)) break;
     end_pass(s, kDrainPollMs);
   }
   s.log(engine::LogLevel::info, "net stopped connections_left=" +

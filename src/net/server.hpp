@@ -28,6 +28,8 @@ struct ServerConfig {
   // (DESIGN.md "One write per connection per pass": coalesce under light load over a short,
   // bounded window). 0: write in the next pass.
   int coalesce_us = 1000;
+  // "poll" (lws' own loop) or "libuv" (epoll; net/event_loop.hpp says when each is better).
+  std::string event_loop = "poll";
   LogSink on_log;                               // one line each, no newline; default stderr
 };
 

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/event_loop.hpp"
 #include "net/http_api.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
@@ -44,6 +45,7 @@ struct Server::State {
   HttpApi api;
   StaticFiles files;
 
+  EventLoop loop{config.event_loop == "libuv"};  // before the context: it outlives it
   lws_context* context = nullptr;
   lws_vhost* vhost = nullptr;
   int port = 0;
@@ -60,7 +62,7 @@ struct Server::State {
   std::vector<WsSession*> flush_queue;
   lws_usec_t flush_due_us = 0;
 
-  std::uint64_t pass = 1;             // counts loop passes (lws_service calls); never 0
+  std::uint64_t pass = 1;             // counts loop passes (EventLoop::run_once); never 0
 
   // Several queued lines are joined here, behind LWS_PRE bytes, for one write. One buffer
   // serves every connection: without permessage-deflate, lws copies whatever the socket

@@ -202,11 +202,23 @@ void WsSession::start_close(int code, std::string_view reason) {
                   kCloseGraceSecs);
 }
 
+// The close frame is written here, in this WRITEABLE, rather than left to lws: on the
+// libuv loop, lws defers its own close frame to a POLLOUT that never comes after a
+// callback returns -1, and the client saw 1006 when the close timeout fired.
 int WsSession::finish_close() {
-  std::string& reason = rare().close_reason;
+  const std::string& reason = rare().close_reason;
+  const std::size_t n = std::min<std::size_t>(reason.size(), 123);
+  unsigned char frame[2 + 2 + 123];
+  frame[0] = 0x88;  // FIN + opcode 8 (close)
+  frame[1] = static_cast<unsigned char>(2 + n);
+  frame[2] = static_cast<unsigned char>(close_code_ >> 8);
+  frame[3] = static_cast<unsigned char>(close_code_ & 0xff);
+  std::memcpy(frame + 4, reason.data(), n);
+  if (raw_frames_) (void)write_raw(frame, 4 + n);
+  // lws' own close frame says the same, for the loop where it does get sent.
   lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
-                   reinterpret_cast<unsigned char*>(reason.data()), reason.size());
-  return -1;  // lws sends the close frame with that reason, then closes
+                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())), n);
+  return -1;
 }
 
 int WsSession::on_writeable() {

@@ -215,6 +215,17 @@ TEST_CASE("the coalescing window is a setting, 0 to 100 ms") {
   CHECK(contains(w.error({"--coalesce-us", "-1"}), "coalesce-us"));
 }
 
+TEST_CASE("the event loop is poll by default, libuv on request, nothing else") {
+  World w;
+  auto r = w.parse({});
+  REQUIRE(r);
+  CHECK(r->event_loop == "poll");
+  r = w.parse({"--event-loop", "libuv"});
+  REQUIRE(r);
+  CHECK(r->event_loop == "libuv");
+  CHECK(contains(w.error({"--event-loop", "epoll"}), "poll or libuv"));
+}
+
 TEST_CASE("a bad value in the config file is an error even when a flag overrides it") {
   World w;
   w.files["c.json"] = R"({"port": "abc"})";
@@ -224,7 +235,7 @@ TEST_CASE("a bad value in the config file is an error even when a flag overrides
 TEST_CASE("the usage text lists every setting") {
   const std::string usage = atrium::cli::serve_usage();
   for (const char* flag : {"--rooms", "--port", "--host", "--config", "--public", "--admin-token",
-                           "--max-message-bytes", "--heartbeat-ms", "--outbox-bytes", "--coalesce-us",
+                           "--max-message-bytes", "--heartbeat-ms", "--outbox-bytes", "--coalesce-us", "--event-loop",
                            "--cpu-budget-ms", "--room-memory-mb", "--memory-mb", "--log-level"})
     CHECK(contains(usage, flag));
 }

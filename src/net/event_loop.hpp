@@ -1,0 +1,45 @@
+// The event loop the server's lws context runs on, and one pass of it.
+//
+// lws 4.1's own loop calls poll() over every descriptor on every pass, so a pass costs
+// O(connections): with 2,000 connections in 10,000 rooms, 80 % of the server's time went to
+// poll() (bench/README.md "Many rooms"). Debian's lws ships a libuv event-library plugin
+// (epoll): with `--event-loop libuv` the context joins a libuv loop of ours and a pass costs
+// what is ready. It is not the default: epoll pays a syscall each time a socket's write
+// interest changes, and with 100 busy connections that cost more than poll() (same README).
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <memory>
+
+namespace atrium::net {
+
+class EventLoop {
+ public:
+  // libuv: the epoll loop; false, or a build without libuv: lws' poll() loop.
+  explicit EventLoop(bool libuv);
+  static bool libuv_available() noexcept;
+  ~EventLoop();  // after the lws context is destroyed: lets lws' handles close, then closes
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Sets the options and foreign loop lws needs to run on this loop.
+  void configure(lws_context_creation_info& info);
+  // Waits for what is ready (or the next lws timer) and serves it. False if the loop failed.
+  bool run_once(lws_context* context);
+  // Serves what lws still has to close after lws_context_destroy() (libuv closes handles
+  // asynchronously); a no-op for lws' own loop.
+  void finish() noexcept;
+  // What a wake-up timer needs added, past a whole number of milliseconds, so that it does
+  // not come early and spin: lws rounds its timers down to milliseconds on both loops, and
+  // libuv also measures from the time cached at the start of the iteration.
+  long wake_margin_us() const noexcept;
+  // "libuv" or "poll", for the start-up log line.
+  const char* name() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atrium::net
