@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/common.sh
 
 PEER_BENCH=${PEER_BENCH:-$root/../shared/peer-bench}
 BUILD=${BUILD:-build-bench}
@@ -38,10 +39,7 @@ LOAD="$root/$BUILD/bench/atrium-load"
 harness=$(mktemp -d "${TMPDIR:-/tmp}/atrium-peers.XXXXXX")
 SERVER_PID=""
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_pid "$SERVER_PID"
   SERVER_PID=""
 }
 cleanup() { stop_server; rm -rf -- "$harness"; }
@@ -72,14 +70,7 @@ start() {
         servers/colyseus-server.mjs "$port") >"$log" 2>&1 & ;;
   esac
   SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q "$ready" "$log" 2>/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$server did not start:" >&2
-  cat "$log" >&2
-  return 1
+  wait_listening "$log" "$SERVER_PID" "$ready"
 }
 
 # record FILE SERVER LABEL JSON: tags one result line and keeps it.
@@ -101,15 +92,9 @@ theirs() { # FILE SERVER LABEL flags...: the harness's wsload against the runnin
   record "$file" "$server" "$label" "$(timeout 300 taskset -c "$LOAD_CPU" "$harness/wsload" \
     --port "$port" --server-pid "$SERVER_PID" "$@" 2>>"$OUTDIR/wsload.log" || true)"
 }
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
-sustainable() {
-  awk -v d="$(field delivered_pct "$1")" -v p="$(field p99_us "$1")" \
-    'BEGIN { exit !(d != "" && d >= 98 && p <= 100000) }'
-}
 
 {
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "kernel: $(uname -r); load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  conditions
   echo "node: $(node --version); server cpu $SERVER_CPU, generator cpu $LOAD_CPU"
 } | tee "$OUTDIR/conditions.txt"
 

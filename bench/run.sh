@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fan-out benchmarks of bench/README.md: Atrium under the project's own load generator
-# (bench/load/atrium_load.c), server pinned to one core, generator to the other.
+# (bench/load/, usage at the top of main.c), server pinned to one core, generator to the other.
 #
 #   bash bench/run.sh                  every scenario (about 12 minutes)
 #   bash bench/run.sh fanout state     some of them
@@ -8,8 +8,9 @@
 # Scenarios: fanout (untyped emit at ~200k and ~1M deliveries/s, and the coalescing-window
 # curve), typed (the same through an action of bench/rooms/fan.lua), max (shorter intervals
 # until delivery falls behind), idle (2,000 joined clients: RSS per connection), state
-# (bench/rooms/field.lua, 1,000 members moving 20 times/s), rooms (10,000 rooms x 5 members),
-# micro (hook and diff microbenchmarks). bench/peers.sh runs the peers side by side.
+# (bench/rooms/field.lua, 1,000 members moving 20 times/s), rooms (10,000 rooms x 5
+# members, on both event loops), micro (hook and diff microbenchmarks). bench/peers.sh runs
+# the peers side by side.
 #
 # Everything stays on 127.0.0.1 and every run is bounded by `timeout`. Results:
 # bench/results/<stamp>/<scenario>.jsonl and a Markdown summary on stdout.
@@ -19,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/common.sh
 
 BUILD=${BUILD:-build-bench}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -43,10 +45,7 @@ LOAD="$root/$BUILD/bench/atrium-load"
 SERVER_PID=""
 port=9600
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_pid "$SERVER_PID"
   SERVER_PID=""
 }
 trap stop_server EXIT
@@ -59,14 +58,7 @@ start_server() {
   taskset -c "$SERVER_CPU" "$SERVER_BIN" serve --rooms bench/rooms --port "$port" \
     --host 127.0.0.1 --public "" --log-level warn $EXTRA_SERVER_ARGS "$@" >"$log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q "listening on 127.0.0.1:$port" "$log" 2>/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "the server did not start:" >&2
-  cat "$log" >&2
-  return 1
+  wait_listening "$log" "$SERVER_PID" "listening on 127.0.0.1:$port"
 }
 
 # load SCENARIO LABEL [atrium-load flags...]: one generator run against the running server;
@@ -83,13 +75,6 @@ load() {
   echo "$out"
 }
 
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
-# >= 98 % delivered and p99 <= 100 ms: the issue's "sustainable".
-sustainable() {
-  awk -v d="$(field delivered_pct "$1")" -v p="$(field p99_us "$1")" \
-    'BEGIN { exit !(d != "" && d >= 98 && p <= 100000) }'
-}
-
 fanout() {
   for iv in 50000 10000; do
     for w in $WINDOWS_US; do
@@ -98,6 +83,11 @@ fanout() {
         --warmup "$WARMUP" --duration "$DURATION"
       stop_server
     done
+    # The same on the epoll loop, default window (--event-loop, net/event_loop.hpp).
+    start_server --event-loop libuv
+    load fanout "emit-${iv}us-libuv" --mode emit --clients 100 --interval-us "$iv" \
+      --warmup "$WARMUP" --duration "$DURATION"
+    stop_server
   done
 }
 
@@ -140,10 +130,12 @@ state() {
 }
 
 rooms() {
-  start_server
-  load rooms rooms-10000x5 --mode rooms --clients 2000 --rooms-per-client 25 --group 5 \
-    --interval-us 1000000 --warmup "$WARMUP" --duration "$DURATION"
-  stop_server
+  for loop in poll libuv; do
+    start_server --event-loop "$loop"
+    load rooms "rooms-10000x5-$loop" --mode rooms --clients 2000 --rooms-per-client 25 \
+      --group 5 --interval-us 1000000 --warmup "$WARMUP" --duration "$DURATION"
+    stop_server
+  done
 }
 
 micro() {
@@ -154,9 +146,8 @@ micro() {
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro)
 {
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "kernel: $(uname -r); load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "server: $SERVER_BIN (cpu $SERVER_CPU); generator: $LOAD (cpu $LOAD_CPU)"
+  conditions
+  echo "server: $SERVER_BIN (cpu $SERVER_CPU) $EXTRA_SERVER_ARGS; generator: $LOAD (cpu $LOAD_CPU)"
 } | tee "$OUTDIR/conditions.txt"
 for s in "${scenarios[@]}"; do
   case $s in

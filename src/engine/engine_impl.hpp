@@ -87,7 +87,7 @@ struct Room {
   std::vector<state::Path> dirty_paths;             // what setState and setIn touched
   std::vector<state::Op> pending_ops;  // ops waiting for the next patch, in order
   std::uint64_t seq = 0;
-  bool flush_scheduled = false;
+  TimerId patch_timer = 0;          // the pending patch flush (patchRate), 0: none
   TimerId tick_timer = 0;
   std::int64_t last_tick_ms = 0;
   std::unordered_set<TimerId> timers;  // script timers, cancelled when the room goes

@@ -153,6 +153,7 @@ void Engine::Impl::destroy_room(Room& room) {
     timers.cancel(id);
   }
   if (room.tick_timer) timers.cancel(room.tick_timer);
+  if (room.patch_timer) timers.cancel(room.patch_timer);
   for (Member& m : room.members) {
     auto& list = m.client->rooms;
     std::erase(list, room.id);
@@ -229,10 +230,11 @@ void Engine::Impl::schedule_tick(Room& room) {
 void Engine::Impl::on_timer(const TimerEvent& ev) {
   Room* room = find_room(ev.room);
   if (ev.kind == TimerKind::patch) {
-    if (room) {
-      room->flush_scheduled = false;
-      flush_patch(*room);
-    }
+    // By id, as ticks: a room destroyed with a flush pending and created again under the
+    // same id must not take the old timer as its own (it flushed twice per interval).
+    if (!room || room->patch_timer != ev.id) return;
+    room->patch_timer = 0;
+    flush_patch(*room);
     return;
   }
   if (ev.kind == TimerKind::tick) {

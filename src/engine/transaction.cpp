@@ -137,13 +137,12 @@ Status Engine::Impl::commit(Transaction& t) {
       for (state::Op& op : ch.state_ops) room.pending_ops.push_back(std::move(op));
       if (room.type->options.patch_rate_ms <= 0) {
         flush_now.push_back(&room);
-      } else if (!room.flush_scheduled) {
+      } else if (!room.patch_timer) {
         TimerEvent ev;
         ev.kind = TimerKind::patch;
         ev.room = room.id;
         ev.due_ms = monotonic_ms() + room.type->options.patch_rate_ms;
-        timers.add(std::move(ev));
-        room.flush_scheduled = true;
+        room.patch_timer = timers.add(std::move(ev));
       }
     }
     if (!ch.meta_ops.empty()) (void)state::apply_patch(room.meta_mirror, ch.meta_ops);

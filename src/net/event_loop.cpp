@@ -23,7 +23,7 @@ bool EventLoop::libuv_available() noexcept { return true; }
 
 EventLoop::~EventLoop() {
   if (!impl_->open) return;
-  finish();
+  drain();
   // UV_EBUSY: a handle lws left open. Closing the loop anyway would free memory it uses.
   (void)uv_loop_close(&impl_->loop);
 }
@@ -43,10 +43,16 @@ bool EventLoop::run_once(lws_context* context) {
   return true;
 }
 
-void EventLoop::finish() noexcept {
+void EventLoop::finish(lws_context* context) noexcept {
   if (!impl_->open) return;
-  // lws closes its handles with uv_close(): their callbacks run in later iterations.
-  // Bounded, in case a handle never closes.
+  drain();
+  lws_context_destroy(context);
+  drain();
+}
+
+// lws closes its handles with uv_close(): their callbacks run in later iterations.
+// Bounded, in case a handle never closes.
+void EventLoop::drain() noexcept {
   for (int i = 0; i < 1000 && uv_run(&impl_->loop, UV_RUN_NOWAIT) != 0; ++i) {
   }
 }
@@ -63,7 +69,8 @@ bool EventLoop::libuv_available() noexcept { return false; }
 EventLoop::~EventLoop() = default;
 void EventLoop::configure(lws_context_creation_info&) {}
 bool EventLoop::run_once(lws_context* context) { return lws_service(context, 0) >= 0; }
-void EventLoop::finish() noexcept {}
+void EventLoop::finish(lws_context*) noexcept {}
+void EventLoop::drain() noexcept {}
 const char* EventLoop::name() const noexcept { return "poll"; }
 long EventLoop::wake_margin_us() const noexcept { return 100; }
 

@@ -1,13 +1,13 @@
 // The server's life: the lws context and vhost, the service loop that also drives the
 // engine's timers, and the shutdown that closes every client with 1001.
 //
-// Loop order per pass (DESIGN.md "One write per connection per pass"): lws_service() reads
-// and dispatches whatever is ready, which queues output and asks for WRITEABLE; then
-// end_pass() reloads changed scripts, runs the engine's due timers and end_of_pass(), and
-// ends the coalescing window; the writes happen in the next pass, one per connection.
-// lws_service() in 4.1 sleeps until the next fd event or scheduled sul and ignores its
-// timeout (ecosystem-facts 2.5), so one sul, set at whichever of those is due first, is
-// what wakes the loop for them.
+// Loop order per pass (DESIGN.md "One write per connection per pass"): one turn of the
+// event loop (event_loop.hpp: lws' poll() or libuv) reads and dispatches whatever is ready,
+// which queues output and asks for WRITEABLE; then end_pass() reloads changed scripts, runs
+// the engine's due timers and end_of_pass(), and ends the coalescing window; the writes
+// happen in the next pass, one per connection. A turn sleeps until the next fd event or
+// scheduled sul (lws 4.1 ignores lws_service()'s timeout, ecosystem-facts 2.5), so one sul,
+// set at whichever of those is due first, is what wakes the loop for them.
 #include "net/server_state.hpp"
 #include "net/rooms_watch.hpp"
 #include "net/ws_session.hpp"
@@ -208,7 +208,7 @@ Server::~Server() {
   if (state_->context) {
     lws_sul_cancel(&state_->wake.sul);
     lws_context_destroy(state_->context);  // CLOSED for what is left: engine.disconnect
-    state_->loop.finish();
+    state_->loop.finish(state_->context);
   }
   if (g_log_state == state_.get()) {
     g_log_state = nullptr;

@@ -183,3 +183,33 @@ return S)");
   CHECK(h.engine->room("bank:main")->get_object("state")->find("balance")->as_number() == 7);
   CHECK(h.engine->room("shop:1")->get_object("state")->find("sold")->as_number() == 1);
 }
+
+TEST_CASE("a room made again under the same id flushes once per patch interval, not twice") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"board:again"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:again","method":"add","args":["x"]})")));
+  // The room goes with a flush still pending, and comes back under the same id.
+  REQUIRE(ok(h.request(a, R"({"op":"leave","room":"board:again"})")));
+  auto& b = h.connect();
+  REQUIRE(ok(h.request(b, R"({"op":"join","room":"board:again"})")));
+  b.lines.clear();
+  int patches = 0;
+  auto count_patches = [&] {
+    for (json::Value& f : b.take())
+      if (*f.get_string("op") == "patch") ++patches;
+  };
+  for (int t = 0; t < 200; t += 5) {  // a change every 5 ms for 200 ms, patchRate 20
+    h.advance(5);
+    count_patches();  // request() takes what it finds
+    REQUIRE(ok(h.request(b, R"({"op":"call","room":"board:again","method":"add","args":["y"]})")));
+  }
+  h.advance(40);
+  count_patches();
+  // One flush per 20 ms interval: about 10. The old room's timer taken as the new room's
+  // made two flush cycles run side by side: about 20.
+  CHECK(patches >= 8);
+  CHECK(patches <= 12);
+}
