@@ -25,7 +25,7 @@ struct ServeOptions {
   std::size_t max_message_bytes = 65536;
   int heartbeat_ms = 25000;
   std::size_t outbox_bytes = 1048576;
-  int coalesce_us = 1000;
+  int coalesce_us = 2000;
   std::string event_loop = "poll";
   int cpu_budget_ms = 200;
   std::size_t room_memory_mb = 64;

@@ -205,7 +205,10 @@ TEST_CASE("a config file with an unknown key, a nested config or a bad value is 
 
 TEST_CASE("the coalescing window is a setting, 0 to 100 ms") {
   World w;
-  auto r = w.parse({"--coalesce-us", "2500"});
+  auto r = w.parse({});
+  REQUIRE(r);
+  CHECK(r->coalesce_us == 2000);
+  r = w.parse({"--coalesce-us", "2500"});
   REQUIRE(r);
   CHECK(r->coalesce_us == 2500);
   r = w.parse({"--coalesce-us", "0"});
