@@ -59,6 +59,7 @@ void EventLoop::drain() noexcept {
 
 const char* EventLoop::name() const noexcept { return impl_->open ? "libuv" : "poll"; }
 long EventLoop::wake_margin_us() const noexcept { return impl_->open ? 1000 : 100; }
+bool EventLoop::needs_own_close_frame() const noexcept { return impl_->open; }
 
 #else  // lws' own poll() loop
 
@@ -73,6 +74,7 @@ void EventLoop::finish(lws_context*) noexcept {}
 void EventLoop::drain() noexcept {}
 const char* EventLoop::name() const noexcept { return "poll"; }
 long EventLoop::wake_margin_us() const noexcept { return 100; }
+bool EventLoop::needs_own_close_frame() const noexcept { return false; }
 
 #endif
 

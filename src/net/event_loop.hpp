@@ -36,6 +36,9 @@ class EventLoop {
   // not come early and spin: lws rounds its timers down to milliseconds on both loops, and
   // libuv also measures from the time cached at the start of the iteration.
   long wake_margin_us() const noexcept;
+  // True where lws does not send the close frame itself after a WRITEABLE callback returns
+  // -1 (libuv: it defers it to a POLLOUT that never comes), so the server must.
+  bool needs_own_close_frame() const noexcept;
   // "libuv" or "poll", for the start-up log line.
   const char* name() const noexcept;
 

@@ -202,23 +202,26 @@ void WsSession::start_close(int code, std::string_view reason) {
                   kCloseGraceSecs);
 }
 
-// The close frame is written here, in this WRITEABLE, rather than left to lws: on the
-// libuv loop, lws defers its own close frame to a POLLOUT that never comes after a
-// callback returns -1, and the client saw 1006 when the close timeout fired.
+// lws sends the close frame with the reason set here once the callback returns -1. On the
+// libuv loop it defers that frame to a POLLOUT that never comes (clients saw 1006 when the
+// close timeout fired), so there the frame is written here, in this WRITEABLE; only there,
+// or the client would get two close frames.
 int WsSession::finish_close() {
-  const std::string& reason = rare().close_reason;
-  const std::size_t n = std::min<std::size_t>(reason.size(), 123);
-  unsigned char frame[2 + 2 + 123];
+  std::string& reason = rare().close_reason;  // at most 123 bytes (start_close)
+  if (raw_frames_ && server_.loop.needs_own_close_frame()) write_close_frame(reason);
+  lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
+                   reinterpret_cast<unsigned char*>(reason.data()), reason.size());
+  return -1;
+}
+
+void WsSession::write_close_frame(std::string_view reason) {
+  unsigned char frame[4 + 123];
   frame[0] = 0x88;  // FIN + opcode 8 (close)
-  frame[1] = static_cast<unsigned char>(2 + n);
+  frame[1] = static_cast<unsigned char>(2 + reason.size());
   frame[2] = static_cast<unsigned char>(close_code_ >> 8);
   frame[3] = static_cast<unsigned char>(close_code_ & 0xff);
-  std::memcpy(frame + 4, reason.data(), n);
-  if (raw_frames_) (void)write_raw(frame, 4 + n);
-  // lws' own close frame says the same, for the loop where it does get sent.
-  lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
-                   reinterpret_cast<unsigned char*>(const_cast<char*>(reason.data())), n);
-  return -1;
+  std::memcpy(frame + 4, reason.data(), reason.size());
+  (void)write_raw(frame, 4 + reason.size());
 }
 
 int WsSession::on_writeable() {

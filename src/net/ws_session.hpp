@@ -43,6 +43,7 @@ class WsSession final : public engine::ClientSink {
   bool write_shared(const SharedFrame& line);
   bool write_joined(std::size_t count, std::size_t total);
   bool write_raw(unsigned char* frame, std::size_t n);
+  void write_close_frame(std::string_view reason);
   void drop_written(std::size_t count);
   void want_write();
   void request_write();
