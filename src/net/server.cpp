@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace atrium::net {
@@ -184,6 +185,8 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   info.retry_and_idle_policy = &s.retry;
   info.user = &s;
   s.loop.configure(info);
+  if (s.config.event_loop == "libuv" && std::string_view(s.loop.name()) != "libuv")
+    s.log(engine::LogLevel::warn, "net event_loop_unavailable wanted=libuv using=poll");
 
   s.context = lws_create_context(&info);
   s.wake.context = s.context;
