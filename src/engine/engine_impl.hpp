@@ -139,6 +139,7 @@ struct Engine::Impl {
   Transaction* txn = nullptr;       // the open transaction, if any
   std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
   std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
+  std::vector<std::string> doomed_ids;  // rooms doom() marked: all that reap() looks at
 
   // engine.cpp
   void log(LogLevel level, const std::string& line) const;
@@ -170,7 +171,6 @@ struct Engine::Impl {
   void maybe_destroy_empty(Room& room);
   void reap();
   void doom(Room& room);            // destroyed at the next reap()
-  std::vector<std::string> doomed_ids;  // what reap() looks at
   void schedule_tick(Room& room);
 
   // transaction.cpp

@@ -255,10 +255,7 @@ int WsSession::on_writeable() {
 // the headroom by the first connection that sends it and reused by every other one.
 bool WsSession::write_shared(const SharedFrame& line) {
   const std::size_t n = line.size();
-  if (!raw_frames_) {
-    const int written = lws_write(wsi_, line.payload(), n, LWS_WRITE_TEXT);
-    return written >= 0 && static_cast<std::size_t>(written) >= n;
-  }
+  if (!raw_frames_) return write_text(line.payload(), n);
   if (!line.framed()) {
     put_text_header(line.payload(), n);
     line.set_framed(text_header_size(n));
@@ -277,11 +274,14 @@ bool WsSession::write_joined(std::size_t count, std::size_t total) {
     std::memcpy(p, outbox_[i].data(), outbox_[i].size());
     p += outbox_[i].size();
   }
-  if (!raw_frames_) {
-    const int written = lws_write(wsi_, payload, total, LWS_WRITE_TEXT);
-    return written >= 0 && static_cast<std::size_t>(written) >= total;
-  }
+  if (!raw_frames_) return write_text(payload, total);
   return write_raw(put_text_header(payload, total), text_header_size(total) + total);
+}
+
+// A connection lws frames itself (see on_established): payload with LWS_PRE before it.
+bool WsSession::write_text(unsigned char* payload, std::size_t n) {
+  const int written = lws_write(wsi_, payload, n, LWS_WRITE_TEXT);
+  return written >= 0 && static_cast<std::size_t>(written) >= n;
 }
 
 // Whole frames, header included, through lws' raw path: lws sends them as they are and

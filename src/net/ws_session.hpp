@@ -42,6 +42,7 @@ class WsSession final : public engine::ClientSink {
   int finish_close();
   bool write_shared(const SharedFrame& line);
   bool write_joined(std::size_t count, std::size_t total);
+  bool write_text(unsigned char* payload, std::size_t n);
   bool write_raw(unsigned char* frame, std::size_t n);
   void write_close_frame(std::string_view reason);
   void drop_written(std::size_t count);

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "json/codec.hpp"
+#include "state/json_pointer.hpp"
 
 namespace atrium::state {
 
@@ -42,21 +43,6 @@ struct Node {
   bool first_adds_here = false;   // that op is an `add` of this very node
   bool chosen = false;
 };
-
-// RFC 6901 unescaping of one token.
-std::string unescape(std::string_view token) {
-  std::string out;
-  out.reserve(token.size());
-  for (std::size_t i = 0; i < token.size(); ++i) {
-    if (token[i] == '~' && i + 1 < token.size()) {
-      out.push_back(token[i + 1] == '1' ? '/' : '~');
-      ++i;
-    } else {
-      out.push_back(token[i]);
-    }
-  }
-  return out;
-}
 
 // Writes v, giving up (false) once `out` would pass `limit` bytes.
 bool write_within(const json::Value& v, std::string& out, std::size_t limit) {
@@ -156,7 +142,9 @@ class Compactor {
     for (std::size_t c : nodes_[node].children) {
       Node& n = nodes_[c];
       if (n.ops_under < kMinGroupOps) continue;
-      const json::Value* member = v->find(unescape(n.token));
+      std::string key;
+      if (!unescape_token(n.token, key)) continue;  // not a pointer the engine writes
+      const json::Value* member = v->find(key);
       if (!member) continue;                   // removed by the end: its ops stay as they are
       if (try_merge(c, *member)) continue;
       if (n.ops_here == 0 && member->is_object()) choose(c, member);

@@ -1,6 +1,7 @@
 // RFC 6901 JSON Pointer: escaping tokens into a pointer and splitting one back.
 #include "state/json_pointer.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace atrium::state {
@@ -30,34 +31,34 @@ void append_index(std::string& pointer, std::size_t index) {
   pointer.append(buf, static_cast<std::size_t>(r.ptr - buf));
 }
 
+bool unescape_token(std::string_view token, std::string& out) {
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const char c = token[i];
+    if (c != '~') {
+      out.push_back(c);
+      continue;
+    }
+    // "~01" is "~1" and not "/": each escape is decoded once, left to right.
+    if (i + 1 == token.size()) return false;
+    const char e = token[++i];
+    if (e != '0' && e != '1') return false;
+    out.push_back(e == '0' ? '~' : '/');
+  }
+  return true;
+}
+
 bool split_pointer(std::string_view pointer, std::vector<std::string>& tokens) {
   tokens.clear();
   if (pointer.empty()) return true;               // the whole document
   if (pointer.front() != '/') return false;
-  std::string token;
-  for (std::size_t i = 1; i <= pointer.size(); ++i) {
-    if (i == pointer.size() || pointer[i] == '/') {
-      tokens.push_back(std::move(token));
-      token.clear();
-      continue;
-    }
-    const char c = pointer[i];
-    if (c != '~') {
-      token.push_back(c);
-      continue;
-    }
-    // "~01" is "~1" and not "/": each escape is decoded once, left to right.
-    if (i + 1 == pointer.size()) return false;
-    const char e = pointer[++i];
-    if (e == '0') {
-      token.push_back('~');
-    } else if (e == '1') {
-      token.push_back('/');
-    } else {
-      return false;
-    }
+  for (std::size_t start = 1;;) {
+    const std::size_t end = std::min(pointer.find('/', start), pointer.size());
+    std::string token;
+    if (!unescape_token(pointer.substr(start, end - start), token)) return false;
+    tokens.push_back(std::move(token));
+    if (end == pointer.size()) return true;
+    start = end + 1;
   }
-  return true;
 }
 
 }  // namespace atrium::state
