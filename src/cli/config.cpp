@@ -92,7 +92,7 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) {
        return set_count(o.outbox_bytes, v, 1024, kMaxBytes);
      }},
-    {"coalesce-us", "N", "an idle connection's output waits this long for more (default: 2000)",
+    {"coalesce-us", "N", "the coalescing window: output waits this long for more, input is read once per window (default: 2000)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.coalesce_us, v, 0, 100000); }},
     {"event-loop", "L", "poll, or libuv (epoll) for thousands of connections (default: poll)",
      [](ServeOptions& o, std::string_view v) -> Status {

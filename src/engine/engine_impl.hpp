@@ -88,6 +88,7 @@ struct Room {
   std::vector<state::Op> pending_ops;  // ops waiting for the next patch, in order
   std::uint64_t seq = 0;
   TimerId patch_timer = 0;          // the pending patch flush (patchRate), 0: none
+  std::int64_t patch_due_ms = 0;    // when the last flush was due: patches keep its beat
   TimerId tick_timer = 0;
   std::int64_t last_tick_ms = 0;
   std::unordered_set<TimerId> timers;  // script timers, cancelled when the room goes

@@ -234,6 +234,7 @@ void Engine::Impl::on_timer(const TimerEvent& ev) {
     // same id must not take the old timer as its own (it flushed twice per interval).
     if (!room || room->patch_timer != ev.id) return;
     room->patch_timer = 0;
+    room->patch_due_ms = ev.due_ms;
     flush_patch(*room);
     return;
   }

@@ -12,6 +12,20 @@
 
 namespace atrium::engine {
 
+namespace {
+
+// Patches go out on a fixed beat of patchRate ms: the next flush is due on the first beat
+// after now. Counting from the first change after a flush instead stretched every interval
+// by however long that change took to come (57 ms instead of 50 once the server read its
+// input once per coalescing window: 12 % fewer patches, bench/README.md "State room").
+// A room quiet for a while, or new, waits one whole interval, as before.
+std::int64_t next_patch_due(std::int64_t last_due, int rate, std::int64_t now) {
+  if (last_due <= 0 || now - last_due >= rate) return now + rate;
+  return last_due + rate;
+}
+
+}  // namespace
+
 std::string Engine::Impl::where(const Room& room) const {
   return room.type ? room.type->file : room.id;
 }
@@ -141,7 +155,8 @@ Status Engine::Impl::commit(Transaction& t) {
         TimerEvent ev;
         ev.kind = TimerKind::patch;
         ev.room = room.id;
-        ev.due_ms = monotonic_ms() + room.type->options.patch_rate_ms;
+        ev.due_ms = next_patch_due(room.patch_due_ms, room.type->options.patch_rate_ms,
+                                   monotonic_ms());
         room.patch_timer = timers.add(std::move(ev));
       }
     }

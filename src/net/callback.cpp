@@ -27,7 +27,7 @@ struct Pss {
 // idle members (DESIGN.md "Per-connection memory is small"); longer messages reassemble
 // (ws_session.cpp). 128 bytes hold a ping or a short call; at 256 an idle joined
 // connection cost 2,060 bytes, over the 2 KiB budget (bench/README.md "Idle memory").
-constexpr std::size_t kRxChunk = 128;
+constexpr std::size_t kRxChunk = 256;
 // lws caps each send() at tx_packet_size, or at rx_buffer_size when that is 0: a small
 // rx_buffer_size would chop every write into 512-byte syscalls.
 constexpr std::size_t kTxPacket = kMaxWriteBytes + 1024;

@@ -213,6 +213,9 @@ void HttpApi::metrics(HttpResponse& response) const {
           "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);
   counter(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
           stats_.http_requests);
+  counter(out, "atrium_loop_passes_total", "counter",
+          "Turns of the event loop (its wake-ups; about two per coalescing window under load).",
+          stats_.loop_passes);
 }
 
 }  // namespace atrium::net

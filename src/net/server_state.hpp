@@ -57,10 +57,21 @@ struct Server::State {
     lws_context* context;
   } wake{};
 
-  // Connections whose output waits for the coalescing window (ws_session.cpp), and when
-  // the window ends (lws_now_usecs(); 0: nothing waits).
+  // The coalescing window (server.cpp, ws_session.cpp): opened by the first output queued
+  // or message read while none is open, it ends coalesce_us later. Till then output waits
+  // in flush_queue and the loop reads no more input; at its end everything that came in is
+  // read in one turn and everything queued is written in the next.
+  // window_end_us: lws_now_usecs() at its end; 0: no window is open.
   std::vector<WsSession*> flush_queue;
-  lws_usec_t flush_due_us = 0;
+  lws_usec_t window_end_us = 0;
+  lws_usec_t next_due_us = 0;   // what end_pass() set the wake-up for; 0: nothing is due
+  void open_window() noexcept {
+    if (!window_end_us && config.coalesce_us > 0) window_end_us = lws_now_usecs() + config.coalesce_us;
+  }
+  // Something must be served without waiting for the window's end (server.cpp
+  // gather_input): a WRITEABLE asked outside the window (a backlog, a close), or a message
+  // read only in part (lws reads at most one receive chunk per socket per turn).
+  bool serve_now = false;
 
   std::uint64_t pass = 1;             // counts loop passes (EventLoop::run_once); never 0
 

@@ -15,6 +15,7 @@ struct Stats {
   std::uint64_t ws_writes = 0;        // WebSocket messages written: frames_out / ws_writes
                                       // is how well lines coalesce
   std::uint64_t http_requests = 0;
+  std::uint64_t loop_passes = 0;      // turns of the event loop: its wake-ups
 };
 
 }  // namespace atrium::net

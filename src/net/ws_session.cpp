@@ -20,9 +20,9 @@
 // through up to kHardCapFactor times the cap, which bounds the memory either way.
 //
 // Coalescing: when output starts queuing on an idle connection, WRITEABLE is asked for only
-// once ServerConfig::coalesce_us have passed (one deadline for all, kept by the loop in
-// server.cpp), so that under light load the lines of several passes leave in one write.
-// A connection that is already behind, has a lot queued or is closing does not wait.
+// at the end of the server's coalescing window (ServerConfig::coalesce_us; one window for
+// all, kept by the loop in server.cpp), so that the lines of several passes leave in one
+// write. A connection that is already behind, has a lot queued or is closing does not wait.
 //
 // Closing: close() lets what is queued drain, then the next WRITEABLE sets the close reason
 // and returns -1, so lws sends the close frame itself. A client that never becomes writeable
@@ -95,6 +95,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   // lws_is_final_fragment covers the last chunk of the last frame; the remaining payload
   // check guards chunks that lws splits out of one frame.
   const bool final = lws_is_final_fragment(wsi_) && lws_remaining_packet_payload(wsi_) == 0;
+  if (!final) server_.serve_now = true;  // read the rest now, not after the window
   if (lws_frame_is_binary(wsi_)) {
     // JSON only in atrium.v1: a binary message is answered, never buffered.
     if (final) {
@@ -127,6 +128,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
 }
 
 void WsSession::deliver(std::string_view message) {
+  server_.open_window();  // more input waits for its end (server.cpp gather_input)
   rx_bytes_ = 0;
   ++server_.stats.frames_in;
   server_.stats.bytes_in += message.size();
@@ -155,6 +157,11 @@ bool WsSession::stalled() const noexcept {
 }
 
 void WsSession::request_write() {
+  server_.serve_now = true;
+  ask_writeable();
+}
+
+void WsSession::ask_writeable() {
   if (!write_asked_pass_) write_asked_pass_ = server_.pass;
   lws_callback_on_writable(wsi_);
 }
@@ -168,12 +175,12 @@ void WsSession::want_write() {
   if (flush_queued_) return;
   flush_queued_ = true;
   server_.flush_queue.push_back(this);
-  if (!server_.flush_due_us) server_.flush_due_us = lws_now_usecs() + delay_us;
+  server_.open_window();
 }
 
 void WsSession::flush_now() noexcept {
   flush_queued_ = false;
-  if (!culled_) request_write();
+  if (!culled_) ask_writeable();
 }
 
 void WsSession::close(int code, std::string_view reason) {
@@ -197,6 +204,7 @@ void WsSession::start_close(int code, std::string_view reason) {
                      (code >= 3000 && code <= 4999);
   close_code_ = static_cast<std::uint16_t>(valid ? code : 1011);
   rare().close_reason.assign(reason.substr(0, 123));  // a close frame carries at most 125 bytes
+  server_.serve_now = true;
   lws_callback_on_writable(wsi_);
   lws_set_timeout(wsi_, culled_ ? PENDING_TIMEOUT_LAGGING : PENDING_TIMEOUT_CLOSE_SEND,
                   kCloseGraceSecs);
@@ -311,7 +319,7 @@ void WsSession::drop_written(std::size_t count) {
 }
 
 void flush_waiting(Server::State& server) {
-  server.flush_due_us = 0;
+  server.window_end_us = 0;
   for (WsSession* session : server.flush_queue) session->flush_now();
   server.flush_queue.clear();
 }

@@ -47,7 +47,8 @@ class WsSession final : public engine::ClientSink {
   void write_close_frame(std::string_view reason);
   void drop_written(std::size_t count);
   void want_write();
-  void request_write();
+  void request_write();   // WRITEABLE as soon as possible
+  void ask_writeable();   // the same, for a connection whose window is over
   bool stalled() const noexcept;
 
   Server::State& server_;
@@ -81,7 +82,7 @@ class WsSession final : public engine::ClientSink {
 };
 
 // Ends the coalescing window for every connection waiting on it (from the loop, once
-// server.flush_due_us has passed).
+// server.window_end_us has passed).
 void flush_waiting(Server::State& server);
 
 }  // namespace atrium::net

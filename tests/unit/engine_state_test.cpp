@@ -1,4 +1,5 @@
 // State sync through the engine: patches, batching, transactions and rollback.
+#include <algorithm>
 #include <chrono>
 
 #include "engine_harness.hpp"
@@ -220,4 +221,38 @@ TEST_CASE("a room made again under the same id flushes once per patch interval, 
   INFO("patches ", patches, " in ", ms, " ms");
   CHECK(patches >= intervals * 0.5);
   CHECK(patches <= intervals * 1.3 + 2);
+}
+
+TEST_CASE("patches keep the patchRate beat when the first change after a flush comes late") {
+  TempRooms rooms;
+  rooms.write("board.lua", kBoard);
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"board:beat"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:beat","method":"add","args":["x"]})")));
+  // After each patch the next change comes 12 ms later (patchRate 20): it must go out on
+  // the next 20 ms beat, not 20 ms after it came (which made the interval 32 ms).
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> gaps;
+  Clock::time_point last{};
+  const Clock::time_point give_up = Clock::now() + std::chrono::seconds(5);
+  while (gaps.size() < 12 && Clock::now() < give_up) {
+    h.advance(1);
+    bool patched = false;
+    for (json::Value& f : a.take())
+      if (*f.get_string("op") == "patch") patched = true;
+    if (!patched) continue;
+    const Clock::time_point now = Clock::now();
+    if (last != Clock::time_point{})
+      gaps.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+    h.advance(12);
+    REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:beat","method":"add","args":["y"]})")));
+  }
+  REQUIRE(gaps.size() >= 5);
+  std::sort(gaps.begin(), gaps.end());
+  const double median = gaps[gaps.size() / 2];
+  INFO("median gap between patches: ", median, " ms");
+  CHECK(median < 27);   // on the beat: ~20 ms; counted from the change: ~32 ms
+  CHECK(median > 15);   // and never more often than patchRate
 }
