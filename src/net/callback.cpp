@@ -25,8 +25,10 @@ struct Pss {
 
 // What lws reads per RECEIVE, allocated per connection for its whole life: kept small for
 // idle members (DESIGN.md "Per-connection memory is small"); longer messages reassemble
-// (ws_session.cpp). 128 bytes hold a ping or a short call; at 256 an idle joined
-// connection cost 2,060 bytes, over the 2 KiB budget (bench/README.md "Idle memory").
+// (ws_session.cpp). lws also reads the socket no more than this per turn of the loop, so
+// a message longer than it costs a read and a turn per chunk: 256 bytes hold a typical
+// call or chat line in one (at 128, a 170-byte emit took two), and an idle joined
+// connection costs 1,921 bytes, within the 2 KiB budget (bench/README.md "Idle memory").
 constexpr std::size_t kRxChunk = 256;
 // lws caps each send() at tx_packet_size, or at rx_buffer_size when that is 0: a small
 // rx_buffer_size would chop every write into 512-byte syscalls.
