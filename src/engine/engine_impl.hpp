@@ -71,6 +71,8 @@ struct Client {
 
 struct Member {
   Client* client;
+  ClientId id;                      // client->id, kept here so find_member scans the
+                                    // vector without a cache miss per member
   bool joining;                     // inside its own join: gets no patches yet
 };
 

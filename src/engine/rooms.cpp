@@ -9,7 +9,7 @@ namespace atrium::engine {
 
 Member* Room::find_member(ClientId c) {
   for (Member& m : members)
-    if (m.client->id == c) return &m;
+    if (m.id == c) return &m;
   return nullptr;
 }
 

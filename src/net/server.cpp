@@ -90,8 +90,17 @@ void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
   } catch (const std::exception& e) {
     s.log(engine::LogLevel::error, std::string("net engine_failed what=") + e.what());
   }
-  const lws_usec_t now = lws_now_usecs();
-  if (s.window_end_us && now >= s.window_end_us) flush_waiting(s);  // and closes the window
+  lws_usec_t now = lws_now_usecs();
+  if (s.window_end_us && now >= s.window_end_us) {
+    flush_waiting(s);  // writes, and closes the window
+    // Input came in this window: more is likely on its way, so the next window starts
+    // now rather than at the next message, which would cost a turn of the loop to learn.
+    if (s.stats.frames_in != s.frames_in_at_window) {
+      s.open_window();
+      now = lws_now_usecs();
+    }
+    s.frames_in_at_window = s.stats.frames_in;
+  }
 
   ms = earliest(ms, cap_ms);
   lws_usec_t us = ms < 0 ? -1 : static_cast<lws_usec_t>(ms) * LWS_US_PER_MS;

@@ -65,6 +65,7 @@ struct Server::State {
   std::vector<WsSession*> flush_queue;
   lws_usec_t window_end_us = 0;
   lws_usec_t next_due_us = 0;   // what end_pass() set the wake-up for; 0: nothing is due
+  std::uint64_t frames_in_at_window = 0;  // stats.frames_in when the last window ended
   void open_window() noexcept {
     if (!window_end_us && config.coalesce_us > 0) window_end_us = lws_now_usecs() + config.coalesce_us;
   }

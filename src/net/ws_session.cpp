@@ -3,11 +3,12 @@
 // lws hands each connection zeroed C memory (the pss), so the callback news one WsSession
 // on ESTABLISHED and deletes it on CLOSED; the pss only holds the pointer. The engine keeps
 // a ClientSink& to it between connect() (ESTABLISHED) and disconnect() (CLOSED), and may
-// call send() or close() from any callback of any connection: both only queue and ask lws
-// for a WRITEABLE callback, because a wsi may be written or closed only from its own
-// callbacks (ecosystem-facts 2.3, 2.15 #8).
+// call send() or close() from any callback of any connection: both only queue, because a
+// wsi may be written or closed only from its own callbacks (ecosystem-facts 2.3, 2.15 #8),
+// or, for a raw write, from the loop between turns (flush_now).
 //
-// Outbound: one lws_write per WRITEABLE, carrying everything queued as one text message of
+// Outbound: one write at the end of the coalescing window (flush_now) or per WRITEABLE,
+// carrying everything queued as one text message of
 // JSON Lines (PROTOCOL.md "Transport", DESIGN.md "One write per connection per pass"). A
 // lone line goes out in place from its SharedFrame headroom, framed once for all the
 // connections it goes to (ws_frame.hpp); several are joined in the server's scratch
@@ -178,9 +179,28 @@ void WsSession::want_write() {
   server_.open_window();
 }
 
-void WsSession::flush_now() noexcept {
+// The window is over. A plain connection that lws has nothing of its own buffered for is
+// written here and now: asking for WRITEABLE would cost a turn of the loop, which polls
+// every socket (and on libuv two epoll_ctl calls), only to learn that the socket takes
+// it. lws documents writes from WRITEABLE; outside it a raw write is the same call (what
+// the socket does not take, lws keeps and sends first, asking for POLLOUT itself), and the
+// cases it would get wrong go through WRITEABLE as before: a close under way on either
+// side, bytes lws still holds, a connection lws frames.
+void WsSession::flush_now() {
   flush_queued_ = false;
-  if (!culled_) ask_writeable();
+  // Culled, or drained meanwhile by a WRITEABLE asked for early (send(): a large backlog)
+  if (culled_ || outbox_empty()) return;
+  const bool direct = raw_frames_ && !close_code_ && !peer_closing_ && !lws_partial_buffered(wsi_);
+  if (!direct) {
+    request_write();  // in the next turn, not after the next window
+    return;
+  }
+  if (!write_queued()) {
+    culled_ = true;  // nothing more is written; lws closes it at its next turn
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    return;
+  }
+  if (!outbox_empty()) request_write();  // more than one write holds
 }
 
 void WsSession::close(int code, std::string_view reason) {
@@ -236,7 +256,13 @@ int WsSession::on_writeable() {
   write_asked_pass_ = 0;
   if (close_code_ && (culled_ || outbox_empty())) return finish_close();
   if (outbox_empty()) return 0;  // lws may call back spuriously
+  if (!write_queued()) return -1;
+  if (!outbox_empty() || close_code_) request_write();
+  return 0;
+}
 
+// Writes what is queued, up to kMaxWriteBytes, as one message. False if the socket failed.
+bool WsSession::write_queued() {
   std::size_t count = 1;
   std::size_t total = outbox_[head_].size();
   while (head_ + count < outbox_.size()) {
@@ -249,14 +275,13 @@ int WsSession::on_writeable() {
   const bool ok = count == 1 ? write_shared(outbox_[head_]) : write_joined(count, total);
   if (!ok) {
     server_.log(engine::LogLevel::info, "net write_failed client=" + wire_id(client_));
-    return -1;
+    return false;
   }
   server_.stats.frames_out += count;
   server_.stats.bytes_out += total;
   ++server_.stats.ws_writes;
   drop_written(count);
-  if (!outbox_empty() || close_code_) request_write();
-  return 0;
+  return true;
 }
 
 // A lone line goes out in place. On a plain connection its frame header is written into
@@ -325,6 +350,7 @@ void flush_waiting(Server::State& server) {
 }
 
 void WsSession::on_peer_close(const void* in, std::size_t len) noexcept {
+  peer_closing_ = true;  // lws answers it: nothing of ours may follow (flush_now)
   if (len < 2) return;  // a close frame without a code counts as 1005: not clean
   const auto* p = static_cast<const unsigned char*>(in);
   peer_close_code_ = static_cast<std::uint16_t>((p[0] << 8) | p[1]);

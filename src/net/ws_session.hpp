@@ -31,8 +31,8 @@ class WsSession final : public engine::ClientSink {
   void send(const SharedFrame& line) override;
   void close(int code, std::string_view reason) override;
 
-  // The coalescing window is over: ask lws for WRITEABLE now.
-  void flush_now() noexcept;
+  // The coalescing window is over: write what is queued now, or ask lws for WRITEABLE.
+  void flush_now();
 
  private:
   bool outbox_empty() const noexcept { return head_ == outbox_.size(); }
@@ -40,6 +40,7 @@ class WsSession final : public engine::ClientSink {
   void cull();
   void start_close(int code, std::string_view reason);
   int finish_close();
+  bool write_queued();
   bool write_shared(const SharedFrame& line);
   bool write_joined(std::size_t count, std::size_t total);
   bool write_text(unsigned char* payload, std::size_t n);
@@ -79,6 +80,7 @@ class WsSession final : public engine::ClientSink {
   bool culled_ = false;                // slow reader or gone: nothing more is written
   bool flush_queued_ = false;          // in server_.flush_queue
   bool raw_frames_ = false;            // we write frame headers ourselves (on_established)
+  bool peer_closing_ = false;          // the client's close frame came
 };
 
 // Ends the coalescing window for every connection waiting on it (from the loop, once
