@@ -132,10 +132,12 @@ for server in atrium atrium-lite; do
 done
 
 echo "=== state room: $STATE_CLIENTS members, 20 moves/s each, patches every 50 ms"
-start atrium
-ours state atrium "field-$STATE_CLIENTS" --mode state --room field:1 --clients "$STATE_CLIENTS" \
-  --interval-us 50000 --warmup 3 --duration 10
-stop_server
+for loop in poll libuv; do
+  start atrium --event-loop "$loop"
+  ours state atrium "field-$STATE_CLIENTS-$loop" --mode state --room field:1 \
+    --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
+  stop_server
+done
 start colyseus
 theirs state colyseus "state-$STATE_CLIENTS" --proto colyseus --room state --state \
   --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10

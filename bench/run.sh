@@ -118,10 +118,12 @@ idle() {
 }
 
 state() {
-  start_server
-  load state field-1000 --mode state --room field:1 --clients 1000 --interval-us 50000 \
-    --warmup "$WARMUP" --duration "$DURATION"
-  stop_server
+  for loop in poll libuv; do
+    start_server --event-loop "$loop"
+    load state "field-1000-$loop" --mode state --room field:1 --clients 1000 \
+      --interval-us 50000 --warmup "$WARMUP" --duration "$DURATION"
+    stop_server
+  done
   # The same room written by direct mutation: each move scans the whole players map.
   start_server
   load state field-scan-100 --mode state --room field_scan:1 --clients 100 \
