@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -131,6 +132,26 @@ void gather_input(Server::State& s) {
   // The wake sul is set a margin past the window (end_pass): without this the turn would
   // block until it when no socket happens to be ready.
   lws_cancel_service(s.context);
+}
+
+// lws reads at most one receive chunk (256 bytes) of a socket per turn, and parses it
+// whole: a burst from one client (20 messages of 70 bytes) would come in a chunk per window
+// (one took 270 ms with a 100 ms window). So after a turn in which sockets were read while
+// a window is open, one poll() with no wait over just those says whether any has more
+// waiting; if one does, the loop takes another turn before it sleeps. One syscall per turn
+// (an ioctl per socket cost 2 us each, 2 % of the server at 1M deliveries/s).
+void check_unread_input(Server::State& s) {
+  if (s.read_fds.empty()) return;
+  if (!s.serve_now && s.window_end_us) {
+    std::vector<pollfd>& fds = s.read_polls;
+    fds.clear();
+    for (const int fd : s.read_fds) fds.push_back(pollfd{fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), 0) > 0) {
+      for (const pollfd& p : fds)
+        if (p.revents & POLLIN) s.serve_now = true;
+    }
+  }
+  s.read_fds.clear();
 }
 
 struct ListenAddress {
@@ -275,6 +296,7 @@ Status Server::run() {
     gather_input(s);
     if (!s.loop.run_once(s.context))
       return make_error(ErrorCode::internal, "event loop failed");
+    check_unread_input(s);
     end_pass(s);
   }
 
@@ -290,6 +312,7 @@ Status Server::run() {
   const auto deadline = std::chrono::steady_clock::now() + kDrainTime;
   while (s.stats.connections > 0 && std::chrono::steady_clock::now() < deadline) {
     if (!s.loop.run_once(s.context)) break;
+    check_unread_input(s);
     end_pass(s, kDrainPollMs);
   }
   s.log(engine::LogLevel::info, "net stopped connections_left=" +

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <libwebsockets.h>
+#include <poll.h>
 
 #include <atomic>
 #include <cstddef>
@@ -66,6 +67,8 @@ struct Server::State {
   lws_usec_t window_end_us = 0;
   lws_usec_t next_due_us = 0;   // what end_pass() set the wake-up for; 0: nothing is due
   std::uint64_t frames_in_at_window = 0;  // stats.frames_in when the last window ended
+  std::vector<int> read_fds;   // sockets read from in this turn (server.cpp check_unread_input)
+  std::vector<pollfd> read_polls;  // its scratch
   void open_window() noexcept {
     if (!window_end_us && config.coalesce_us > 0) window_end_us = lws_now_usecs() + config.coalesce_us;
   }

@@ -30,8 +30,6 @@
 // again is dropped by a timeout after kCloseGraceSecs.
 #include "net/ws_session.hpp"
 
-#include <sys/ioctl.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -132,16 +130,12 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   return 0;
 }
 
-// lws reads at most one receive chunk (kRxChunk) of a socket per turn of the loop. When
-// more is waiting in the kernel, the loop must take another turn before it sleeps out the
-// next window, or a client's burst would come in a chunk per window (20 messages of 70
-// bytes took 270 ms with a 100 ms window). One ioctl per message read while a window is
-// open, none once a turn is known to be needed.
+// Remembers this socket for server.cpp's check_unread_input(), once per turn.
 void WsSession::note_unread_input() {
-  if (server_.serve_now || !server_.window_end_us) return;
-  int waiting = 0;
-  if (ioctl(lws_get_socket_fd(wsi_), FIONREAD, &waiting) == 0 && waiting > 0)
-    server_.serve_now = true;
+  const auto turn = static_cast<std::uint32_t>(server_.pass);
+  if (read_turn_ == turn || server_.serve_now || !server_.window_end_us) return;
+  read_turn_ = turn;
+  server_.read_fds.push_back(lws_get_socket_fd(wsi_));
 }
 
 void WsSession::deliver(std::string_view message) {

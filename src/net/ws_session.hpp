@@ -77,6 +77,7 @@ class WsSession final : public engine::ClientSink {
 
   std::uint16_t close_code_ = 0;       // a close is pending (sent once the outbox drains)
   std::uint16_t peer_close_code_ = 0;  // what the client's close frame said
+  std::uint32_t read_turn_ = 0;        // the last turn (server_.pass) it joined read_fds
   bool connected_ = false;             // engine.connect done: disconnect owed
   bool culled_ = false;                // slow reader or gone: nothing more is written
   bool flush_queued_ = false;          // in server_.flush_queue
