@@ -7,7 +7,7 @@
 #   - the state room: Atrium's bench/rooms/field.lua under our generator against the
 #     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
 #
-#   bash bench/peers.sh            (about 10 minutes; needs the harness in ../shared/peer-bench)
+#   bash bench/peers.sh            (about 12 minutes; needs the harness in ../shared/peer-bench)
 #
 # The harness is copied to a temporary folder and its npm packages installed there (pinned
 # versions, its package.json); nothing of it enters this repository. Knobs: PEER_BENCH

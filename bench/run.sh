@@ -2,7 +2,7 @@
 # The fan-out benchmarks of bench/README.md: Atrium under the project's own load generator
 # (bench/load/, usage at the top of main.c), server pinned to one core, generator to the other.
 #
-#   bash bench/run.sh                  every scenario (about 12 minutes)
+#   bash bench/run.sh                  every scenario (about 14 minutes)
 #   bash bench/run.sh fanout state     some of them
 #
 # Scenarios: fanout (untyped emit at ~200k and ~1M deliveries/s, and the coalescing-window
