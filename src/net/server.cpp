@@ -1,23 +1,26 @@
 // The server's life: the lws context and vhost, the service loop that also drives the
 // engine's timers, and the shutdown that closes every client with 1001.
 //
-// Loop order per pass (DESIGN.md "One write per connection per pass"): one turn of the
-// event loop (event_loop.hpp: lws' poll() or libuv) reads and dispatches whatever is ready,
-// which queues output and asks for WRITEABLE; then end_pass() reloads changed scripts, runs
-// the engine's due timers and end_of_pass(), and ends the coalescing window; the writes
-// happen in the next pass, one per connection. A turn sleeps until the next fd event or
-// scheduled sul (lws 4.1 ignores lws_service()'s timeout, ecosystem-facts 2.5), so one sul,
-// set at whichever of those is due first, is what wakes the loop for them.
+// Loop order per pass (DESIGN.md "One write per connection per pass", here per window):
+// gather_input() sleeps out an open coalescing window; one turn of the event loop
+// (event_loop.hpp: lws' poll() or libuv) reads and dispatches whatever is ready, which
+// queues output; check_unread_input() looks for input lws left unread; then end_pass()
+// reloads changed scripts, runs the engine's due timers and end_of_pass(), and at the
+// window's end writes each connection's queue (ws_session.cpp flush_now). A turn sleeps
+// until the next fd event or scheduled sul (lws 4.1 ignores lws_service()'s timeout,
+// ecosystem-facts 2.5), so one sul, set at whichever of those is due first, is what wakes
+// the loop for them.
 //
 // The coalescing window (server_state.hpp) opens at the first message read or output
 // queued. While it is open the loop does not wake for each message that comes in: it
-// sleeps out the window (gather_input), reads everything that arrived in one turn, and
-// the output of all of it leaves in the writes that end the window. Nothing waits longer
-// than a window: output queued in it left at its end anyway, and input read at its end
-// joins it. But a loaded server wakes about twice per window instead of once per incoming
-// message, and each wake-up of lws' loop polls every socket: at 1M deliveries/s from 10k
-// messages/s that was half the server's CPU, and in a room of 1,000 members sending 20
-// moves/s each, a fifth (bench/README.md "Fan-out").
+// sleeps out the window, reads everything that arrived in one turn, and the output of all
+// of it leaves in the writes that end the window. Nothing waits longer than a window:
+// output queued in it left at its end anyway, and input read at its end joins it. A
+// window in which input came is followed by the next at once, so a loaded server wakes
+// about once per window instead of once per incoming message, and each wake-up of lws'
+// loop polls every socket: at 1M deliveries/s from 10k messages/s that was half the
+// server's CPU, and in a room of 1,000 members sending 20 moves/s each, a fifth
+// (bench/README.md "Fan-out").
 #include "net/server_state.hpp"
 #include "net/rooms_watch.hpp"
 #include "net/ws_session.hpp"
@@ -29,10 +32,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <exception>
 #include <string>
 #include <string_view>

@@ -61,7 +61,7 @@ struct Server::State {
   // The coalescing window (server.cpp, ws_session.cpp): opened by the first output queued
   // or message read while none is open, it ends coalesce_us later. Till then output waits
   // in flush_queue and the loop reads no more input; at its end everything that came in is
-  // read in one turn and everything queued is written in the next.
+  // read in one turn and everything queued is written right after it.
   // window_end_us: lws_now_usecs() at its end; 0: no window is open.
   std::vector<WsSession*> flush_queue;
   lws_usec_t window_end_us = 0;
@@ -73,8 +73,9 @@ struct Server::State {
     if (!window_end_us && config.coalesce_us > 0) window_end_us = lws_now_usecs() + config.coalesce_us;
   }
   // Something must be served without waiting for the window's end (server.cpp
-  // gather_input): a WRITEABLE asked outside the window (a backlog, a close), or a message
-  // read only in part (lws reads at most one receive chunk per socket per turn).
+  // gather_input): a WRITEABLE asked outside the window (a backlog, a close), a message
+  // read only in part, or more waiting on a socket read this turn (lws reads at most one
+  // receive chunk per socket per turn).
   bool serve_now = false;
 
   std::uint64_t pass = 1;             // counts loop passes (EventLoop::run_once); never 0

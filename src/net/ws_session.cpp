@@ -108,7 +108,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   }
   if (final && (!rare_ || rare_->rx.empty())) {
     deliver(std::string_view(static_cast<const char*>(in), len));  // the common case: no copy
-    note_unread_input();
+    note_socket_read();
     return 0;
   }
   std::string& rx = rare().rx;
@@ -125,13 +125,13 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     message.swap(rx);
     rare_.reset();  // an idle connection holds no buffer (no close is pending: see the top)
     deliver(message);
-    note_unread_input();
+    note_socket_read();
   }
   return 0;
 }
 
 // Remembers this socket for server.cpp's check_unread_input(), once per turn.
-void WsSession::note_unread_input() {
+void WsSession::note_socket_read() {
   const auto turn = static_cast<std::uint32_t>(server_.pass);
   if (read_turn_ == turn || server_.serve_now || !server_.window_end_us) return;
   read_turn_ = turn;

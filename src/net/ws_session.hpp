@@ -37,7 +37,7 @@ class WsSession final : public engine::ClientSink {
  private:
   bool outbox_empty() const noexcept { return head_ == outbox_.size(); }
   void deliver(std::string_view message);
-  void note_unread_input();
+  void note_socket_read();
   void cull();
   void start_close(int code, std::string_view reason);
   int finish_close();
