@@ -149,10 +149,9 @@ void check_unread_input(Server::State& s) {
     std::vector<pollfd>& fds = s.read_polls;
     fds.clear();
     for (const int fd : s.read_fds) fds.push_back(pollfd{fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), 0) > 0) {
-      for (const pollfd& p : fds)
-        if (p.revents & POLLIN) s.serve_now = true;
-    }
+    if (poll(fds.data(), fds.size(), 0) > 0)
+      s.serve_now = std::any_of(fds.begin(), fds.end(),
+                                [](const pollfd& p) { return (p.revents & POLLIN) != 0; });
   }
   s.read_fds.clear();
 }

@@ -70,7 +70,8 @@ struct Server::State {
   std::vector<int> read_fds;   // sockets read from in this turn (server.cpp check_unread_input)
   std::vector<pollfd> read_polls;  // its scratch
   void open_window() noexcept {
-    if (!window_end_us && config.coalesce_us > 0) window_end_us = lws_now_usecs() + config.coalesce_us;
+    if (!window_end_us && config.coalesce_us > 0)
+      window_end_us = lws_now_usecs() + config.coalesce_us;
   }
   // Something must be served without waiting for the window's end (server.cpp
   // gather_input): a WRITEABLE asked outside the window (a backlog, a close), a message

@@ -168,11 +168,7 @@ bool WsSession::stalled() const noexcept {
 }
 
 void WsSession::request_write() {
-  server_.serve_now = true;
-  ask_writeable();
-}
-
-void WsSession::ask_writeable() {
+  server_.serve_now = true;  // in the next turn, not after the next window
   if (!write_asked_pass_) write_asked_pass_ = server_.pass;
   lws_callback_on_writable(wsi_);
 }
@@ -202,7 +198,7 @@ void WsSession::flush_now() {
   if (culled_ || outbox_empty()) return;
   const bool direct = raw_frames_ && !close_code_ && !peer_closing_ && !lws_partial_buffered(wsi_);
   if (!direct) {
-    request_write();  // in the next turn, not after the next window
+    request_write();
     return;
   }
   if (!write_queued()) {

@@ -49,8 +49,7 @@ class WsSession final : public engine::ClientSink {
   void write_close_frame(std::string_view reason);
   void drop_written(std::size_t count);
   void want_write();
-  void request_write();   // WRITEABLE as soon as possible
-  void ask_writeable();   // the same, for a connection whose window is over
+  void request_write();   // WRITEABLE in the next turn of the loop
   bool stalled() const noexcept;
 
   Server::State& server_;

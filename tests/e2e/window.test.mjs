@@ -24,6 +24,15 @@ describe('the coalescing window', () => {
     return Number(m[1]);
   }
 
+  // Two clients joined to a fresh untyped room.
+  async function pair() {
+    const [a, b] = await connectMany(server, 2);
+    const room = `ev:${uid()}`;
+    await a.join(room);
+    await b.join(room);
+    return { a, b, room };
+  }
+
   // Records when each event of `room` reaches `client`, by its data.i.
   function arrivals(client, room) {
     const at = new Map();
@@ -39,10 +48,7 @@ describe('the coalescing window', () => {
   }
 
   it('reads messages spread over a window in one turn, and delivers each within a window', T, async () => {
-    const [a, b] = await connectMany(server, 2);
-    const room = `ev:${uid()}`;
-    await a.join(room);
-    await b.join(room);
+    const { a, b, room } = await pair();
     const got = arrivals(b, room);
     const framesBefore = b.raw.length;
     const before = await passes();
@@ -67,10 +73,7 @@ describe('the coalescing window', () => {
   });
 
   it('reads a message longer than a receive chunk through while windows keep opening', T, async () => {
-    const [a, b] = await connectMany(server, 2);
-    const room = `ev:${uid()}`;
-    await a.join(room);
-    await b.join(room);
+    const { a, b, room } = await pair();
     const got = arrivals(a, room);
     let ticking = true;
     const ticker = (async () => {  // keeps a window open all the time
