@@ -92,7 +92,10 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
  public:
   enum class Stop { none, too_deep, bad_number, bad_utf8 };
 
-  explicit Builder(int max_depth) : max_depth_(max_depth) {}
+  explicit Builder(int max_depth) : max_depth_(max_depth) {
+    stack_.reserve(4);                              // a request nests two or three deep
+    keys_.reserve(4);
+  }
 
   bool Null() { return add(Value()); }
   bool Bool(bool b) { return add(Value(b)); }
@@ -238,8 +241,15 @@ Result<Value> parse(std::string_view text, const ParseOptions& options) {
   constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag |
                               rapidjson::kParseValidateEncodingFlag |
                               rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+  // RapidJSON copies every string and number through its reader's scratch stack, which it
+  // allocates on first use. A client message is parsed per request, so each thread keeps
+  // one reader for texts up to kReuseBytes and its stack is allocated once, not per
+  // message; a larger text gets a reader of its own, so no thread keeps a large stack.
+  constexpr std::size_t kReuseBytes = 16 * 1024;
+  thread_local rapidjson::Reader kept_reader;
+  rapidjson::Reader own_reader;                    // allocates nothing unless used
+  rapidjson::Reader& reader = text.size() <= kReuseBytes ? kept_reader : own_reader;
   rapidjson::MemoryStream in(text.data(), text.size());
-  rapidjson::Reader reader;
   Builder builder(options.max_depth);
   const rapidjson::ParseResult r = reader.Parse<kFlags>(in, builder);
   if (r.IsError()) {

@@ -224,3 +224,19 @@ TEST_CASE("is_valid_utf8 accepts exactly RFC 3629") {
   CHECK_FALSE(is_valid_utf8("abcdefgh\xc3"));         // truncated after the fast path
   CHECK_FALSE(is_valid_utf8("\xe2\x82\x28"));
 }
+
+// parse() keeps one RapidJSON reader per thread for texts up to 16 KiB: whatever a
+// refused text left in it must not reach the next parse.
+TEST_CASE("a parse after a refused one starts clean, whatever the refused text left behind") {
+  const std::string big = "[\"" + std::string(20000, 'x') + "\"]";   // over the reuse size
+  const char* refused[] = {"{\"a\":\"unterminated", "[1,2,{\"k\":", "{\"a\":1}x",
+                           "[\"\\udc00\"]", "{\"a\":1e400}"};
+  for (const char* bad : refused) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse(bad).ok());
+    CHECK(roundtrip(R"({"op":"call","args":[1,"two",{"x":3}]})") ==
+          R"({"op":"call","args":[1,"two",{"x":3}]})");
+    CHECK(roundtrip(big) == big);
+    CHECK(roundtrip("\"after\"") == "\"after\"");
+  }
+}
