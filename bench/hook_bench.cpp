@@ -162,7 +162,8 @@ double move_us(const char* file, int players, int calls) {
   const double s = median_seconds([&] {
     for (int c = 0; c < calls; ++c, ++i) {
       e.receive(id, R"({"op":"call","ref":2,"room":"field:1","method":"move","args":[)" +
-                        std::to_string(i) + "," + std::to_string(i) + ",1700000000000]}");
+                        std::to_string(i) + "," + std::to_string(i) + "," +
+                        std::to_string(1700000000000 + i) + "]}");  // t moves too, as live
     }
     e.run_due();                                    // lets the patch out
   });

@@ -126,6 +126,8 @@ class Differ {
   bool push_member(int idx, std::string_view key, const Value& m, std::size_t& pos,
                    Seg::Kind& kind);
   bool compare_member(int value, const Value& m, std::size_t pos);
+  bool every_member_changed(int idx, const Value& m);
+  bool scalar_equal(int idx, const Value& m);
   bool compact(int idx, const Value& m, std::size_t first_op, std::size_t touch_base);
   std::size_t touch_size(const Touch& t, const Value& m, std::size_t here);
   bool compare_array(int idx, std::size_t n, const Value& m);
@@ -165,26 +167,24 @@ class Differ {
 // ---- scalars and kinds ----------------------------------------------------------------
 
 bool Differ::compare(int idx, const Value& m) {
+  if (lua_type(L_, idx) == LUA_TTABLE) return compare_table(idx, m);
+  return scalar_equal(idx, m) || emit(OpKind::replace, idx);
+}
+
+// A non-table Lua value against its mirror; functions and such are never equal (emit()
+// reports them).
+bool Differ::scalar_equal(int idx, const Value& m) {
   switch (lua_type(L_, idx)) {
-    case LUA_TNIL:
-      if (m.is_null()) return true;
-      break;
-    case LUA_TBOOLEAN:
-      if (m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0)) return true;
-      break;
-    case LUA_TNUMBER:
-      if (m.is_number() && m.as_number() == lua_tonumber(L_, idx)) return true;
-      break;
+    case LUA_TNIL: return m.is_null();
+    case LUA_TBOOLEAN: return m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0);
+    case LUA_TNUMBER: return m.is_number() && m.as_number() == lua_tonumber(L_, idx);
     case LUA_TSTRING: {
       std::size_t n = 0;
       const char* s = lua_tolstring(L_, idx, &n);
-      if (m.is_string() && m.as_string() == std::string_view(s, n)) return true;
-      break;
+      return m.is_string() && m.as_string() == std::string_view(s, n);
     }
-    case LUA_TTABLE: return compare_table(idx, m);
-    default: break;                                 // functions and such: emit() reports them
+    default: return false;
   }
-  return emit(OpKind::replace, idx);
 }
 
 // Every Lua API call counts here (each costs ~10-25 ns, and a scan makes several per
@@ -514,7 +514,51 @@ bool Differ::compare_member(int value, const Value& m, std::size_t pos) {
     return true;
   }
   if (pos == Value::npos) return emit(OpKind::add, value);
-  return compare(value, m.members()[pos].second);
+  const Value& was = m.members()[pos].second;
+  if (lua_istable(L_, value) && every_member_changed(value, was))
+    return emit(OpKind::replace, value);
+  return compare(value, was);
+}
+
+// The usual setIn of a small record ({x, y, t} all moved) has every member changed, and
+// compact() would turn its member ops into one replace of the record anyway. Found here
+// with one walk and no ops built, it goes straight to the replace. Only where a path
+// ends, where the value is expected to differ: in a full scan most records are equal,
+// and this walk would come on top of compare()'s.
+// The record qualifies when its mirror has 2 to kMaxMembers members, all scalars under
+// plain keys, and the table holds exactly those keys, each with a different scalar.
+// There the replace is always the smaller encoding (each member op repeats the 35 bytes
+// of {"op":"replace","path":"","value":} and the path, one member costs 3 more bytes in
+// the object), so the result is the one compare() and compact() give.
+bool Differ::every_member_changed(int idx, const Value& m) {
+  constexpr std::size_t kMaxMembers = 8;
+  if (!m.is_object() || m.size() < 2 || m.size() > kMaxMembers || has_marker(idx)) return false;
+  const auto& members = m.members();
+  for (const auto& [key, member] : members) {
+    if (member.is_object() || member.is_array() || member.is_null()) return false;
+    for (const char c : key) {
+      if (c == '"' || c == '\\' || c == '~' || c == '/' || static_cast<unsigned char>(c) < 0x20)
+        return false;
+    }
+  }
+  const int key = lua_gettop(L_) + 1;
+  std::size_t seen = 0;
+  bool changed = true;
+  lua_pushnil(L_);
+  while (changed && lua_next(L_, idx) != 0) {
+    const int type = lua_type(L_, key + 1);
+    changed = lua_type(L_, key) == LUA_TSTRING && ++seen <= members.size() &&
+              (type == LUA_TNUMBER || type == LUA_TSTRING || type == LUA_TBOOLEAN);
+    if (changed) {
+      std::size_t len = 0;
+      const char* s = lua_tolstring(L_, key, &len);
+      const std::size_t pos = m.position(std::string_view(s, len));
+      changed = pos != Value::npos && !scalar_equal(key + 1, members[pos].second);
+    }
+    lua_pop(L_, 1);
+  }
+  lua_settop(L_, key - 1);
+  return changed && seen == members.size();
 }
 
 // ---- arrays ---------------------------------------------------------------------------
