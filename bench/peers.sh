@@ -8,6 +8,7 @@
 #     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
 #
 #   bash bench/peers.sh            (about 12 minutes; needs the harness in ../shared/peer-bench)
+#   bash bench/peers.sh state      some of the parts: fanout max idle state
 #
 # The harness is copied to a temporary folder and its npm packages installed there (pinned
 # versions, its package.json); nothing of it enters this repository. Knobs: PEER_BENCH
@@ -17,6 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . bench/common.sh
+for part in "$@"; do
+  case $part in
+    fanout|max|idle|state) ;;
+    *) echo "unknown part: $part (fanout max idle state)" >&2; exit 2 ;;
+  esac
+done
 
 PEER_BENCH=${PEER_BENCH:-$root/../shared/peer-bench}
 BUILD=${BUILD:-build-bench}
@@ -98,49 +105,61 @@ theirs() { # FILE SERVER LABEL flags...: the harness's wsload against the runnin
   echo "node: $(node --version); server cpu $SERVER_CPU, generator cpu $LOAD_CPU"
 } | tee "$OUTDIR/conditions.txt"
 
-echo "=== fan-out: 100 clients, one room, ~200k and ~1M deliveries/s"
-for iv in 50000 10000; do
+fanout() {
+  echo "=== fan-out: 100 clients, one room, ~200k and ~1M deliveries/s"
+  for iv in 50000 10000; do
+    for server in atrium atrium-lite; do
+      start "$server"
+      ours fanout "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
+        --interval-us "$iv" --warmup 3 --duration 10
+      theirs fanout-wsload "$server" "wsload-${iv}us" --proto atrium --room bench --clients 100 \
+        --interval-us "$iv" --size 100 --warmup 2 --duration 5
+      stop_server
+    done
+  done
+}
+
+max() {
+  echo "=== max sustainable (>= 98 % delivered, p99 <= 100 ms)"
+  for server in atrium atrium-lite; do
+    for iv in $MAX_INTERVALS_US; do
+      start "$server"
+      r=$(ours max "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
+            --interval-us "$iv" --warmup 2 --duration 5)
+      echo "$r"
+      stop_server
+      sustainable "$r" || break
+    done
+  done
+}
+
+idle() {
+  echo "=== idle: 2,000 clients joined to one room"
   for server in atrium atrium-lite; do
     start "$server"
-    ours fanout "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
-      --interval-us "$iv" --warmup 3 --duration 10
-    theirs fanout-wsload "$server" "wsload-${iv}us" --proto atrium --room bench --clients 100 \
-      --interval-us "$iv" --size 100 --warmup 2 --duration 5
+    sleep 1
+    theirs idle "$server" idle-2000 --proto atrium --room bench --clients 2000 --idle --hold 10 \
+      --gc-signal
     stop_server
   done
-done
+}
 
-echo "=== max sustainable (>= 98 % delivered, p99 <= 100 ms)"
-for server in atrium atrium-lite; do
-  for iv in $MAX_INTERVALS_US; do
-    start "$server"
-    r=$(ours max "$server" "emit-${iv}us" --mode emit --room bench --clients 100 \
-          --interval-us "$iv" --warmup 2 --duration 5)
-    echo "$r"
+state() {
+  echo "=== state room: $STATE_CLIENTS members, 20 moves/s each, patches every 50 ms"
+  for loop in poll libuv; do
+    start atrium --event-loop "$loop"
+    ours state atrium "field-$STATE_CLIENTS-$loop" --mode state --room field:1 \
+      --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
     stop_server
-    sustainable "$r" || break
   done
-done
-
-echo "=== idle: 2,000 clients joined to one room"
-for server in atrium atrium-lite; do
-  start "$server"
-  sleep 1
-  theirs idle "$server" idle-2000 --proto atrium --room bench --clients 2000 --idle --hold 10 \
-    --gc-signal
-  stop_server
-done
-
-echo "=== state room: $STATE_CLIENTS members, 20 moves/s each, patches every 50 ms"
-for loop in poll libuv; do
-  start atrium --event-loop "$loop"
-  ours state atrium "field-$STATE_CLIENTS-$loop" --mode state --room field:1 \
+  start colyseus
+  theirs state colyseus "state-$STATE_CLIENTS" --proto colyseus --room state --state \
     --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
   stop_server
-done
-start colyseus
-theirs state colyseus "state-$STATE_CLIENTS" --proto colyseus --room state --state \
-  --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
-stop_server
+}
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(fanout max idle state)
+for part in "${parts[@]}"; do "$part"; done
 
 node bench/summarize.mjs "$OUTDIR"
