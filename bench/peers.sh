@@ -18,11 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . bench/common.sh
-for part in "$@"; do
-  case $part in
-    fanout|max|idle|state) ;;
-    *) echo "unknown part: $part (fanout max idle state)" >&2; exit 2 ;;
-  esac
+all_parts=(fanout max idle state)   # each a function below, run in this order by default
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=("${all_parts[@]}")
+for part in "${parts[@]}"; do
+  [[ " ${all_parts[*]} " == *" $part "* ]] ||
+    { echo "unknown part: $part (${all_parts[*]})" >&2; exit 2; }
 done
 
 PEER_BENCH=${PEER_BENCH:-$root/../shared/peer-bench}
@@ -158,8 +159,6 @@ state() {
   stop_server
 }
 
-parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(fanout max idle state)
 for part in "${parts[@]}"; do "$part"; done
 
 node bench/summarize.mjs "$OUTDIR"
