@@ -12,7 +12,7 @@
 // JSON Lines (PROTOCOL.md "Transport", DESIGN.md "One write per connection per pass"). A
 // lone line goes out in place from its SharedFrame headroom, framed once for all the
 // connections it goes to (ws_frame.hpp); several are joined in the server's scratch
-// buffer. Queuing a line is a push of a reference; a drained queue keeps its slots.
+// buffer. Queuing a line is a push of a reference (util/frame_queue.hpp).
 //
 // Slow readers: a connection whose queue passes --outbox-bytes while its socket is not
 // draining (a WRITEABLE asked for kStallPasses passes ago has not come) has its queue
@@ -49,9 +49,6 @@ constexpr std::size_t kFlushEarlyBytes = 64 * 1024;
 // See the top of the file.
 constexpr std::uint64_t kStallPasses = 3;
 constexpr std::size_t kHardCapFactor = 4;
-
-// A drained outbox keeps up to this many slots (8 bytes each) for the next lines.
-constexpr std::size_t kKeptSlots = 32;
 
 // True when text ends inside a multi-byte UTF-8 sequence. lws validates every byte it
 // hands us but checks for a cut character only on a final fragment that carries payload,
@@ -150,14 +147,13 @@ void WsSession::send(const SharedFrame& line) {
   if (culled_ || close_code_ || !line) return;
   // A lone frame is always taken, however large: the cap is about falling behind.
   const std::size_t cap = server_.config.outbox_bytes;
-  const std::size_t after = outbox_bytes_ + line.size();
-  if (outbox_bytes_ > 0 && after > cap && (stalled() || after > kHardCapFactor * cap)) {
+  const std::size_t after = outbox_.bytes() + line.size();
+  if (outbox_.bytes() > 0 && after > cap && (stalled() || after > kHardCapFactor * cap)) {
     cull();
     return;
   }
-  const bool was_empty = outbox_empty();
-  outbox_.push_back(line);
-  outbox_bytes_ = after;
+  const bool was_empty = outbox_.empty();
+  outbox_.push(line);
   // A non-empty outbox always has a WRITEABLE coming, now or after the window.
   if (was_empty) want_write();
   else if (flush_queued_ && after >= std::min(kFlushEarlyBytes, cap / 2)) request_write();
@@ -195,7 +191,7 @@ void WsSession::want_write() {
 void WsSession::flush_now() {
   flush_queued_ = false;
   // Culled, or drained meanwhile by a WRITEABLE asked for early (send(): a large backlog)
-  if (culled_ || outbox_empty()) return;
+  if (culled_ || outbox_.empty()) return;
   const bool direct = raw_frames_ && !close_code_ && !peer_closing_ && !lws_partial_buffered(wsi_);
   if (!direct) {
     request_write();
@@ -206,7 +202,7 @@ void WsSession::flush_now() {
     lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     return;
   }
-  if (!outbox_empty()) request_write();  // more than one write holds
+  if (!outbox_.empty()) request_write();  // more than one write holds
 }
 
 void WsSession::close(int code, std::string_view reason) {
@@ -216,11 +212,9 @@ void WsSession::close(int code, std::string_view reason) {
 
 void WsSession::cull() {
   server_.log(engine::LogLevel::warn, "net slow_reader client=" + wire_id(client_) +
-                                          " queued_bytes=" + std::to_string(outbox_bytes_));
+                                          " queued_bytes=" + std::to_string(outbox_.bytes()));
   culled_ = true;
-  std::vector<SharedFrame>().swap(outbox_);
-  head_ = 0;
-  outbox_bytes_ = 0;
+  outbox_.release();
   start_close(1013, "slow reader");
 }
 
@@ -260,25 +254,25 @@ void WsSession::write_close_frame(std::string_view reason) {
 
 int WsSession::on_writeable() {
   write_asked_pass_ = 0;
-  if (close_code_ && (culled_ || outbox_empty())) return finish_close();
-  if (outbox_empty()) return 0;  // lws may call back spuriously
+  if (close_code_ && (culled_ || outbox_.empty())) return finish_close();
+  if (outbox_.empty()) return 0;  // lws may call back spuriously
   if (!write_queued()) return -1;
-  if (!outbox_empty() || close_code_) request_write();
+  if (!outbox_.empty() || close_code_) request_write();
   return 0;
 }
 
 // Writes what is queued, up to kMaxWriteBytes, as one message. False if the socket failed.
 bool WsSession::write_queued() {
   std::size_t count = 1;
-  std::size_t total = outbox_[head_].size();
-  while (head_ + count < outbox_.size()) {
-    const std::size_t next = outbox_[head_ + count].size();
+  std::size_t total = outbox_[0].size();
+  while (count < outbox_.size()) {
+    const std::size_t next = outbox_[count].size();
     if (total + 1 + next > kMaxWriteBytes) break;  // the rest goes in the next write
     total += 1 + next;
     ++count;
   }
 
-  const bool ok = count == 1 ? write_shared(outbox_[head_]) : write_joined(count, total);
+  const bool ok = count == 1 ? write_shared(outbox_[0]) : write_joined(count, total);
   if (!ok) {
     server_.log(engine::LogLevel::info, "net write_failed client=" + wire_id(client_));
     return false;
@@ -286,7 +280,7 @@ bool WsSession::write_queued() {
   server_.stats.frames_out += count;
   server_.stats.bytes_out += total;
   ++server_.stats.ws_writes;
-  drop_written(count);
+  outbox_.drop_front(count);
   return true;
 }
 
@@ -308,8 +302,8 @@ bool WsSession::write_joined(std::size_t count, std::size_t total) {
   if (buf.size() < LWS_PRE + total) buf.resize(LWS_PRE + total);  // grows, never shrinks
   unsigned char* const payload = buf.data() + LWS_PRE;
   unsigned char* p = payload;
-  for (std::size_t i = head_; i < head_ + count; ++i) {
-    if (i != head_) *p++ = '\n';
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i != 0) *p++ = '\n';
     std::memcpy(p, outbox_[i].data(), outbox_[i].size());
     p += outbox_[i].size();
   }
@@ -328,25 +322,6 @@ bool WsSession::write_text(unsigned char* payload, std::size_t n) {
 bool WsSession::write_raw(unsigned char* frame, std::size_t n) {
   const int written = lws_write(wsi_, frame, n, LWS_WRITE_RAW);
   return written >= 0 && static_cast<std::size_t>(written) >= n;
-}
-
-void WsSession::drop_written(std::size_t count) {
-  for (std::size_t i = head_; i < head_ + count; ++i) {
-    outbox_bytes_ -= outbox_[i].size();
-    outbox_[i] = SharedFrame();
-  }
-  head_ += count;
-  if (head_ == outbox_.size()) {
-    // Drained. A small queue keeps its slots, so steady traffic allocates nothing per
-    // line; one that a burst made large gives its memory back.
-    head_ = 0;
-    if (outbox_.capacity() > kKeptSlots) std::vector<SharedFrame>().swap(outbox_);
-    else outbox_.clear();
-  } else if (head_ >= 64 && head_ * 2 >= outbox_.size()) {
-    // A queue that never drains must not grow without bound at the front.
-    outbox_.erase(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(head_));
-    head_ = 0;
-  }
 }
 
 void flush_waiting(Server::State& server) {

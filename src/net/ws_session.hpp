@@ -12,6 +12,7 @@
 #include "engine/client_sink.hpp"
 #include "engine/engine.hpp"
 #include "net/server_state.hpp"
+#include "util/frame_queue.hpp"
 
 namespace atrium::net {
 
@@ -35,7 +36,6 @@ class WsSession final : public engine::ClientSink {
   void flush_now();
 
  private:
-  bool outbox_empty() const noexcept { return head_ == outbox_.size(); }
   void deliver(std::string_view message);
   void note_socket_read();
   void cull();
@@ -47,7 +47,6 @@ class WsSession final : public engine::ClientSink {
   bool write_text(unsigned char* payload, std::size_t n);
   bool write_raw(unsigned char* frame, std::size_t n);
   void write_close_frame(std::string_view reason);
-  void drop_written(std::size_t count);
   void want_write();
   void request_write();   // WRITEABLE in the next turn of the loop
   bool stalled() const noexcept;
@@ -56,10 +55,8 @@ class WsSession final : public engine::ClientSink {
   lws* wsi_;
   engine::ClientId client_ = 0;
 
-  // Outbound: lines waiting for the next WRITEABLE. outbox_[head_..] are unwritten.
-  std::vector<SharedFrame> outbox_;
-  std::size_t head_ = 0;
-  std::size_t outbox_bytes_ = 0;
+  // Outbound: lines waiting for the end of the window or the next WRITEABLE.
+  FrameQueue outbox_;
   std::uint64_t write_asked_pass_ = 0;  // Server::State::pass when WRITEABLE was asked; 0: none
 
   std::size_t rx_bytes_ = 0;           // of the message being received, across chunks
