@@ -18,6 +18,7 @@
 #include "json/codec.hpp"
 #include "script/lua_json.hpp"
 #include "state/diff.hpp"
+#include "state/shadow.hpp"
 
 using atrium::json::Value;
 
@@ -63,8 +64,8 @@ Value entry(int i) {
   return e;
 }
 
-// One room's state in a lua_State (stack index 1) and its mirror. `flat`: entries are
-// numbers instead of {x, y, name} objects.
+// One room's state in a lua_State (stack index 1), its mirror and its shadow (stack index
+// 2). `flat`: entries are numbers instead of {x, y, name} objects.
 struct Room {
   lua_State* L = luaL_newstate();
   bool flat;
@@ -77,6 +78,10 @@ struct Room {
     atrium::script::push_value(L, state);
     mirror = atrium::script::to_value(L, 1, "state").value();
     mirror_other_order = std::move(state);
+    lua_pushcfunction(L, luaopen_base);             // the walk takes next, type, ... from here
+    lua_call(L, 0, 0);
+    lua_settop(L, 1);
+    atrium::state::push_shadow(L, mirror);
   }
   ~Room() { lua_close(L); }
   Room(const Room&) = delete;
@@ -138,9 +143,9 @@ long long bare_walk(lua_State* L, int idx) {
 void diff_table(bool flat) {
   std::printf("\n%s\n\n", flat ? "State: N top-level numbers; C of them changed."
                                   : "State: N top-level entries {x, y, name}; C of them get a new x.");
-  std::printf("| entries | changed | diff us | ns/entry | diff, other order us | diff_keys us | "
-              "ops | API floor us | to_value (whole) us |\n");
-  std::printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+  std::printf("| entries | changed | diff us | ns/entry | by shadow us | ns/entry | "
+              "diff, other order us | diff_keys us | ops | API floor us | to_value (whole) us |\n");
+  std::printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   for (const int n : {100, 1000, 10000, 100000}) {
     Room room(n, flat);
     std::vector<atrium::state::Op> ops;
@@ -157,6 +162,13 @@ void diff_table(bool flat) {
         (void)atrium::state::diff(room.L, 1, room.mirror, ops);
       });
       const std::size_t op_count = ops.size();
+      std::vector<atrium::state::Path> paths;
+      if (atrium::state::walk_shadow(room.L, 1, 2, paths) != atrium::state::ShadowWalk::paths)
+        std::printf("(the shadow walk did not run: the column below is diff()'s)\n");
+      const double shadow = median_us([&] {
+        ops.clear();
+        (void)atrium::state::diff_by_shadow(room.L, 1, 2, room.mirror, ops);
+      });
       const double other = median_us([&] {
         ops.clear();
         (void)atrium::state::diff(room.L, 1, room.mirror_other_order, ops);
@@ -165,8 +177,9 @@ void diff_table(bool flat) {
         ops.clear();
         (void)atrium::state::diff_keys(room.L, 1, room.mirror, keys, ops);
       });
-      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.2f | %zu | %.1f | %.0f |\n", n, changed,
-                  full, full * 1000 / n, other, by_keys, op_count, floor, convert);
+      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %zu | %.1f | %.0f |\n", n,
+                  changed, full, full * 1000 / n, shadow, shadow * 1000 / n, other, by_keys,
+                  op_count, floor, convert);
     }
   }
 }
@@ -178,9 +191,9 @@ void diff_table(bool flat) {
 void field_table() {
   std::printf("\nField: state {players = N entries {x, y, t}}; one entry replaced by a new table "
               "with all three changed.\n\n");
-  std::printf("| players | diff_paths (setIn) us | diff (full scan) us | ops | op bytes | "
-              "bytes as 3 member ops |\n");
-  std::printf("|--:|--:|--:|--:|--:|--:|\n");
+  std::printf("| players | diff_paths (setIn) us | diff (full scan) us | by shadow us | ops | "
+              "op bytes | bytes as 3 member ops |\n");
+  std::printf("|--:|--:|--:|--:|--:|--:|--:|\n");
   for (const int n : {1000, 10000, 100000}) {
     lua_State* L = luaL_newstate();
     atrium::script::init_lua_json(L);
@@ -196,6 +209,10 @@ void field_table() {
     state.set("players", std::move(players));
     atrium::script::push_value(L, state);
     const Value mirror = atrium::script::to_value(L, 1, "state").value();
+    lua_pushcfunction(L, luaopen_base);
+    lua_call(L, 0, 0);
+    lua_settop(L, 1);
+    atrium::state::push_shadow(L, mirror);            // stack index 2
     const std::string key = "c" + std::to_string(n / 2);
     lua_getfield(L, 1, "players");
     lua_createtable(L, 0, 3);
@@ -215,6 +232,10 @@ void field_table() {
       ops.clear();
       (void)atrium::state::diff(L, 1, mirror, ops);
     });
+    const double shadow = median_us([&] {
+      ops.clear();
+      (void)atrium::state::diff_by_shadow(L, 1, 2, mirror, ops);
+    });
     std::string text;
     atrium::state::write_ops(ops, text);
     std::vector<atrium::state::Op> members;
@@ -224,8 +245,8 @@ void field_table() {
     }
     std::string member_text;
     atrium::state::write_ops(members, member_text);
-    std::printf("| %d | %.2f | %.0f | %zu | %zu | %zu |\n", n, by_path, full, ops.size(),
-                text.size(), member_text.size());
+    std::printf("| %d | %.2f | %.0f | %.0f | %zu | %zu | %zu |\n", n, by_path, full, shadow,
+                ops.size(), text.size(), member_text.size());
     lua_close(L);
   }
 }

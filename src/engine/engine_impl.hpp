@@ -82,7 +82,8 @@ struct Room {
   std::vector<Member> members;
   std::vector<ClientId> watchers;   // get patches without being members (the inspector)
   // Lua side (typed rooms): registry refs to the instance and to its box
-  // {state=, meta=, sx=, mx=} (lua/atrium/room.lua).
+  // {state=, meta=, sx=, mx=} (lua/atrium/room.lua), which also holds the shadows of
+  // state and meta once a hook exposed them (ss=, ms=; transaction.cpp diff_exposed).
   int inst_ref = -2, box_ref = -2;
   json::Value mirror = json::Value::object();       // public state as members last saw it
   json::Value meta_mirror = json::Value::object();  // meta as of the last commit (rollback)
@@ -186,6 +187,10 @@ struct Engine::Impl {
   void touch(Room& room);
   Status commit(Transaction& t);
   void rollback(Transaction& t);
+  Status diff_exposed(Room& room, int box, const char* field, const char* shadow_field,
+                      const json::Value& mirror, std::vector<state::Op>& ops);
+  void sync_shadow(Room& room, const char* shadow_field, const json::Value& mirror,
+                   const std::vector<state::Op>& ops);
   template <class Body> Status transact(Body&& body);
   void push_instance(Room& room);
   void push_box(Room& room);

@@ -119,7 +119,7 @@ Status Engine::Impl::instantiate(Room& room) {
   lua_pushstring(L, room.id.c_str());
   lua_pushstring(L, room.type_name.c_str());
   lua_pushstring(L, room.instance.c_str());
-  lua_createtable(L, 0, 4);  // the box
+  lua_createtable(L, 0, 6);  // the box: state, meta, sx, mx, and the shadows ss, ms
   // Each mirror is read back from the table just made, so its members come in the order
   // lua_next yields them: the differ walks both in step (about a third faster).
   script::push_value(L, room.mirror);

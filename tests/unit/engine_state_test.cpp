@@ -256,3 +256,95 @@ TEST_CASE("patches keep the patchRate beat when the first change after a flush c
   CHECK(median < 27);   // on the beat: ~20 ms; counted from the change: ~32 ms
   CHECK(median > 15);   // and never more often than patchRate
 }
+
+namespace {
+
+// Direct mutation of every kind (state/shadow.hpp walks these), with a failing action
+// among them so that rollbacks happen between commits.
+const char* kDirect = R"(
+local D = { defaultState = { players = {}, log = atrium.array(), info = { name = "d" },
+                              opts = { on = true } },
+            options = { patchRate = 0 }, actions = {} }
+function D.actions.step(self, ctx, i)
+  local s = self.state
+  local k = "p" .. (i % 7)
+  local op = i % 9
+  if op == 0 then s.players[k] = { x = i, y = -i, tags = { "a", "b" } }
+  elseif op == 1 then if s.players[k] then s.players[k].x = i * 2 end
+  elseif op == 2 then s.players[k] = nil
+  elseif op == 3 then table.insert(s.log, "e" .. i); if #s.log > 4 then table.remove(s.log, 1) end
+  elseif op == 4 then s.info[k] = i % 2 == 0 and {} or atrium.array()
+  elseif op == 5 then s.info.name = nil; s.opts.on = i % 2 == 0  -- on: back to the default
+  elseif op == 6 then s.info.name = "n" .. i
+  elseif op == 7 then if s.players[k] then table.insert(s.players[k].tags, 1, "t" .. i) end
+  else s.players[k] = { x = 0 / 0 } end   -- refused: the whole call rolls back
+end
+function D.actions.dump(self) return self.state end  -- the Lua table itself, not the mirror
+return D
+)";
+
+}  // namespace
+
+TEST_CASE("direct mutation of every kind: the patches a member applies give the server's state") {
+  TempRooms rooms;
+  rooms.write("direct.lua", kDirect);
+  Harness h(rooms);
+  auto& a = h.connect();
+  auto join = h.request(a, R"({"op":"join","room":"direct:1"})");
+  json::Value state = *result(join).get_object("state");
+  double seq = result(join).find("seq")->as_number();
+  int refused = 0;
+  for (int i = 0; i < 300; ++i) {
+    a.lines.clear();
+    auto r = h.request_keep(a, R"({"op":"call","room":"direct:1","method":"step","args":[)" +
+                              std::to_string(i) + "]}");
+    if (!ok(r)) ++refused;
+    auto lines = a.take();
+    apply_patches(lines, state, seq);
+    if (i % 25 == 24) {
+      INFO("call ", i);
+      auto live = h.request_keep(a, R"({"op":"call","room":"direct:1","method":"dump"})");
+      REQUIRE_MESSAGE(state == result(live), json::to_json(state) << "\n" << json::to_json(result(live)));
+      a.lines.clear();
+    }
+  }
+  CHECK(refused == 300 / 9);
+}
+
+TEST_CASE("a room with no memory left for a shadow is diffed without one, as rightly") {
+  TempRooms rooms;
+  rooms.write("big.lua", R"(
+local B = { defaultState = { rows = {} }, options = { patchRate = 0 }, actions = {} }
+function B.actions.fill(self, ctx, n)
+  local rows = {}
+  for i = 1, n do rows["r" .. i] = { v = i } end
+  self:setState({ rows = rows })
+end
+function B.actions.bump(self, ctx, i)
+  self.state.rows["r" .. i].v = -i
+end
+return B)");
+  // 2 MiB for the room: the rows take over half of it, so their shadow does not fit.
+  Harness h(rooms, 200, 2u << 20);
+  auto& a = h.connect();
+  auto join = h.request(a, R"({"op":"join","room":"big:1"})");
+  json::Value state = *result(join).get_object("state");
+  double seq = result(join).find("seq")->as_number();
+  REQUIRE(ok(h.request_keep(a, R"({"op":"call","room":"big:1","method":"fill","args":[9000]})")));
+  CHECK(h.engine->room("big:1")->find("memory")->as_number() > 1u << 20);
+  for (int i = 1; i <= 3; ++i) {
+    auto r = h.request_keep(a, R"({"op":"call","room":"big:1","method":"bump","args":[)" +
+                              std::to_string(i) + "]}");
+    REQUIRE_MESSAGE(ok(r), json::to_json(r));
+  }
+  auto lines = a.take();
+  apply_patches(lines, state, seq);
+  const json::Value* r2 = state.get_object("rows") ? state.get_object("rows")->get_object("r2") : nullptr;
+  REQUIRE(r2);
+  CHECK(r2->find("v")->as_number() == -2);
+  auto sync = h.request(a, R"({"op":"sync","room":"big:1"})");
+  CHECK(state == *result(sync).get_object("state"));
+  CHECK(std::any_of(h.log.begin(), h.log.end(), [](const std::string& line) {
+    return line.find("state no_shadow room=big:1 table=state") != std::string::npos;
+  }));
+}

@@ -28,6 +28,7 @@
 #include "json/codec.hpp"
 #include "script/lua_json.hpp"
 #include "state/diff.hpp"
+#include "state/shadow.hpp"
 
 using atrium::json::Value;
 using atrium::state::diff;
@@ -160,6 +161,46 @@ std::vector<atrium::state::Path> leaf_paths(lua_State* L, int idx, const Value& 
   return out;
 }
 
+// Ops as their wire text, sorted: diff_by_shadow() may emit diff()'s ops in another order.
+std::vector<std::string> op_texts(const std::vector<Op>& ops) {
+  std::vector<std::string> texts;
+  for (const Op& op : ops) {
+    texts.emplace_back();
+    atrium::state::write_op(op, texts.back());
+  }
+  std::sort(texts.begin(), texts.end());
+  return texts;
+}
+
+// diff_by_shadow() with a shadow of `mirror` gives what diff() gave for the Lua table at
+// `idx`: the same ops, or the same error.
+void check_shadow(lua_State* L, int idx, const Value& mirror, const atrium::Status& status,
+                  const std::vector<Op>& ops, const char* what = "state",
+                  bool same_message = false) {
+  if (!mirror.is_object() || !lua_istable(L, idx)) return;
+  REQUIRE(atrium::state::push_shadow(L, mirror));
+  const int shadow = lua_gettop(L);
+  std::vector<atrium::state::Path> paths;
+  CHECK(atrium::state::walk_shadow(L, idx, shadow, paths) != atrium::state::ShadowWalk::failed);
+  std::vector<Op> shadow_ops;
+  const auto by_shadow = atrium::state::diff_by_shadow(L, idx, shadow, mirror, shadow_ops, what);
+  CHECK(lua_gettop(L) == shadow);
+  lua_settop(L, shadow - 1);
+  REQUIRE(by_shadow.ok() == status.ok());
+  if (!status.ok()) {
+    // With several broken places, each names the first it met.
+    if (same_message) CHECK(by_shadow.error().message == status.error().message);
+    return;
+  }
+  const auto got = op_texts(shadow_ops), want = op_texts(ops);
+  std::string shown;
+  for (const auto* list : {&got, &want}) {
+    shown += "\n  ";
+    for (const std::string& t : *list) shown += t + " ";
+  }
+  CHECK_MESSAGE(got == want, "by shadow, then by diff():" << shown);
+}
+
 // Diffs the global `state` against `mirror` and checks what must hold for any change:
 // the ops replay onto the mirror, diff_keys and diff_paths (over every leaf) agree,
 // restore() rolls back. Returns the diff's status; `ops` gets the ops.
@@ -170,6 +211,7 @@ atrium::Status check_diff(Lua& lua, const Value& mirror, std::vector<Op>& ops) {
   ops.clear();
   const auto status = diff(L, top, mirror, ops, "state");
   CHECK(lua_gettop(L) == top);
+  check_shadow(L, top, mirror, status, ops);
   auto actual = atrium::script::to_value(L, top, "state");
   CHECK(status.ok() == actual.ok());                // a diff fails exactly when the state is bad
   if (status.ok() && actual.ok()) {
@@ -269,6 +311,7 @@ std::string diff_error(const char* before, const char* code, const char* what = 
   lua_getglobal(lua.L, "state");
   std::vector<Op> ops;
   const auto status = diff(lua.L, -1, mirror, ops, what);
+  check_shadow(lua.L, lua_gettop(lua.L), mirror, status, ops, what, true);
   lua_pop(lua.L, 1);
   if (status.ok()) return "no error";
   CHECK(status.error().code == atrium::ErrorCode::script_error);
@@ -714,4 +757,93 @@ TEST_CASE("random Lua mutations diff into ops that replay onto the mirror (seede
           std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), " ms");
   CHECK(with_ops > kIterations / 2);
   CHECK(refused > 0);
+}
+
+// ---- the shadow (state/shadow.hpp) --------------------------------------------------
+// check_diff() above holds diff_by_shadow() to diff() on every case and seeded mutation.
+// Here: a shadow kept in step by sync_shadow() over many commits stays the shadow of the
+// mirror, and the walk never has to give up on what scripts do.
+
+namespace {
+
+// The Lua values at `a` and `b` are equal, tables deeply (shadows hold no cycles).
+bool lua_deep_equal(lua_State* L, int a, int b) {
+  if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE) return lua_rawequal(L, a, b);
+  std::size_t count_a = 0, count_b = 0;
+  lua_pushnil(L);
+  while (lua_next(L, a) != 0) {
+    ++count_a;
+    lua_pushvalue(L, -2);
+    lua_rawget(L, b);
+    const bool same = lua_deep_equal(L, lua_gettop(L) - 1, lua_gettop(L));
+    lua_pop(L, 2);
+    if (!same) {
+      lua_pop(L, 1);
+      return false;
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, b) != 0) {
+    ++count_b;
+    lua_pop(L, 1);
+  }
+  return count_a == count_b;
+}
+
+}  // namespace
+
+TEST_CASE("a shadow kept in step over many commits stays the shadow of the mirror (seeded)") {
+  Lua lua;
+  lua.run(kMutator);
+  lua_State* L = lua.L;
+  std::mt19937 rng(20261123);
+  int committed = 0, walked = 0, rebuilt = 0;
+  for (int run = 0; run < 40; ++run) {
+    Value mirror = Value::object();
+    for (unsigned k = 0; k < 1 + rng() % 6; ++k)
+      mirror.set(kKeys[rng() % std::size(kKeys)], random_value(rng, 1));
+    lua.set_state(mirror);
+    lua_getglobal(L, "state");
+    const int live = lua_gettop(L);
+    REQUIRE(atrium::state::push_shadow(L, mirror));
+    const int shadow = lua_gettop(L);
+    for (int round = 0; round < 30; ++round) {
+      INFO("run ", run, " round ", round, " mirror ", atrium::json::to_json(mirror));
+      lua.run("math.randomseed(" + std::to_string(run * 100 + round + 1) + ") mutate(state, " +
+              (round % 7 == 6 ? "true" : "false") + ")");
+      std::vector<Op> ops, shadow_ops;
+      const auto full = diff(L, live, mirror, ops);
+      std::vector<atrium::state::Path> paths;
+      const auto walk = atrium::state::walk_shadow(L, live, shadow, paths);
+      CHECK(walk != atrium::state::ShadowWalk::failed);
+      if (walk == atrium::state::ShadowWalk::paths) ++walked;
+      const auto by_shadow = atrium::state::diff_by_shadow(L, live, shadow, mirror, shadow_ops);
+      REQUIRE(lua_gettop(L) == shadow);
+      REQUIRE(full.ok() == by_shadow.ok());
+      if (!full.ok()) {  // a refused change: rolled back, as the engine does
+        atrium::script::restore(L, live, mirror);
+        continue;
+      }
+      CHECK(op_texts(shadow_ops) == op_texts(ops));
+      REQUIRE(atrium::state::apply_patch(mirror, ops).ok());
+      if (!atrium::state::sync_shadow(L, shadow, mirror, ops)) {
+        // Only a replace of the whole state, or ops in a root that is an array, cannot be
+        // followed: the engine then drops the shadow and builds a new one.
+        CHECK((mirror.is_array() ||
+               std::any_of(ops.begin(), ops.end(), [](const Op& op) { return op.path.empty(); })));
+        REQUIRE(atrium::state::push_shadow(L, mirror));
+        lua_replace(L, shadow);
+        ++rebuilt;
+      }
+      REQUIRE(atrium::state::push_shadow(L, mirror));
+      CHECK_MESSAGE(lua_deep_equal(L, shadow, lua_gettop(L)), "ops " << atrium::json::to_json(ops_as_json(ops)));
+      lua_pop(L, 1);
+      ++committed;
+    }
+    lua_settop(L, live - 1);
+    if (run % 8 == 0) lua_gc(L, LUA_GCCOLLECT, 0);
+  }
+  MESSAGE("shadow: ", committed, " commits, ", walked, " walks gave paths, ", rebuilt, " rebuilt");
+  CHECK(committed > 800);
+  CHECK(walked > 500);  // the rest: the mutator made the root an array (a whole diff)
 }

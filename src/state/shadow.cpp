@@ -1,0 +1,422 @@
+// The shadow (shadow.hpp): building it, keeping it in step with the mirror, and the walk.
+#include "state/shadow.hpp"
+
+#include <lua.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "script/lua_json.hpp"
+#include "state/diff.hpp"
+#include "state/json_pointer.hpp"
+
+namespace atrium::state {
+
+namespace {
+
+// Registry keys (their addresses): the private key under which each shadow table keeps
+// its count, and the compiled walk.
+const char kCountKey = 0;
+const char kWalkKey = 0;
+
+// A shadow table's count: n members for an object, -1 - n for an array of n items, and
+// this for a table that must always be diffed (an array with null items, which Lua holds
+// as holes: the walk could not tell [1, null] from [1]).
+constexpr double kAlwaysDiffer = -0.5;
+
+// The walk. It gets the count key, is_marked, and the base functions it uses (looked up
+// before any script ran, so no script can have swapped them). Returns a function
+// (live, shadow) -> whole, paths, n: `whole` when only diff() of everything will do;
+// otherwise the n paths (arrays of keys) of the tables whose own members changed, and of
+// the root's members that changed.
+//
+// Written for the interpreter (room VMs run with the JIT off): a function call per table
+// costs about as much as comparing its members, so the members of each member table are
+// compared inline, and only a table nested in one of those is walked by a call.
+constexpr char kWalkSource[] = R"lua(
+local N, is_marked, next, type, getmetatable, unpack, rawget = ...
+local ROOT, TABLE, DETECT = 1, 2, 3
+local out, nout, path = nil, 0, {}
+
+local function record(depth)
+  nout = nout + 1
+  out[nout] = { unpack(path, 1, depth) }
+end
+
+-- Whether a table with `n` keys, all of them the shadow's, is not of the shadow's kind.
+local function kind_differs(t, want, n)
+  local marked = getmetatable(t) ~= nil and is_marked(t)
+  if want >= 0 then return n ~= want or marked end
+  return n ~= -1 - want or (n == 0 and not marked)
+end
+
+-- `live` (reached by path[1..depth]) against its shadow. TABLE: records the tables under
+-- it whose own members differ and returns whether its own do. ROOT: records its members
+-- that differ instead; true when only a whole diff will do. DETECT (inside an array, which
+-- diff() compares whole so that it can see items move): true when anything differs.
+local function walk(live, shadow, depth, mode)
+  local n, matched = 0, 0
+  for k, v in next, live do
+    n = n + 1
+    local s = shadow[k]
+    if s ~= nil then matched = matched + 1 end
+    if v ~= s then
+      if type(v) ~= "table" or type(s) ~= "table" then
+        if mode ~= ROOT or type(k) ~= "string" then return true end
+        path[1] = k
+        record(1)
+      else
+        -- The member table, compared inline: a call per record costs a third of the walk.
+        local want = s[N]
+        local m, own, nested = 0, false, false
+        for k2, v2 in next, v do
+          m = m + 1
+          local s2 = s[k2]
+          if v2 ~= s2 then
+            if type(v2) == "table" and type(s2) == "table" then nested = true else own = true end
+            break
+          end
+        end
+        if nested then
+          path[depth + 1] = k
+          own = walk(v, s, depth + 1, (mode == DETECT or want < 0) and DETECT or TABLE)
+        elseif not own then  -- kind_differs(v, want, m), inline
+          if want >= 0 then
+            own = m ~= want or (getmetatable(v) ~= nil and is_marked(v))
+          else
+            own = m ~= -1 - want or (m == 0 and not (getmetatable(v) ~= nil and is_marked(v)))
+          end
+        end
+        if own then
+          if mode == DETECT then return true end
+          path[depth + 1] = k
+          record(depth + 1)
+        end
+      end
+    end
+  end
+  local want = shadow[N]
+  if mode ~= ROOT then return kind_differs(live, want, n) end
+  if want < 0 or (getmetatable(live) ~= nil and is_marked(live)) then return true end
+  if matched ~= want then
+    for k in next, shadow do
+      if k ~= N and rawget(live, k) == nil then
+        path[1] = k
+        record(1)
+      end
+    end
+  end
+  return false
+end
+
+return function(live, shadow)
+  out, nout = {}, 0
+  if walk(live, shadow, 0, ROOT) then return true end
+  return false, out, nout
+end
+)lua";
+
+// ---- building -------------------------------------------------------------------------
+
+// Pushes the shadow of `v`; `count_key` is the stack index of the count key.
+void build(lua_State* L, const json::Value& v, int count_key) {
+  luaL_checkstack(L, 4, "state nested too deeply for the Lua stack");
+  switch (v.kind()) {
+    case json::Value::Kind::null: lua_pushnil(L); return;
+    case json::Value::Kind::boolean: lua_pushboolean(L, v.as_bool()); return;
+    case json::Value::Kind::number: lua_pushnumber(L, v.as_number()); return;
+    case json::Value::Kind::string:
+      lua_pushlstring(L, v.as_string().data(), v.as_string().size());
+      return;
+    case json::Value::Kind::array: {
+      const auto& items = v.items();
+      lua_createtable(L, static_cast<int>(items.size()), 1);
+      bool holes = false;
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (items[i].is_null()) {
+          holes = true;
+          continue;
+        }
+        build(L, items[i], count_key);
+        lua_rawseti(L, -2, static_cast<int>(i + 1));
+      }
+      lua_pushvalue(L, count_key);
+      lua_pushnumber(L, holes ? kAlwaysDiffer : -1.0 - static_cast<double>(items.size()));
+      lua_rawset(L, -3);
+      return;
+    }
+    case json::Value::Kind::object: {
+      const auto& members = v.members();
+      lua_createtable(L, 0, static_cast<int>(members.size()) + 1);
+      bool nulls = false;
+      for (const auto& [key, value] : members) {
+        if (value.is_null()) {
+          nulls = true;
+          continue;
+        }
+        lua_pushlstring(L, key.data(), key.size());
+        build(L, value, count_key);
+        lua_rawset(L, -3);
+      }
+      lua_pushvalue(L, count_key);
+      lua_pushnumber(L, nulls ? kAlwaysDiffer : static_cast<double>(members.size()));
+      lua_rawset(L, -3);
+      return;
+    }
+  }
+}
+
+// Pushes the count key, made on first use.
+void push_count_key(lua_State* L) {
+  lua_pushlightuserdata(L, const_cast<char*>(&kCountKey));
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, const_cast<char*>(&kCountKey));
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+// Runs `fn` protected with `nargs` arguments already pushed (below them nothing of its
+// own is needed): Lua running out of memory is an answer here, not a panic.
+bool call_protected(lua_State* L, lua_CFunction fn, int nargs, int nresults) {
+  lua_pushcfunction(L, fn);
+  lua_insert(L, -nargs - 1);
+  if (lua_pcall(L, nargs, nresults, 0) == 0) return true;
+  lua_pop(L, 1);
+  return false;
+}
+
+// (mirror) -> shadow
+int build_protected(lua_State* L) {
+  const auto* mirror = static_cast<const json::Value*>(lua_touserdata(L, 1));
+  push_count_key(L);
+  build(L, *mirror, lua_gettop(L));
+  return 1;
+}
+
+// ---- keeping in step ------------------------------------------------------------------
+
+struct SyncArgs {
+  const json::Value* mirror;
+  const std::vector<Op>* ops;
+  bool ok = true;
+};
+
+// Sets member `key` of the object shadow at `parent` to the shadow of `node` (nullptr:
+// removes it), keeping the count.
+void set_member(lua_State* L, int parent, const std::string& key, const json::Value* node,
+                int count_key) {
+  lua_pushvalue(L, count_key);
+  lua_rawget(L, parent);
+  const double count = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  lua_pushlstring(L, key.data(), key.size());
+  lua_rawget(L, parent);
+  const bool had = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  const bool has = node && !node->is_null();
+  lua_pushlstring(L, key.data(), key.size());
+  if (has) {
+    build(L, *node, count_key);
+  } else {
+    lua_pushnil(L);
+  }
+  lua_rawset(L, parent);
+  double next = count;
+  if (node && node->is_null()) next = kAlwaysDiffer;  // a null member: always diff it
+  else if (count >= 0) next = count + (has ? 1 : 0) - (had ? 1 : 0);
+  lua_pushvalue(L, count_key);
+  lua_pushnumber(L, next);
+  lua_rawset(L, parent);
+}
+
+// One op: what it touched is copied from the mirror as it is after all the ops. An op
+// under an array copies the array whole (items may have moved). An op whose place no
+// longer exists in the mirror is left to the later op that removed it. False when the
+// shadow does not hold what the mirror says it should.
+bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, int count_key) {
+  std::vector<std::string> tokens;
+  if (!split_pointer(op.path, tokens)) return false;
+  // The mirror's nodes down the path, as far as they go.
+  std::vector<const json::Value*> nodes{&mirror};
+  for (const std::string& token : tokens) {
+    const json::Value& at = *nodes.back();
+    const json::Value* next = nullptr;
+    if (at.is_object()) {
+      next = at.find(token);
+    } else if (at.is_array()) {
+      char* end = nullptr;
+      const unsigned long i = std::strtoul(token.c_str(), &end, 10);
+      if (!token.empty() && *end == '\0' && i < at.items().size()) next = &at.items()[i];
+    }
+    if (!next) break;
+    nodes.push_back(next);
+  }
+  // The object that holds what changed: climb out of arrays.
+  std::size_t depth = tokens.size();
+  while (depth > 0 && depth - 1 < nodes.size() && nodes[depth - 1]->is_array()) --depth;
+  if (depth == 0) return false;                   // the whole state: rebuilt by the caller
+  if (depth - 1 >= nodes.size()) return true;     // its place is gone: a later op's
+  if (!nodes[depth - 1]->is_object()) return true;
+  // The same object in the shadow.
+  lua_pushvalue(L, shadow);
+  for (std::size_t i = 0; i + 1 < depth; ++i) {
+    if (nodes[i]->is_array()) {
+      lua_rawgeti(L, -1, static_cast<int>(std::strtoul(tokens[i].c_str(), nullptr, 10) + 1));
+    } else {
+      lua_pushlstring(L, tokens[i].data(), tokens[i].size());
+      lua_rawget(L, -2);
+    }
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1)) return false;
+  }
+  const int parent = lua_gettop(L);
+  set_member(L, parent, tokens[depth - 1], depth < nodes.size() ? nodes[depth] : nullptr, count_key);
+  lua_settop(L, parent - 1);
+  return true;
+}
+
+// (args, shadow)
+int sync_protected(lua_State* L) {
+  auto* args = static_cast<SyncArgs*>(lua_touserdata(L, 1));
+  push_count_key(L);
+  const int count_key = lua_gettop(L);
+  for (const Op& op : *args->ops) {
+    if (!sync_op(L, 2, *args->mirror, op, count_key)) {
+      args->ok = false;
+      return 0;
+    }
+  }
+  return 0;
+}
+
+// ---- the walk -------------------------------------------------------------------------
+
+// is_marked(t): the table carries the array marker, judged raw (getmetatable would answer
+// a __metatable field instead). Called only for tables that have a metatable at all.
+int is_marked(lua_State* L) {
+  bool marked = false;
+  if (lua_getmetatable(L, 1)) {
+    script::push_array_marker(L);
+    marked = lua_rawequal(L, -1, -2) != 0;
+  }
+  lua_pushboolean(L, marked);
+  return 1;
+}
+
+// () -> walk
+int load_walk_protected(lua_State* L) {
+  if (luaL_loadbuffer(L, kWalkSource, sizeof kWalkSource - 1, "=atrium.shadow_walk") != 0)
+    return lua_error(L);
+  push_count_key(L);
+  lua_pushcfunction(L, is_marked);
+  for (const char* name : {"next", "type", "getmetatable", "unpack", "rawget"}) {
+    lua_pushstring(L, name);
+    lua_rawget(L, LUA_GLOBALSINDEX);
+    if (!lua_iscfunction(L, -1)) return luaL_error(L, "base function %s is missing", name);
+  }
+  lua_call(L, 7, 1);
+  return 1;
+}
+
+// Pushes the walk, loaded on first use; false (nothing pushed) if it could not be.
+bool push_walk(lua_State* L) {
+  lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, -1)) return true;
+  lua_pop(L, 1);
+  if (!call_protected(L, load_walk_protected, 0, 1)) return false;
+  lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  return true;
+}
+
+// The walk's paths as diff_paths() takes them. False on a key no path can hold (the
+// walk records only keys the shadow has, so this is a guard, not a case).
+bool read_paths(lua_State* L, int list, int n, std::vector<Path>& paths) {
+  paths.resize(static_cast<std::size_t>(n));
+  for (int i = 1; i <= n; ++i) {
+    lua_rawgeti(L, list, i);
+    const int path = lua_gettop(L);
+    const int len = static_cast<int>(lua_objlen(L, path));
+    Path& out = paths[static_cast<std::size_t>(i - 1)];
+    for (int j = 1; j <= len; ++j) {
+      lua_rawgeti(L, path, j);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        std::size_t size = 0;
+        const char* s = lua_tolstring(L, -1, &size);
+        out.emplace_back(s, size);
+      } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        const double d = lua_tonumber(L, -1);
+        if (!(d >= 1 && d <= 9007199254740992.0 && d == std::floor(d))) return false;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.0f", d);
+        out.emplace_back(buf);
+      } else {
+        return false;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return true;
+}
+
+int absolute(lua_State* L, int idx) noexcept {
+  return idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+}
+
+}  // namespace
+
+bool push_shadow(lua_State* L, const json::Value& mirror) {
+  lua_pushlightuserdata(L, const_cast<json::Value*>(&mirror));
+  if (call_protected(L, build_protected, 1, 1)) return true;
+  lua_pushnil(L);
+  return false;
+}
+
+bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::vector<Op>& ops) {
+  SyncArgs args{&mirror, &ops};
+  idx = absolute(L, idx);
+  lua_pushlightuserdata(L, &args);
+  lua_pushvalue(L, idx);
+  return call_protected(L, sync_protected, 2, 0) && args.ok;
+}
+
+ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& paths) {
+  live = absolute(L, live);
+  shadow = absolute(L, shadow);
+  paths.clear();
+  const int top = lua_gettop(L);
+  if (!lua_istable(L, live) || !lua_istable(L, shadow) || !lua_checkstack(L, 8) || !push_walk(L))
+    return ShadowWalk::failed;
+  lua_pushvalue(L, live);
+  lua_pushvalue(L, shadow);
+  if (lua_pcall(L, 2, 3, 0) != 0) {
+    lua_settop(L, top);
+    return ShadowWalk::failed;
+  }
+  ShadowWalk result = ShadowWalk::paths;
+  if (lua_toboolean(L, top + 1)) {
+    result = ShadowWalk::whole;
+  } else if (!read_paths(L, top + 2, static_cast<int>(lua_tointeger(L, top + 3)), paths)) {
+    result = ShadowWalk::failed;
+  }
+  lua_settop(L, top);
+  return result;
+}
+
+Status diff_by_shadow(lua_State* L, int live, int shadow, const json::Value& mirror,
+                      std::vector<Op>& out, const char* what) {
+  std::vector<Path> paths;
+  if (!mirror.is_object() || walk_shadow(L, live, shadow, paths) != ShadowWalk::paths)
+    return diff(L, live, mirror, out, what);
+  if (paths.empty()) return {};
+  return diff_paths(L, live, mirror, paths, out, what);
+}
+
+}  // namespace atrium::state
