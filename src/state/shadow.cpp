@@ -35,13 +35,18 @@ constexpr double kAlwaysDiffer = -0.5;
 // costs about as much as comparing its members, so the members of each member table are
 // compared inline, and only a table nested in one of those is walked by a call.
 constexpr char kWalkSource[] = R"lua(
-local N, is_marked, next, type, getmetatable, unpack, rawget = ...
+local N, is_marked, next, type, getmetatable, rawget = ...
 local ROOT, TABLE, DETECT = 1, 2, 3
-local out, nout, path = nil, 0, {}
+-- The paths found, flat (each: its length, then its keys) so that recording one allocates
+-- nothing; `out` is kept from walk to walk unless one made it large.
+local out, nout, nflat, path, seen = {}, 0, 0, {}, 0
 
 local function record(depth)
   nout = nout + 1
-  out[nout] = { unpack(path, 1, depth) }
+  local at = nflat + 1
+  out[at] = depth
+  for i = 1, depth do out[at + i] = path[i] end
+  nflat = at + depth
 end
 
 -- Whether a table with `n` keys, all of them the shadow's, is not of the shadow's kind.
@@ -66,6 +71,7 @@ local function walk(live, shadow, depth, mode)
         if mode ~= ROOT or type(k) ~= "string" then return true end
         path[1] = k
         record(1)
+        if nout > 16 and nout * 4 > seen + n then return true end  -- see the end
       else
         -- The member table, compared inline: a call per record costs a third of the walk.
         local want = s[N]
@@ -92,10 +98,12 @@ local function walk(live, shadow, depth, mode)
           if mode == DETECT then return true end
           path[depth + 1] = k
           record(depth + 1)
+          if nout > 16 and nout * 4 > seen + n then return true end  -- see the end
         end
       end
     end
   end
+  seen = seen + n
   local want = shadow[N]
   if mode ~= ROOT then return kind_differs(live, want, n) end
   if want < 0 or (getmetatable(live) ~= nil and is_marked(live)) then return true end
@@ -110,9 +118,13 @@ local function walk(live, shadow, depth, mode)
   return false
 end
 
+-- Where a quarter of what was seen changed, diff() of the table is cheaper than a path
+-- each (a tick that moves every player: diff_bench, 100 entries all changed), so the walk
+-- stops there: a table records itself, the root asks for diff() of everything.
 return function(live, shadow)
-  out, nout = {}, 0
-  if walk(live, shadow, 0, ROOT) then return true end
+  if nflat > 1024 then out = {} end
+  nout, nflat, seen = 0, 0, 0
+  if walk(live, shadow, 0, ROOT) or (nout > 16 and nout * 4 > seen) then return true end
   return false, out, nout
 end
 )lua";
@@ -313,12 +325,12 @@ int load_walk_protected(lua_State* L) {
     return lua_error(L);
   push_count_key(L);
   lua_pushcfunction(L, is_marked);
-  for (const char* name : {"next", "type", "getmetatable", "unpack", "rawget"}) {
+  for (const char* name : {"next", "type", "getmetatable", "rawget"}) {
     lua_pushstring(L, name);
     lua_rawget(L, LUA_GLOBALSINDEX);
     if (!lua_iscfunction(L, -1)) return luaL_error(L, "base function %s is missing", name);
   }
-  lua_call(L, 7, 1);
+  lua_call(L, 6, 1);
   return 1;
 }
 
@@ -335,17 +347,19 @@ bool push_walk(lua_State* L) {
   return true;
 }
 
-// The walk's paths as diff_paths() takes them. False on a key no path can hold (the
-// walk records only keys the shadow has, so this is a guard, not a case).
+// The walk's `n` paths (flat in `list`: a length, then that many keys) as diff_paths()
+// takes them. False on a key no path can hold (the walk records only keys the shadow
+// has, so this is a guard, not a case).
 bool read_paths(lua_State* L, int list, int n, std::vector<Path>& paths) {
   paths.resize(static_cast<std::size_t>(n));
-  for (int i = 1; i <= n; ++i) {
-    lua_rawgeti(L, list, i);
-    const int path = lua_gettop(L);
-    const int len = static_cast<int>(lua_objlen(L, path));
-    Path& out = paths[static_cast<std::size_t>(i - 1)];
-    for (int j = 1; j <= len; ++j) {
-      lua_rawgeti(L, path, j);
+  int at = 1;
+  for (Path& out : paths) {
+    lua_rawgeti(L, list, at++);
+    const int len = static_cast<int>(lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    out.reserve(static_cast<std::size_t>(len));
+    for (int j = 0; j < len; ++j) {
+      lua_rawgeti(L, list, at++);
       if (lua_type(L, -1) == LUA_TSTRING) {
         std::size_t size = 0;
         const char* s = lua_tolstring(L, -1, &size);
@@ -361,7 +375,6 @@ bool read_paths(lua_State* L, int list, int n, std::vector<Path>& paths) {
       }
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   return true;
 }

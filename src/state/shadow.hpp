@@ -35,8 +35,8 @@ bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::ve
 // What walk_shadow() found.
 enum class ShadowWalk {
   paths,   // these tables changed (none: nothing did)
-  whole,   // only diff() of everything can say (the root became an array, a key no state can
-           // hold appeared at the root)
+  whole,   // diff() of everything: only it can say (the root became an array, a key no state
+           // can hold appeared at the root), or it is cheaper (a quarter of the tables changed)
   failed,  // the walk could not run (out of memory, not tables)
 };
 
