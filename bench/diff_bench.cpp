@@ -163,8 +163,11 @@ void diff_table(bool flat) {
       });
       const std::size_t op_count = ops.size();
       std::vector<atrium::state::Path> paths;
-      if (atrium::state::walk_shadow(room.L, 1, 2, paths) != atrium::state::ShadowWalk::paths)
-        std::printf("(the shadow walk did not run: the column below is diff()'s)\n");
+      const auto walk = atrium::state::walk_shadow(room.L, 1, 2, paths);
+      if (walk == atrium::state::ShadowWalk::whole)
+        std::printf("(next row: the walk found a quarter changed and left it to diff())\n");
+      if (walk == atrium::state::ShadowWalk::failed)
+        std::printf("(next row: the shadow walk failed; the column is diff()'s)\n");
       const double shadow = median_us([&] {
         ops.clear();
         (void)atrium::state::diff_by_shadow(room.L, 1, 2, room.mirror, ops);
