@@ -104,14 +104,18 @@ return function(core)
   end
 
   local function is_array(t)
-    return getmetatable(t) == core.array_marker or #t > 0
+    return core.is_array(t) or #t > 0
   end
 
+  -- An array keeps its marker (getmetatable cannot see it); other metatables are copied
+  -- when a script left them visible.
   local function deepcopy(v)
     if type(v) ~= "table" then return v end
     local c = {}
     for k, x in pairs(v) do c[k] = deepcopy(x) end
-    return setmetatable(c, getmetatable(v))
+    local mt = core.is_array(v) and core.array_marker or getmetatable(v)
+    if type(mt) == "table" then setmetatable(c, mt) end
+    return c
   end
 
   -- Adds the keys of `defaults` that `target` lacks, recursively into tables present in

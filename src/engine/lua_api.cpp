@@ -385,6 +385,14 @@ int l_array(lua_State* L) {
   return 1;
 }
 
+// core.is_array(t): t carries the array marker, which Lua code cannot see (script/vm.cpp).
+int l_is_array(lua_State* L) {
+  script::push_array_marker(L);
+  const bool marked = lua_istable(L, 1) && lua_getmetatable(L, 1) && lua_rawequal(L, -1, -2);
+  lua_pushboolean(L, marked);
+  return 1;
+}
+
 // math.random per room: xorshift64* state kept in the room, so rooms do not disturb each
 // other and stay deterministic for a given seed.
 std::uint64_t& rng_of(Impl& e) {
@@ -451,7 +459,7 @@ void Engine::Impl::open_core_api() {
       {"room_call", l_room_call}, {"room_state", l_room_state},
       {"now", l_now}, {"log", l_log},
       {"json_encode", l_json_encode}, {"json_decode", l_json_decode},
-      {"array", l_array}, {"random", l_random},
+      {"array", l_array}, {"is_array", l_is_array}, {"random", l_random},
       {"randomseed", l_randomseed}, {nullptr, nullptr},
   };
   lua_newtable(L);

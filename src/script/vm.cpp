@@ -42,6 +42,18 @@ void lock_string_metatable(lua_State* L) {
   lua_pop(L, 1);
 }
 
+// The array marker (lua_json.hpp) is one metatable for every room's arrays: a room that
+// reached it could give it an __index or __newindex and change what other rooms' arrays do.
+// Hidden like the string metatable: getmetatable(atrium.array()) is false, and an array's
+// metatable cannot be replaced from Lua. The engine's own Lua asks core.is_array instead.
+void lock_array_marker(lua_State* L) {
+  script::push_array_marker(L);
+  lua_pushliteral(L, "__metatable");
+  lua_pushboolean(L, 0);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
 }  // namespace
 
 namespace {
@@ -107,6 +119,7 @@ Vm::Vm(std::size_t memory_cap, std::size_t room_cap) : cap_(memory_cap), room_ca
   open_safe_libs(L_);
   lock_string_metatable(L_);
   init_lua_json(L_);
+  lock_array_marker(L_);
 }
 
 Owner Vm::new_owner() {

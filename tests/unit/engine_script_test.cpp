@@ -315,3 +315,41 @@ return T)");
   for (const std::string& line : h.log) stopped |= line.find("code=budget_exceeded") != std::string::npos;
   CHECK(stopped);
 }
+
+TEST_CASE("the array marker is shared by every room, so no script can reach or change it") {
+  // Before: getmetatable(atrium.array()) was the marker itself. One room could give it an
+  // __newindex and swallow every other room's appends to its arrays.
+  TempRooms rooms;
+  rooms.write("spoil.lua", R"(
+local S = { actions = {} }
+function S.actions.spoil(self)
+  local mt = getmetatable(atrium.array())
+  mt.__newindex = function() end
+end
+function S.actions.peek(self)
+  return { meta = getmetatable(atrium.array()), unmark = pcall(setmetatable, atrium.array(), nil) }
+end
+return S)");
+  rooms.write("list.lua", R"(
+local L = { defaultState = { items = atrium.array() }, actions = {} }
+function L.actions.add(self, ctx, v)
+  local items = self.state.items
+  items[#items + 1] = v
+  return #items
+end
+return L)");
+  Harness h(rooms);
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"spoil:1"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"list:1"})")));
+  auto spoiled = h.request(a, R"({"op":"call","room":"spoil:1","method":"spoil"})");
+  CHECK(error_code(spoiled) == "script_error");
+  auto added = h.request(a, R"({"op":"call","room":"list:1","method":"add","args":["x"]})");
+  REQUIRE(ok(added));
+  CHECK(result(added).as_number() == 1);
+  CHECK(h.engine->room("list:1")->get_object("state")->get_array("items")->size() == 1);
+  auto peek = h.request(a, R"({"op":"call","room":"spoil:1","method":"peek"})");
+  REQUIRE_MESSAGE(ok(peek), json::to_json(peek));
+  CHECK(result(peek).find("meta")->as_bool() == false);    // hidden, like the string metatable
+  CHECK(result(peek).find("unmark")->as_bool() == false);  // and not to be taken off
+}
