@@ -37,11 +37,12 @@ constexpr double kAlwaysDiffer = -0.5;
 constexpr char kWalkSource[] = R"lua(
 local N, is_marked, next, type, getmetatable, rawget = ...
 local ROOT, TABLE, DETECT = 1, 2, 3
--- The paths found, flat (each: its length, then its keys) so that recording one allocates
--- nothing; `out` is kept from walk to walk unless one made it large.
-local out, nout, nflat, path, seen = {}, 0, 0, {}, 0
+-- The paths found, flat (each: its length, then its keys), so that recording one
+-- allocates nothing but the one list of a walk that finds a change.
+local out, nout, nflat, path, seen = nil, 0, 0, {}, 0
 
 local function record(depth)
+  if nout == 0 then out = {} end
   nout = nout + 1
   local at = nflat + 1
   out[at] = depth
@@ -122,8 +123,7 @@ end
 -- each (a tick that moves every player: diff_bench, 100 entries all changed), so the walk
 -- stops there: a table records itself, the root asks for diff() of everything.
 return function(live, shadow)
-  if nflat > 1024 then out = {} end
-  nout, nflat, seen = 0, 0, 0
+  out, nout, nflat, seen = nil, 0, 0, 0  -- the last walk's list (keys of some room) goes
   if walk(live, shadow, 0, ROOT) or (nout > 16 and nout * 4 > seen) then return true end
   return false, out, nout
 end
