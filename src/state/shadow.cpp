@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "script/lua_json.hpp"
@@ -25,11 +26,11 @@ const char kWalkKey = 0;
 // as holes: the walk could not tell [1, null] from [1]).
 constexpr double kAlwaysDiffer = -0.5;
 
-// The walk. It gets the count key, is_marked, and the base functions it uses (looked up
-// before any script ran, so no script can have swapped them). Returns a function
-// (live, shadow) -> whole, paths, n: `whole` when only diff() of everything will do;
-// otherwise the n paths (arrays of keys) of the tables whose own members changed, and of
-// the root's members that changed.
+// The walk. It gets the count key, is_marked, and the base functions it uses, taken from
+// the VM's own globals (room scripts see copies in their own environments and cannot
+// reach these). Returns a function (live, shadow) -> whole, list, n: `whole` when diff()
+// of everything will do; otherwise the n paths of the tables whose own members changed
+// and of the root's members that changed, flat in `list` (read_paths below).
 //
 // Written for the interpreter (room VMs run with the JIT off): a function call per table
 // costs about as much as comparing its members, so the members of each member table are
