@@ -65,7 +65,7 @@ void Engine::Impl::unwatch(Client& c, Room& room) {
 
 void Engine::Impl::emit_to_members(Room& room, const SharedFrame& frame, ClientId except) {
   for (Member& m : room.members) {
-    if (m.joining || m.client->id == except) continue;
+    if (m.joining || m.id == except) continue;  // m.id: no load of the Client to skip one
     send_frame(*m.client, frame);
     ++metrics.events_sent;
   }
