@@ -6,6 +6,8 @@
 //   3. ns per empty action through the whole engine (parse, dispatch, hook, commit, reply).
 //   4. us per move action in the field room (bench/rooms) with 1,000 and 100,000 players:
 //      setIn (field.lua) against direct mutation (field_scan.lua).
+//   5. us per say in a chat room whose messages array holds 100 or 1,000 messages, capped
+//      (the oldest goes: the array shifts) or growing.
 // Usage: build/bench/hook_bench   (about 30 s; thread CPU time, median of 7 runs)
 #include <lua.hpp>
 
@@ -171,6 +173,52 @@ double move_us(const char* file, int players, int calls) {
   return s / calls * 1e6;
 }
 
+// One `say` through the engine in a chat room whose log already holds `cap` messages and
+// keeps the last `cap` (table.insert, then table.remove of the oldest: the log shifts) or,
+// with `grow`, keeps them all. In microseconds. Direct mutation of an array of records:
+// the commonest shape of a web room's state.
+double say_us(int cap, bool grow, int calls) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "atrium-hook-bench-chat";
+  fs::create_directories(dir);
+  std::ofstream(dir / "chat.lua") << R"(
+local Chat = { defaultState = { messages = atrium.array(), online = 0 }, actions = {} }
+function Chat:fill(n)
+  local m = self.state.messages
+  for i = 1, n do m[i] = { user = "c" .. i, text = "message number " .. i, ts = 1700000000000 + i } end
+end
+function Chat.actions.say(self, ctx, text, cap)
+  local m = self.state.messages
+  table.insert(m, { user = ctx.client, text = text, ts = 1700000000000 + #m })
+  if cap > 0 and #m > cap then table.remove(m, 1) end
+end
+return Chat
+)";
+  atrium::engine::EngineConfig cfg;
+  cfg.rooms_dir = dir.string();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.cpu_budget_ms = 60000;
+  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
+  atrium::engine::Engine e(cfg);
+  if (!e.start()) return -1;
+  NullSink sink;
+  const auto id = e.connect(sink);
+  e.receive(id, R"({"op":"join","ref":1,"room":"chat:1"})");
+  atrium::json::Value args = atrium::json::Value::array();
+  args.push_back(cap);
+  if (!e.call("chat:1", "fill", args)) return -1;
+  const std::string limit = grow ? "0" : std::to_string(cap);
+  int i = 0;
+  const double s = median_seconds([&] {
+    for (int c = 0; c < calls; ++c, ++i)
+      e.receive(id, R"({"op":"call","ref":2,"room":"chat:1","method":"say","args":["hello )" +
+                        std::to_string(i) + R"(",)" + limit + "]}");
+    e.run_due();
+  });
+  fs::remove_all(dir);
+  return s / calls * 1e6;
+}
+
 }  // namespace
 
 int main() {
@@ -195,5 +243,9 @@ int main() {
     std::printf("| %d | %.1f | %.0f |\n", players, move_us("field.lua", players, 2000),
                 move_us("field_scan.lua", players, scan_calls));
   }
+  std::printf("\n## A say in a chat room (messages in an array), us per action through the engine\n\n");
+  std::printf("| messages | log capped (shifts) | log grows |\n|--:|--:|--:|\n");
+  for (const int cap : {100, 1000})
+    std::printf("| %d | %.1f | %.1f |\n", cap, say_us(cap, false, 200), say_us(cap, true, 200));
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <lua.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +23,9 @@ const char kCountKey = 0;
 const char kWalkKey = 0;
 
 // A shadow table's count: n members for an object, -1 - n for an array of n items, and
-// this for a table that must always be diffed (an array with null items, which Lua holds
-// as holes: the walk could not tell [1, null] from [1]).
+// this for a table that must always be diffed: an array with null items (Lua holds them
+// as holes: the walk could not tell [1, null] from [1]), an object with a null member, a
+// long array whose items moved (settle_array). The walk's ALWAYS.
 constexpr double kAlwaysDiffer = -0.5;
 
 // The walk. It gets the count key, is_marked, and the base functions it uses, taken from
@@ -38,6 +40,7 @@ constexpr double kAlwaysDiffer = -0.5;
 constexpr char kWalkSource[] = R"lua(
 local N, is_marked, next, type, getmetatable, rawget = ...
 local ROOT, TABLE, DETECT = 1, 2, 3
+local ALWAYS = -0.5  -- kAlwaysDiffer: a table the walk always reports
 -- The paths found, flat (each: its length, then its keys), so that recording one
 -- allocates nothing but the one list of a walk that finds a change.
 local out, nout, nflat, path, seen = nil, 0, 0, {}, 0
@@ -76,14 +79,17 @@ local function walk(live, shadow, depth, mode)
         if nout > 16 and nout * 4 > seen + n then return true end  -- see the end
       else
         -- The member table, compared inline: a call per record costs a third of the walk.
+        -- An array of another length, or one to be diffed always, is known without a look.
         local want = s[N]
-        local m, own, nested = 0, false, false
-        for k2, v2 in next, v do
-          m = m + 1
-          local s2 = s[k2]
-          if v2 ~= s2 then
-            if type(v2) == "table" and type(s2) == "table" then nested = true else own = true end
-            break
+        local m, own, nested = 0, want < 0 and (want == ALWAYS or #v ~= -1 - want), false
+        if not own then
+          for k2, v2 in next, v do
+            m = m + 1
+            local s2 = s[k2]
+            if v2 ~= s2 then
+              if type(v2) == "table" and type(s2) == "table" then nested = true else own = true end
+              break
+            end
           end
         end
         if nested then
@@ -144,15 +150,16 @@ void build(lua_State* L, const json::Value& v, int count_key) {
       return;
     case json::Value::Kind::array: {
       const auto& items = v.items();
-      lua_createtable(L, static_cast<int>(items.size()), 1);
-      bool holes = false;
-      for (std::size_t i = 0; i < items.size(); ++i) {
-        if (items[i].is_null()) {
-          holes = true;
-          continue;
+      const bool holes = std::any_of(items.begin(), items.end(),
+                                     [](const json::Value& item) { return item.is_null(); });
+      if (holes) {                                  // diffed always: nothing to compare with
+        lua_createtable(L, 0, 1);
+      } else {
+        lua_createtable(L, static_cast<int>(items.size()), 1);
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          build(L, items[i], count_key);
+          lua_rawseti(L, -2, static_cast<int>(i + 1));
         }
-        build(L, items[i], count_key);
-        lua_rawseti(L, -2, static_cast<int>(i + 1));
       }
       lua_pushvalue(L, count_key);
       lua_pushnumber(L, holes ? kAlwaysDiffer : -1.0 - static_cast<double>(items.size()));
@@ -212,20 +219,42 @@ int build_protected(lua_State* L) {
 
 // ---- keeping in step ------------------------------------------------------------------
 
+// Arrays. An op on an array item is followed in place when it keeps every other item where
+// it was: a replace, an append, a pop (a chat log that grows, a game's list of items). An op
+// that moves items (an insert or remove before the end: a capped log dropping its oldest)
+// marks the array, and once all ops are in, a marked array of up to kRefillItems items is
+// refilled from the mirror; a longer one is set to kAlwaysDiffer, so the walk always hands
+// it to diff_paths(), whose array compare sees the shift. Copying it at every commit would
+// cost more than that compare (hook_bench "chat": 3 times the say with a 100-message log).
+constexpr std::size_t kRefillItems = 16;
+
 struct SyncArgs {
   const json::Value* mirror;
   const std::vector<Op>* ops;
   bool ok = true;
+  // Marked arrays: each on the Lua stack (its slot), with the mirror's array after the ops.
+  std::vector<std::pair<int, const json::Value*>> marked;
 };
+
+double count_of(lua_State* L, int table, int count_key) {
+  lua_pushvalue(L, count_key);
+  lua_rawget(L, table);
+  const double count = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return count;
+}
+
+void set_count(lua_State* L, int table, int count_key, double count) {
+  lua_pushvalue(L, count_key);
+  lua_pushnumber(L, count);
+  lua_rawset(L, table);
+}
 
 // Sets member `key` of the object shadow at `parent` to the shadow of `node` (nullptr:
 // removes it), keeping the count.
 void set_member(lua_State* L, int parent, const std::string& key, const json::Value* node,
                 int count_key) {
-  lua_pushvalue(L, count_key);
-  lua_rawget(L, parent);
-  const double count = lua_tonumber(L, -1);
-  lua_pop(L, 1);
+  const double count = count_of(L, parent, count_key);
   lua_pushlstring(L, key.data(), key.size());
   lua_rawget(L, parent);
   const bool had = !lua_isnil(L, -1);
@@ -241,18 +270,69 @@ void set_member(lua_State* L, int parent, const std::string& key, const json::Va
   double next = count;
   if (node && node->is_null()) next = kAlwaysDiffer;  // a null member: always diff it
   else if (count >= 0) next = count + (has ? 1 : 0) - (had ? 1 : 0);
-  lua_pushvalue(L, count_key);
-  lua_pushnumber(L, next);
-  lua_rawset(L, parent);
+  set_count(L, parent, count_key, next);
 }
 
-// One op: what it touched is copied from the mirror as it is after all the ops. An op
-// under an array copies the array whole (items may have moved). An op whose place no
-// longer exists in the mirror is left to the later op that removed it. False when the
-// shadow does not hold what the mirror says it should.
-bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, int count_key) {
+// The op on item `token` of the shadow array at `array` (`items`: the mirror's array after
+// all the ops), in place if it keeps the other items where they were. False: mark it.
+bool follow_item(lua_State* L, int array, const json::Value& items, const Op& op,
+                 const std::string& token, int count_key) {
+  const double count = count_of(L, array, count_key);
+  if (count == kAlwaysDiffer) return false;       // holds no items: settle_array may refill it
+  const auto len = static_cast<std::size_t>(-1.0 - count);
+  std::size_t i = len;                            // "-": the end
+  if (token != "-") {
+    char* end = nullptr;
+    i = std::strtoul(token.c_str(), &end, 10);
+    if (token.empty() || *end != '\0') return false;
+  }
+  const bool present = i < items.items().size() && !items.items()[i].is_null();
+  if (op.kind == OpKind::replace && i < len && present) {
+    build(L, items.items()[i], count_key);
+    lua_rawseti(L, array, static_cast<int>(i + 1));
+    return true;
+  }
+  if (op.kind == OpKind::add && i == len && present) {
+    build(L, items.items()[i], count_key);
+    lua_rawseti(L, array, static_cast<int>(i + 1));
+    set_count(L, array, count_key, -1.0 - static_cast<double>(len + 1));
+    return true;
+  }
+  if (op.kind == OpKind::remove && len > 0 && i == len - 1) {
+    lua_pushnil(L);
+    lua_rawseti(L, array, static_cast<int>(i + 1));
+    set_count(L, array, count_key, -1.0 - static_cast<double>(len - 1));
+    return true;
+  }
+  return false;
+}
+
+// A marked array, once all ops are in: refilled from `items` in place, or emptied and
+// diffed always (an array diffed always holds no items: the walk never looks at them).
+void settle_array(lua_State* L, int array, const json::Value& items, int count_key) {
+  const double count = count_of(L, array, count_key);
+  const auto old_len = count == kAlwaysDiffer ? 0 : static_cast<std::size_t>(-1.0 - count);
+  const auto& list = items.items();
+  const bool keep = list.size() <= kRefillItems &&
+                    std::none_of(list.begin(), list.end(),
+                                 [](const json::Value& item) { return item.is_null(); });
+  const std::size_t fill = keep ? list.size() : 0;
+  for (std::size_t i = 0; i < std::max(old_len, fill); ++i) {
+    if (i < fill) build(L, list[i], count_key);
+    else lua_pushnil(L);
+    lua_rawseti(L, array, static_cast<int>(i + 1));
+  }
+  set_count(L, array, count_key, keep ? -1.0 - static_cast<double>(fill) : kAlwaysDiffer);
+}
+
+// One op. What it touched is copied from the mirror as it is after all the ops (an op on an
+// item of an array: follow_item above). An op whose place no longer exists in the mirror is
+// left to the later op that removed it. False when the shadow does not hold what the mirror
+// says it should, or the op replaces the whole state: the caller makes a new shadow.
+bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, int count_key,
+             SyncArgs& args) {
   std::vector<std::string> tokens;
-  if (!split_pointer(op.path, tokens)) return false;
+  if (!split_pointer(op.path, tokens) || tokens.empty()) return false;
   // The mirror's nodes down the path, as far as they go.
   std::vector<const json::Value*> nodes{&mirror};
   for (const std::string& token : tokens) {
@@ -268,16 +348,19 @@ bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, 
     if (!next) break;
     nodes.push_back(next);
   }
-  // The object that holds what changed: climb out of arrays.
-  std::size_t depth = tokens.size();
-  while (depth > 0 && depth - 1 < nodes.size() && nodes[depth - 1]->is_array()) --depth;
-  if (depth == 0) return false;                   // the whole state: rebuilt by the caller
+  const std::size_t depth = tokens.size();
   if (depth - 1 >= nodes.size()) return true;     // its place is gone: a later op's
-  if (!nodes[depth - 1]->is_object()) return true;
-  // The same object in the shadow.
+  const json::Value& parent = *nodes[depth - 1];
+  if (!parent.is_object() && !parent.is_array()) return true;  // replaced later: that op's
+  // The same container in the shadow.
+  lua_checkstack(L, 4);
   lua_pushvalue(L, shadow);
   for (std::size_t i = 0; i + 1 < depth; ++i) {
     if (nodes[i]->is_array()) {
+      if (count_of(L, lua_gettop(L), count_key) == kAlwaysDiffer) {
+        lua_pop(L, 1);
+        return true;                                // diffed always: holds nothing to update
+      }
       lua_rawgeti(L, -1, static_cast<int>(std::strtoul(tokens[i].c_str(), nullptr, 10) + 1));
     } else {
       lua_pushlstring(L, tokens[i].data(), tokens[i].size());
@@ -286,9 +369,22 @@ bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, 
     lua_remove(L, -2);
     if (!lua_istable(L, -1)) return false;
   }
-  const int parent = lua_gettop(L);
-  set_member(L, parent, tokens[depth - 1], depth < nodes.size() ? nodes[depth] : nullptr, count_key);
-  lua_settop(L, parent - 1);
+  const int container = lua_gettop(L);
+  if (parent.is_object()) {
+    set_member(L, container, tokens[depth - 1], depth < nodes.size() ? nodes[depth] : nullptr,
+               count_key);
+  } else {
+    for (const auto& [slot, items] : args.marked)
+      if (lua_rawequal(L, slot, container)) {
+        lua_settop(L, container - 1);
+        return true;                                // marked already: settled at the end
+      }
+    if (!follow_item(L, container, parent, op, tokens[depth - 1], count_key)) {
+      args.marked.emplace_back(container, &parent);  // stays on the stack until then
+      return true;
+    }
+  }
+  lua_settop(L, container - 1);
   return true;
 }
 
@@ -298,11 +394,12 @@ int sync_protected(lua_State* L) {
   push_count_key(L);
   const int count_key = lua_gettop(L);
   for (const Op& op : *args->ops) {
-    if (!sync_op(L, 2, *args->mirror, op, count_key)) {
+    if (!sync_op(L, 2, *args->mirror, op, count_key, *args)) {
       args->ok = false;
       return 0;
     }
   }
+  for (const auto& [slot, items] : args->marked) settle_array(L, slot, *items, count_key);
   return 0;
 }
 
@@ -394,7 +491,7 @@ bool push_shadow(lua_State* L, const json::Value& mirror) {
 }
 
 bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::vector<Op>& ops) {
-  SyncArgs args{&mirror, &ops};
+  SyncArgs args{&mirror, &ops, true, {}};
   idx = absolute(L, idx);
   lua_pushlightuserdata(L, &args);
   lua_pushvalue(L, idx);
