@@ -348,3 +348,48 @@ return B)");
     return line.find("state no_shadow room=big:1 table=state") != std::string::npos;
   }));
 }
+
+TEST_CASE("the diff of a directly mutated state runs none of the script's metamethods") {
+  // The shadow walk (state/shadow.hpp) and diff() run outside any hook's CPU budget, so no
+  // script code may run inside them: metamethods on state tables must stay untouched.
+  TempRooms rooms;
+  rooms.write("meta.lua", R"(
+local hits = 0
+local trap = {}
+for _, name in ipairs({ "__index", "__newindex", "__eq", "__len", "__pairs", "__call", "__lt", "__le" }) do
+  trap[name] = function() hits = hits + 1; return nil end
+end
+local M = { defaultState = { rows = { a = { v = 1 }, b = { v = 2 } }, list = atrium.array() },
+            options = { patchRate = 0 }, actions = {} }
+function M.actions.trap(self)
+  setmetatable(self.state.rows.a, trap)
+  setmetatable(self.state.rows, trap)
+  setmetatable(self.state, trap)
+end
+function M.actions.change(self, ctx, i)
+  local rows = rawget(self.state, "rows")
+  rawget(rows, "a").v = i
+  rawset(rows, "c" .. i, { v = i })
+  rawset(rows, "b", nil)
+  return hits
+end
+function M.actions.hits(self) return hits end
+return M)");
+  Harness h(rooms);
+  auto& a = h.connect();
+  auto join = h.request(a, R"({"op":"join","room":"meta:1"})");
+  json::Value state = *result(join).get_object("state");
+  double seq = result(join).find("seq")->as_number();
+  REQUIRE(ok(h.request_keep(a, R"({"op":"call","room":"meta:1","method":"trap"})")));
+  for (int i = 1; i <= 3; ++i) {
+    auto r = h.request_keep(a, R"({"op":"call","room":"meta:1","method":"change","args":[)" +
+                                   std::to_string(i) + "]}");
+    REQUIRE_MESSAGE(ok(r), json::to_json(r));
+  }
+  auto lines = a.take();
+  apply_patches(lines, state, seq);
+  CHECK(state.get_object("rows")->get_object("a")->find("v")->as_number() == 3);
+  CHECK(state.get_object("rows")->find("b") == nullptr);
+  CHECK(state.get_object("rows")->get_object("c2") != nullptr);
+  CHECK(result(h.request(a, R"({"op":"call","room":"meta:1","method":"hits"})")).as_number() == 0);
+}
