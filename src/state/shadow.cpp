@@ -66,12 +66,12 @@ end
 -- that differ instead; true when only a whole diff will do. DETECT (inside an array, which
 -- diff() compares whole so that it can see items move): true when anything differs.
 local function walk(live, shadow, depth, mode)
-  local n, matched = 0, 0
+  local n, added = 0, 0
   for k, v in next, live do
     n = n + 1
     local s = shadow[k]
-    if s ~= nil then matched = matched + 1 end
     if v ~= s then
+      if s == nil then added = added + 1 end
       if type(v) ~= "table" or type(s) ~= "table" then
         if mode ~= ROOT or type(k) ~= "string" then return true end
         path[1] = k
@@ -115,7 +115,7 @@ local function walk(live, shadow, depth, mode)
   local want = shadow[N]
   if mode ~= ROOT then return kind_differs(live, want, n) end
   if want < 0 or (getmetatable(live) ~= nil and is_marked(live)) then return true end
-  if matched ~= want then
+  if n - added ~= want then  -- some of the shadow's keys are gone
     for k in next, shadow do
       if k ~= N and rawget(live, k) == nil then
         path[1] = k
