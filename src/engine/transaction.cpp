@@ -195,6 +195,7 @@ Status Engine::Impl::diff_exposed(Room& room, int box, const char* field, const 
     if (!made) {
       lua_pop(L, 1);
       lua_pushboolean(L, 0);
+      lua_gc(L, LUA_GCCOLLECT, 0);  // what the build allocated is the room's until collected
       log(LogLevel::info, "state no_shadow room=" + room.id + " table=" + field +
                               " reason=\"out of memory\"");
     }
