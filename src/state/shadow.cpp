@@ -142,11 +142,11 @@ end
 void build(lua_State* L, const json::Value& v, int count_key) {
   luaL_checkstack(L, 4, "state nested too deeply for the Lua stack");
   switch (v.kind()) {
-    case json::Value::Kind::null: lua_pushnil(L); return;
-    case json::Value::Kind::boolean: lua_pushboolean(L, v.as_bool()); return;
-    case json::Value::Kind::number: lua_pushnumber(L, v.as_number()); return;
+    case json::Value::Kind::null:
+    case json::Value::Kind::boolean:
+    case json::Value::Kind::number:
     case json::Value::Kind::string:
-      lua_pushlstring(L, v.as_string().data(), v.as_string().size());
+      script::push_value(L, v);                     // a scalar is pushed as the live state holds it
       return;
     case json::Value::Kind::array: {
       const auto& items = v.items();
