@@ -108,20 +108,47 @@ struct NullSink : atrium::engine::ClientSink {
   void close(int, std::string_view) override {}
 };
 
+atrium::engine::EngineConfig config_for(const std::filesystem::path& rooms_dir) {
+  atrium::engine::EngineConfig cfg;
+  cfg.rooms_dir = rooms_dir.string();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.cpu_budget_ms = 60000;
+  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
+  return cfg;
+}
+
+// An engine on the room scripts in `rooms_dir` with one client joined to `room`; when
+// `fill` >= 0, the room's plain method fill(fill) has run too. `ok` says all went well.
+struct BenchRoom {
+  NullSink sink;
+  atrium::engine::Engine engine;
+  atrium::engine::ClientId client = 0;
+  bool ok = false;
+
+  BenchRoom(const std::filesystem::path& rooms_dir, const std::string& room, int fill = -1)
+      : engine(config_for(rooms_dir)) {
+    if (!engine.start()) return;
+    client = engine.connect(sink);
+    engine.receive(client, R"({"op":"join","ref":1,"room":")" + room + R"("})");
+    if (fill < 0) {
+      ok = true;
+      return;
+    }
+    atrium::json::Value args = atrium::json::Value::array();
+    args.push_back(fill);
+    ok = static_cast<bool>(engine.call(room, "fill", args));
+  }
+};
+
 double empty_action_ns() {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "atrium-hook-bench";
   fs::create_directories(dir);
   std::ofstream(dir / "b.lua") << "local B = { actions = {} }\nfunction B.actions.noop() end\nreturn B\n";
-  atrium::engine::EngineConfig cfg;
-  cfg.rooms_dir = dir.string();
-  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
-  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
-  atrium::engine::Engine e(cfg);
-  if (!e.start()) return -1;
-  NullSink sink;
-  const auto id = e.connect(sink);
-  e.receive(id, R"({"op":"join","ref":1,"room":"b:1"})");
+  BenchRoom room(dir, "b:1");
+  if (!room.ok) return -1;
+  atrium::engine::Engine& e = room.engine;
+  const auto id = room.client;
   const int n = 100000;
   const std::string call = R"({"op":"call","ref":2,"room":"b:1","method":"noop"})";
   const double s = median_seconds([&] {
@@ -147,19 +174,10 @@ double move_us(const char* file, int players, int calls) {
                    "  for i = 1, n do players['p' .. i] = { x = i, y = i, t = 0 } end\n"
                    "end\n");
   std::ofstream(dir / "field.lua") << code;
-  atrium::engine::EngineConfig cfg;
-  cfg.rooms_dir = dir.string();
-  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
-  cfg.cpu_budget_ms = 60000;
-  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
-  atrium::engine::Engine e(cfg);
-  if (!e.start()) return -1;
-  NullSink sink;
-  const auto id = e.connect(sink);
-  e.receive(id, R"({"op":"join","ref":1,"room":"field:1"})");
-  atrium::json::Value args = atrium::json::Value::array();
-  args.push_back(players - 1);
-  if (!e.call("field:1", "fill", args)) return -1;
+  BenchRoom room(dir, "field:1", players - 1);
+  if (!room.ok) return -1;
+  atrium::engine::Engine& e = room.engine;
+  const auto id = room.client;
   int i = 0;
   const double s = median_seconds([&] {
     for (int c = 0; c < calls; ++c, ++i) {
@@ -194,19 +212,10 @@ function Chat.actions.say(self, ctx, text, cap)
 end
 return Chat
 )";
-  atrium::engine::EngineConfig cfg;
-  cfg.rooms_dir = dir.string();
-  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
-  cfg.cpu_budget_ms = 60000;
-  cfg.on_log = [](atrium::engine::LogLevel, std::string_view) {};
-  atrium::engine::Engine e(cfg);
-  if (!e.start()) return -1;
-  NullSink sink;
-  const auto id = e.connect(sink);
-  e.receive(id, R"({"op":"join","ref":1,"room":"chat:1"})");
-  atrium::json::Value args = atrium::json::Value::array();
-  args.push_back(cap);
-  if (!e.call("chat:1", "fill", args)) return -1;
+  BenchRoom room(dir, "chat:1", cap);
+  if (!room.ok) return -1;
+  atrium::engine::Engine& e = room.engine;
+  const auto id = room.client;
   const std::string limit = grow ? "0" : std::to_string(cap);
   int i = 0;
   const double s = median_seconds([&] {
