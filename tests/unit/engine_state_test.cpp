@@ -63,6 +63,13 @@ void apply_patches(std::vector<json::Value>& lines, json::Value& state, double& 
   }
 }
 
+// Joins `room`: the state and seq of the join reply, which a member starts from.
+std::pair<json::Value, double> join_state(Harness& h, FakeClient& c, const std::string& room) {
+  auto join = h.request(c, R"({"op":"join","room":")" + room + R"("})");
+  REQUIRE_MESSAGE(ok(join), json::to_json(join));
+  return {*result(join).get_object("state"), result(join).find("seq")->as_number()};
+}
+
 }  // namespace
 
 TEST_CASE("changes of one patch interval reach members as one patch; applying it gives the server's state") {
@@ -71,9 +78,7 @@ TEST_CASE("changes of one patch interval reach members as one patch; applying it
   Harness h(rooms);
   auto& a = h.connect();
   auto& b = h.connect();
-  auto join = h.request(a, R"({"op":"join","room":"board:1"})");
-  json::Value state = *result(join).get_object("state");
-  double seq = result(join).find("seq")->as_number();
+  auto [state, seq] = join_state(h, a, "board:1");
   REQUIRE(ok(h.request(b, R"({"op":"join","room":"board:1"})")));
   REQUIRE(ok(h.request(a, R"({"op":"call","room":"board:1","method":"add","args":["one"]})")));
   REQUIRE(ok(h.request(b, R"({"op":"call","room":"board:1","method":"add","args":["two"]})")));
@@ -290,9 +295,7 @@ TEST_CASE("direct mutation of every kind: the patches a member applies give the 
   rooms.write("direct.lua", kDirect);
   Harness h(rooms);
   auto& a = h.connect();
-  auto join = h.request(a, R"({"op":"join","room":"direct:1"})");
-  json::Value state = *result(join).get_object("state");
-  double seq = result(join).find("seq")->as_number();
+  auto [state, seq] = join_state(h, a, "direct:1");
   int refused = 0;
   for (int i = 0; i < 300; ++i) {
     a.lines.clear();
@@ -327,9 +330,7 @@ return B)");
   // 2 MiB for the room: the rows take over half of it, so their shadow does not fit.
   Harness h(rooms, 200, 2u << 20);
   auto& a = h.connect();
-  auto join = h.request(a, R"({"op":"join","room":"big:1"})");
-  json::Value state = *result(join).get_object("state");
-  double seq = result(join).find("seq")->as_number();
+  auto [state, seq] = join_state(h, a, "big:1");
   REQUIRE(ok(h.request_keep(a, R"({"op":"call","room":"big:1","method":"fill","args":[9000]})")));
   const double filled = h.engine->room("big:1")->find("memory")->as_number();
   CHECK(filled > 1u << 20);
@@ -380,9 +381,7 @@ function M.actions.hits(self) return hits end
 return M)");
   Harness h(rooms);
   auto& a = h.connect();
-  auto join = h.request(a, R"({"op":"join","room":"meta:1"})");
-  json::Value state = *result(join).get_object("state");
-  double seq = result(join).find("seq")->as_number();
+  auto [state, seq] = join_state(h, a, "meta:1");
   REQUIRE(ok(h.request_keep(a, R"({"op":"call","room":"meta:1","method":"trap"})")));
   for (int i = 1; i <= 3; ++i) {
     auto r = h.request_keep(a, R"({"op":"call","room":"meta:1","method":"change","args":[)" +
