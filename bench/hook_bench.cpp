@@ -8,7 +8,11 @@
 //      setIn (field.lua) against direct mutation (field_scan.lua).
 //   5. us per say in a chat room whose messages array holds 100 or 1,000 messages, capped
 //      (the oldest goes: the array shifts) or growing.
-// Usage: build/bench/hook_bench   (about 30 s; thread CPU time, median of 7 runs)
+//   6. us per incoming message fanned out to a room of 100 members: an untyped room's
+//      emit, and the typed room of bench/rooms/fan.lua (an action that emits): the engine's
+//      share of the fan-out scenarios, without the sockets.
+// Usage: build/bench/hook_bench [fanout]   (about 30 s; thread CPU time, median of 7 runs;
+// "fanout": part 6 only)
 #include <lua.hpp>
 
 #include <algorithm>
@@ -228,9 +232,40 @@ return Chat
   return s / calls * 1e6;
 }
 
-}  // namespace
+// One incoming message fanned out to `members` - 1 others, in microseconds: an untyped
+// room's emit, or (typed) a call of fan.lua's say, which emits to all but the caller. The
+// sinks only count, so this is the engine's part: parse, dispatch, (hook,) encode, and a
+// queue push per member.
+double fanout_us(bool typed, int members, int calls) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "atrium-hook-bench-fan";
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(ATRIUM_SOURCE_LUA_DIR) / ".." / "bench" / "rooms" / "fan.lua",
+                dir / "fan.lua", fs::copy_options::overwrite_existing);
+  const std::string room = typed ? "fan:1" : "plain";
+  std::vector<NullSink> sinks(static_cast<std::size_t>(members));
+  atrium::engine::Engine e(config_for(dir));
+  std::vector<atrium::engine::ClientId> ids;
+  if (!e.start()) return -1;
+  for (NullSink& sink : sinks) {
+    ids.push_back(e.connect(sink));
+    e.receive(ids.back(), R"({"op":"join","ref":1,"room":")" + room + R"("})");
+  }
+  const std::string text = std::string(40, 'x');  // ~100-byte messages, as bench/load sends
+  const std::string message =
+      typed ? R"({"op":"call","room":"fan:1","method":"say","args":[")" + text + R"("]})"
+            : R"({"op":"emit","room":"plain","event":"m","data":")" + text + R"("})";
+  const std::size_t before = sinks[1].lines;
+  const double s = median_seconds([&] {
+    for (int c = 0; c < calls; ++c) e.receive(ids[0], message);
+  });
+  fs::remove_all(dir);
+  if (sinks[1].lines - before != static_cast<std::size_t>(7 * calls)) return -1;  // not fanned out
+  return s / calls * 1e6;
+}
 
-int main() {
+// Parts 1 to 5.
+void print_budget_sections() {
   const double interp = workload(false, false);
   const double hooked = workload(false, true);
   const double jit = workload(true, false);
@@ -256,5 +291,15 @@ int main() {
   std::printf("| messages | log capped (shifts) | log grows |\n|--:|--:|--:|\n");
   for (const int cap : {100, 1000})
     std::printf("| %d | %.1f | %.1f |\n", cap, say_us(cap, false, 200), say_us(cap, true, 200));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool fanout_only = argc > 1 && std::string(argv[1]) == "fanout";
+  if (!fanout_only) print_budget_sections();
+  std::printf("\n## Fan-out of one incoming message to 99 members, us through the engine\n\n");
+  std::printf("| untyped room, emit | typed room (fan.lua), action that emits |\n|--:|--:|\n");
+  std::printf("| %.2f | %.2f |\n", fanout_us(false, 100, 20000), fanout_us(true, 100, 20000));
   return 0;
 }

@@ -194,15 +194,9 @@ void Engine::receive(ClientId id, std::string_view message) {
   Client* c = e.find_client(id);
   if (!c) return;
   ++e.metrics.requests;
-  auto parsed = json::parse(message);
-  if (!parsed) {
-    ++e.metrics.request_errors;
-    e.send(*c, encode_error(ErrorCode::bad_json, parsed.error().message));
-    return;
-  }
   json::Value ref;
   bool has_ref = false;
-  auto req = parse_request(std::move(parsed.value()), ref, has_ref);
+  auto req = parse_request(message, ref, has_ref);
   if (!req) {
     ++e.metrics.request_errors;
     const Error& err = req.error();

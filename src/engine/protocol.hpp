@@ -29,9 +29,10 @@ Status validate_room_id(std::string_view id);
 // TYPE of a valid id, or "" when it has no ':'.
 std::string_view room_type_of(std::string_view id);
 
-// A parsed client message -> Request. On failure `ref_out` receives the request's ref
-// when it had a valid one, so the error can go back as a failed reply.
-Result<Request> parse_request(json::Value&& message, json::Value& ref_out, bool& has_ref_out);
+// A client message's text -> Request: bad_json when it is not JSON, then bad_request or
+// unknown_op. On failure `ref_out` receives the request's ref when it had a valid one, so
+// the error can go back as a failed reply.
+Result<Request> parse_request(std::string_view text, json::Value& ref_out, bool& has_ref_out);
 
 // Server frames (one JSON object each, no newline).
 std::string encode_welcome(std::string_view session, std::string_view client,

@@ -92,10 +92,10 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
  public:
   enum class Stop { none, too_deep, bad_number, bad_utf8 };
 
-  explicit Builder(int max_depth) : max_depth_(max_depth) {
-    stack_.reserve(4);                              // a request nests two or three deep
-    keys_.reserve(4);
-  }
+  // `stack` and `keys` are the builder's scratch, empty; `sink`, when given, takes the
+  // members of a top-level object instead of the object (parse_members).
+  Builder(int max_depth, std::vector<Value>& stack, std::vector<std::string>& keys, MemberSink* sink)
+      : max_depth_(max_depth), stack_(stack), keys_(keys), sink_(sink) {}
 
   bool Null() { return add(Value()); }
   bool Bool(bool b) { return add(Value(b)); }
@@ -148,6 +148,9 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
     Value& top = stack_.back();
     if (top.is_array()) {
       top.push_back(std::move(v));
+    } else if (sink_ && stack_.size() == 1) {
+      sink_->member(keys_.back(), std::move(v));
+      keys_.pop_back();
     } else {
       top.set(keys_.back(), std::move(v));          // a duplicate key: the last one wins
       keys_.pop_back();
@@ -157,8 +160,9 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
 
   int max_depth_;
   Stop stop_ = Stop::none;
-  std::vector<Value> stack_;
-  std::vector<std::string> keys_;
+  std::vector<Value>& stack_;
+  std::vector<std::string>& keys_;
+  MemberSink* sink_;
   Value root_;
 };
 
@@ -235,23 +239,40 @@ void write_value(const Value& v, std::string& out) {
   }
 }
 
-}  // namespace
-
-Result<Value> parse(std::string_view text, const ParseOptions& options) {
+// One parse: parse() and parse_members() differ only in the sink.
+Result<Value> run_parse(std::string_view text, const ParseOptions& options, MemberSink* sink) {
   constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag |
                               rapidjson::kParseValidateEncodingFlag |
                               rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
   // RapidJSON copies every string and number through its reader's scratch stack, which it
-  // allocates on first use. A client message is parsed per request, so each thread keeps
-  // one reader for texts up to kReuseBytes and its stack is allocated once, not per
-  // message; a larger text gets a reader of its own, so no thread keeps a large stack.
+  // allocates on first use, and the builder keeps two stacks of its own. A client message
+  // is parsed per request, so each thread keeps one set of them for texts up to
+  // kReuseBytes, allocated once, not per message; a larger text (or a parse inside a
+  // sink's callback) gets its own, so no thread keeps large ones.
   constexpr std::size_t kReuseBytes = 16 * 1024;
-  thread_local rapidjson::Reader kept_reader;
-  rapidjson::Reader own_reader;                    // allocates nothing unless used
-  rapidjson::Reader& reader = text.size() <= kReuseBytes ? kept_reader : own_reader;
+  struct Scratch {
+    rapidjson::Reader reader;                      // allocates nothing unless used
+    std::vector<Value> stack;
+    std::vector<std::string> keys;
+    bool busy = false;
+  };
+  thread_local Scratch kept;
+  Scratch own;
+  const bool reuse = text.size() <= kReuseBytes && !kept.busy;
+  Scratch& scratch = reuse ? kept : own;
+  scratch.busy = true;
+  struct Release {
+    Scratch& s;
+    ~Release() {
+      s.stack.clear();  // what an error left behind
+      s.keys.clear();
+      s.busy = false;
+    }
+  } release{scratch};
+
   rapidjson::MemoryStream in(text.data(), text.size());
-  Builder builder(options.max_depth);
-  const rapidjson::ParseResult r = reader.Parse<kFlags>(in, builder);
+  Builder builder(options.max_depth, scratch.stack, scratch.keys, sink);
+  const rapidjson::ParseResult r = scratch.reader.Parse<kFlags>(in, builder);
   if (r.IsError()) {
     switch (builder.stop()) {
       case Builder::Stop::too_deep:
@@ -269,6 +290,18 @@ Result<Value> parse(std::string_view text, const ParseOptions& options) {
   while (pos < text.size() && is_json_space(text[pos])) ++pos;
   if (pos != text.size()) return parse_error(pos, "more than one value");
   return builder.take_root();
+}
+
+}  // namespace
+
+Result<Value> parse(std::string_view text, const ParseOptions& options) {
+  return run_parse(text, options, nullptr);
+}
+
+Result<bool> parse_members(std::string_view text, MemberSink& sink, const ParseOptions& options) {
+  Result<Value> root = run_parse(text, options, &sink);
+  if (!root) return root.error();
+  return root.value().is_object();
 }
 
 void write(const Value& v, std::string& out) { write_value(v, out); }

@@ -22,6 +22,25 @@ struct ParseOptions {
 // "JSON nested deeper than 64 levels", "number out of range").
 Result<Value> parse(std::string_view text, const ParseOptions& options = {});
 
+// Receives the members of a top-level object one by one (parse_members).
+class MemberSink {
+ public:
+  virtual void member(std::string_view key, Value&& value) = 0;
+
+ protected:
+  ~MemberSink() = default;
+};
+
+// parse() for a text that should hold one object, without building that object: each
+// top-level member goes to `sink` as soon as it is parsed, in text order (a key that comes
+// twice comes twice). Every value below the top is a Value as parse() builds it. True when
+// the text is an object; false when it is other valid JSON (nothing went to the sink).
+// The same errors as parse(). `sink` must not call parse() or parse_members() itself.
+// Why: a client request is an envelope of a few known keys, and building, searching and
+// freeing it as an object was a third of the engine's work per request (bench/README.md
+// "Fan-out" engine figures).
+Result<bool> parse_members(std::string_view text, MemberSink& sink, const ParseOptions& options = {});
+
 // Compact JSON appended to `out`. Integral numbers with |x| < 2^53 are written without a
 // fraction ("3", not "3.0"); others as the shortest text that reads back the same double.
 // Values are assumed valid (finite numbers, UTF-8 strings): the converters check that.

@@ -181,8 +181,6 @@ Value& Value::operator=(Value&& o) noexcept {
   return *this;
 }
 
-Value::~Value() { destroy(); }
-
 Value Value::array() {
   Value v;
   new (&v.items_) std::vector<Value>();

@@ -34,7 +34,10 @@ class Value {
   Value(Value&& o) noexcept;
   Value& operator=(const Value& o);
   Value& operator=(Value&& o) noexcept;
-  ~Value();
+  // Inline for scalars: a request or a diff destroys many of them, and a call each showed.
+  ~Value() {
+    if (kind_ >= Kind::string) destroy();
+  }
 
   static Value array();
   static Value object();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "json/codec.hpp"
 
@@ -239,4 +240,64 @@ TEST_CASE("a parse after a refused one starts clean, whatever the refused text l
     CHECK(roundtrip(big) == big);
     CHECK(roundtrip("\"after\"") == "\"after\"");
   }
+}
+
+namespace {
+
+// Records what parse_members hands over, as "key=json" entries in order.
+struct Recorder final : atrium::json::MemberSink {
+  std::vector<std::string> seen;
+  std::string nested_parse;  // set: each member also parses this text inside the callback
+  void member(std::string_view key, Value&& value) override {
+    seen.push_back(std::string(key) + "=" + to_json(value));
+    if (!nested_parse.empty()) {
+      auto inner = parse(nested_parse);
+      seen.push_back(inner ? "inner=" + to_json(inner.value()) : "inner failed");
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("parse_members hands over each top-level member in text order, duplicates included") {
+  Recorder r;
+  auto ok = atrium::json::parse_members(
+      R"( {"op":"call","args":[1,{"x":[true,null]}],"op":"emit","n":-0.5} )", r);
+  REQUIRE(ok.ok());
+  CHECK(ok.value());
+  CHECK(r.seen == std::vector<std::string>{"op=\"call\"", R"(args=[1,{"x":[true,null]}])",
+                                           "op=\"emit\"", "n=-0.5"});
+}
+
+TEST_CASE("parse_members: other JSON is not an object, and bad JSON fails as parse() does") {
+  for (const char* other : {"[1,2]", "\"s\"", "3", "null", "[{\"a\":1}]"}) {
+    CAPTURE(other);
+    Recorder r;
+    auto ok = atrium::json::parse_members(other, r);
+    REQUIRE(ok.ok());
+    CHECK_FALSE(ok.value());
+    CHECK(r.seen.empty());
+  }
+  for (const char* bad : {"{\"a\":1", "{\"a\":1}x", "{\"a\":1e400}", "{\"a\":\"\\udc00\"}",
+                          "{\"\xff\":1}", ""}) {
+    CAPTURE(bad);
+    Recorder r;
+    auto ok = atrium::json::parse_members(bad, r);
+    REQUIRE_FALSE(ok.ok());
+    CHECK(ok.error().code == ErrorCode::bad_json);
+    CHECK(ok.error().message == parse(bad).error().message);
+  }
+  Recorder deep;
+  CHECK_FALSE(atrium::json::parse_members("{\"a\":" + nested_arrays(64) + "}", deep).ok());
+}
+
+// The per-thread scratch is in use while a sink runs: a parse from inside the callback
+// must get its own and leave the outer parse's stacks alone.
+TEST_CASE("a parse inside a member callback does not disturb the parse that called it") {
+  Recorder r;
+  r.nested_parse = R"({"inner":[1,{"deep":[2,3]}]})";
+  auto ok = atrium::json::parse_members(R"({"a":{"b":[1,2]},"c":[{"d":4}]})", r);
+  REQUIRE(ok.ok());
+  const std::string inner = R"(inner={"inner":[1,{"deep":[2,3]}]})";
+  CHECK(r.seen == std::vector<std::string>{R"(a={"b":[1,2]})", inner, R"(c=[{"d":4}])", inner});
 }
