@@ -164,19 +164,22 @@ int l_room_set_in(lua_State* L) {
 int l_room_emit(lua_State* L) {
   Impl& e = engine_of(L);
   Room& room = self_room(L, e);
-  const std::string event = luaL_checkstring(L, 2);
-  json::Value data = lua_isnoneornil(L, 3) ? json::Value() : arg_value(L, 3, "event data");
-  std::string except;
+  std::size_t event_len = 0;
+  const char* event = luaL_checklstring(L, 2, &event_len);
+  const json::Value data = lua_isnoneornil(L, 3) ? json::Value() : arg_value(L, 3, "event data");
+  ClientId skip = 0;
   if (lua_istable(L, 4)) {
     lua_getfield(L, 4, "except");
-    if (lua_isstring(L, -1)) except = lua_tostring(L, -1);
+    if (lua_isstring(L, -1))
+      if (const Client* c = e.find_client(std::string_view(lua_tostring(L, -1)))) skip = c->id;
     lua_pop(L, 1);
   }
+  // Encoded now, sent at commit: the effect carries one shared line, not the data, the
+  // event name and the except id to encode and look up later (a typed room's emit is the
+  // hot path of its fan-out). A rolled-back hook drops the line unsent.
+  SharedFrame line(encode_event(room.id, std::string_view(event, event_len), data, {}));
   Room* r = &room;
-  e.txn->effects.push_back([&e, r, event, data = std::move(data), except] {
-    Client* skip = e.find_client(except);
-    e.emit_to_members(*r, SharedFrame(encode_event(r->id, event, data, {})), skip ? skip->id : 0);
-  });
+  e.txn->effects.push_back([&e, r, line = std::move(line), skip] { e.emit_to_members(*r, line, skip); });
   return 0;
 }
 
