@@ -35,10 +35,10 @@ class MemberSink {
 // top-level member goes to `sink` as soon as it is parsed, in text order (a key that comes
 // twice comes twice). Every value below the top is a Value as parse() builds it. True when
 // the text is an object; false when it is other valid JSON (nothing went to the sink).
-// The same errors as parse(). `sink` must not call parse() or parse_members() itself.
+// The same errors as parse(). A sink may parse again: that parse gets scratch of its own.
 // Why: a client request is an envelope of a few known keys, and building, searching and
-// freeing it as an object was a third of the engine's work per request (bench/README.md
-// "Fan-out" engine figures).
+// freeing it as an object was about a quarter of the engine's work for an emit
+// (bench/README.md "Fan-out through the engine").
 Result<bool> parse_members(std::string_view text, MemberSink& sink, const ParseOptions& options = {});
 
 // Compact JSON appended to `out`. Integral numbers with |x| < 2^53 are written without a
