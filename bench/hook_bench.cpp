@@ -37,7 +37,9 @@ double cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-double median_seconds(const std::function<void()>& run, int samples = 7) {
+constexpr int kSamples = 7;  // runs per figure; the median is reported
+
+double median_seconds(const std::function<void()>& run, int samples = kSamples) {
   std::vector<double> t;
   for (int i = 0; i < samples; ++i) {
     const double t0 = cpu_seconds();
@@ -260,7 +262,7 @@ double fanout_us(bool typed, int members, int calls) {
     for (int c = 0; c < calls; ++c) e.receive(ids[0], message);
   });
   fs::remove_all(dir);
-  if (sinks[1].lines - before != static_cast<std::size_t>(7 * calls)) return -1;  // not fanned out
+  if (sinks[1].lines - before != static_cast<std::size_t>(kSamples * calls)) return -1;  // not fanned out
   return s / calls * 1e6;
 }
 
