@@ -13,9 +13,11 @@ namespace atrium::script {
 
 namespace {
 
-// Opens only what room scripts may see; luaopen_jit is never called, so everything runs
-// in the interpreter, where count hooks fire (LuaJIT never runs hooks inside compiled
-// traces: ecosystem-facts.md 3.4). io, os, debug, package, ffi and jit stay closed.
+// Opens only what room scripts may see, with the JIT engine off: room code runs in the
+// interpreter, where count hooks fire (LuaJIT never runs hooks inside compiled traces:
+// ecosystem-facts.md 3.4). io, os, debug, package, ffi and jit stay closed. The one code
+// that runs compiled is the engine's shadow walk, which calls no room code
+// (state/shadow.cpp set_up_jit).
 void open_safe_libs(lua_State* L) {
   const struct { const char* name; lua_CFunction open; } libs[] = {
       {"", luaopen_base}, {LUA_TABLIBNAME, luaopen_table}, {LUA_STRLIBNAME, luaopen_string},

@@ -34,9 +34,11 @@ constexpr double kAlwaysDiffer = -0.5;
 // of everything will do; otherwise the n paths of the tables whose own members changed
 // and of the root's members that changed, flat in `list` (read_paths below).
 //
-// Written for the interpreter (room VMs run with the JIT off): a function call per table
-// costs about as much as comparing its members, so the members of each member table are
-// compared inline, and only a table nested in one of those is walked by a call.
+// Shaped first for the interpreter, where a function call per table cost about as much
+// as comparing its members: the members of each member table are compared inline, and
+// only a table nested in one of those is walked by a call. It runs compiled now
+// (set_up_jit below), and calls a C function (is_marked) only for a table with a
+// metatable, which a trace would have to leave for.
 constexpr char kWalkSource[] = R"lua(
 local N, is_marked, next, type, getmetatable, rawget = ...
 local ROOT, TABLE, DETECT = 1, 2, 3
@@ -417,10 +419,42 @@ int is_marked(lua_State* L) {
   return 1;
 }
 
+// The walk runs compiled; nothing else in a room VM ever does.
+//
+// Room code runs in the interpreter only: the budget's count hook never fires inside a
+// compiled trace (script/vm.cpp), so the VM keeps LuaJIT's JIT engine off. The walk is the
+// engine's own code and bounded by the state's size, and compiled it takes half the time or less
+// (bench/README.md "Diff"). So the engine is switched on only while the walk runs, and
+// that is safe because nothing the walk does can run room code: it compares and indexes
+// tables raw (the shadow's have no metatable, so `==` calls no __eq), calls only the base
+// functions handed to it and is_marked, and room code cannot make userdata, whose __gc a
+// collection step could run. Traces are made of the code that runs while they are
+// recorded, so every trace is the walk's, entered only from the walk's own loops.
+//
+// LuaJIT sets its JIT up (CPU features, trace parameters) in luaopen_jit, which also turns
+// the engine on and makes the global `jit`: called once here, before the first walk, with
+// the engine turned off again and the table dropped, so room scripts still have no `jit`.
+void set_up_jit(lua_State* L) {
+  lua_pushcfunction(L, luaopen_jit);
+  lua_call(L, 0, 0);
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_GLOBALSINDEX, LUA_JITLIBNAME);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    for (const char* name : {LUA_JITLIBNAME, "jit.opt"}) {
+      lua_pushnil(L);
+      lua_setfield(L, -2, name);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 // () -> walk
 int load_walk_protected(lua_State* L) {
   if (luaL_loadbuffer(L, kWalkSource, sizeof kWalkSource - 1, "=atrium.shadow_walk") != 0)
     return lua_error(L);
+  set_up_jit(L);
   push_count_key(L);
   lua_pushcfunction(L, is_marked);
   for (const char* name : {"next", "type", "getmetatable", "rawget"}) {
@@ -507,7 +541,10 @@ ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& pa
     return ShadowWalk::failed;
   lua_pushvalue(L, live);
   lua_pushvalue(L, shadow);
-  if (lua_pcall(L, 2, 3, 0) != 0) {
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);  // for the walk only: see set_up_jit
+  const int rc = lua_pcall(L, 2, 3, 0);
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  if (rc != 0) {
     lua_settop(L, top);
     return ShadowWalk::failed;
   }

@@ -1,7 +1,7 @@
 // The shadow: a room's mirror as plain Lua tables, so that a script that changes its state
-// directly (self.state.players[id].x = 5) is diffed by a walk in Lua, where the
-// interpreter iterates a table several times faster than the C API's lua_next can
-// (bench/diff_bench: 10,000 entries). The walk finds which tables changed; diff_paths()
+// directly (self.state.players[id].x = 5) is diffed by a walk in Lua, which iterates a
+// table several times faster than the C API's lua_next can, and runs compiled by LuaJIT's
+// JIT, the one code in a room VM that does (shadow.cpp set_up_jit; bench/diff_bench). The walk finds which tables changed; diff_paths()
 // then builds the ops there, so the ops are the ones diff() builds (the same set; their
 // order may differ, and no op depends on another's order).
 //

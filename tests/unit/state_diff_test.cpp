@@ -936,3 +936,70 @@ TEST_CASE("shadow arrays: appends and pops are followed in place, a long array t
   CHECK(op_texts(by_shadow) == op_texts(full));
   CHECK(full.size() >= 2);
 }
+
+namespace {
+
+// How many traces LuaJIT holds in this VM, read through jit.util (preloaded by the
+// luaopen_jit that the walk's first use called; the `jit` global itself is gone).
+int trace_count(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_PRELOAD");
+  lua_getfield(L, -1, "jit.util");
+  REQUIRE(lua_isfunction(L, -1));
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "traceinfo");
+  int n = 0;
+  for (int i = 1; i < 10000; ++i) {
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, i);
+    lua_call(L, 1, 1);
+    const bool exists = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (exists) ++n;
+  }
+  lua_pop(L, 3);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("the walk runs compiled, and nothing else in the VM is ever compiled") {
+  Lua lua;
+  lua_State* L = lua.L;
+  Value mirror = Value::object();
+  for (int i = 0; i < 1000; ++i) {
+    Value entry = Value::object();
+    entry.set("x", Value(static_cast<double>(i)));
+    entry.set("name", Value("p" + std::to_string(i)));
+    mirror.set("p" + std::to_string(i), std::move(entry));
+  }
+  lua.set_state(mirror);
+  lua_getglobal(L, "state");
+  const int live = lua_gettop(L);
+  REQUIRE(atrium::state::push_shadow(L, mirror));
+  const int shadow = lua_gettop(L);
+  for (int round = 0; round < 20; ++round) {
+    lua.run("state.p" + std::to_string(round * 37) + ".x = -1");
+    std::vector<Op> ops;
+    REQUIRE(atrium::state::diff_by_shadow(L, live, shadow, mirror, ops).ok());
+    REQUIRE(ops.size() == 1);
+    CHECK(ops[0].path == "/p" + std::to_string(round * 37) + "/x");
+    REQUIRE(atrium::state::apply_patch(mirror, ops).ok());
+    REQUIRE(atrium::state::sync_shadow(L, shadow, mirror, ops));
+  }
+  const int compiled = trace_count(L);
+  CHECK(compiled > 0);  // the walk's loops, hot after the first walk of 1,000 entries
+  CHECK(lua_isnil((lua_getglobal(L, "jit"), L), -1));
+  lua_pop(L, 1);
+  // Code that runs outside the walk stays in the interpreter (where a budget's count hook
+  // fires): hot loops of every kind make no new trace.
+  lua.run(R"(
+    local sum = 0
+    for i = 1, 200000 do sum = sum + i end
+    local n = 0
+    while n < 200000 do n = n + 1 end
+    for round = 1, 200 do for k, v in pairs(state) do sum = sum + v.x end end
+    local function f(i) return i + 1 end
+    for i = 1, 100000 do sum = f(sum) end
+  )");
+  CHECK(trace_count(L) == compiled);
+}
