@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Atrium side by side with its peers, in one run, on loopback (bench/README.md "Peers"):
 #   - the Node stand-in that speaks the Atrium protocol (atrium-lite.mjs of the team's peer
-#     harness), driven by the same generator as Atrium: ~200k and ~1M deliveries/s, the
-#     highest sustainable rate, and idle memory;
+#     harness), driven by the same generator as Atrium: ~200k and ~1M deliveries/s (Atrium
+#     also through a typed room's action), the highest sustainable rate, and idle memory;
 #   - the harness's own generator (wsload) against both servers, as a cross-check of ours;
 #   - the state room: Atrium's bench/rooms/field.lua under our generator against the
 #     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
 #
-#   bash bench/peers.sh            (about 12 minutes; needs the harness in ../shared/peer-bench)
+#   bash bench/peers.sh            (about 13 minutes; needs the harness in ../shared/peer-bench)
 #   bash bench/peers.sh state      some of the parts: fanout max idle state
 #
 # The harness is copied to a temporary folder and its npm packages installed there (pinned
@@ -117,6 +117,12 @@ fanout() {
         --interval-us "$iv" --size 100 --warmup 2 --duration 5
       stop_server
     done
+    # The typed room (bench/rooms/fan.lua: an action that emits to the others) at the same
+    # rate, in the same run; the stand-in has no scripts, so its emit row is the comparison.
+    start atrium
+    ours fanout atrium "call-${iv}us" --mode call --room fan:1 --clients 100 \
+      --interval-us "$iv" --warmup 3 --duration 10
+    stop_server
   done
 }
 

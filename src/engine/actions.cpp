@@ -26,7 +26,7 @@ Error hook_error(const HookOutcome& o) { return make_error(o.result.code, o.resu
 Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::string& event,
                                               const json::Value& data) {
   if (!room.type) {  // untyped: plain pub/sub to the other members
-    emit_to_members(room, SharedFrame(encode_event(room.id, event, data, c.wire_id)), c.id);
+    emit_to_members(room, encode_event_frame(room.id, event, data, c.wire_id), c.id);
     return json::Value();
   }
   bool handled = true;

@@ -84,7 +84,7 @@ Result<json::Value> Engine::emit(std::string_view id, std::string_view event, co
   Room* r = e.find_room(id);
   if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
   const std::size_t before = e.metrics.events_sent;
-  e.emit_to_members(*r, SharedFrame(encode_event(r->id, event, data, {})), 0);
+  e.emit_to_members(*r, encode_event_frame(r->id, event, data, {}), 0);
   json::Value out = json::Value::object();
   out.set("delivered", json::Value(static_cast<double>(e.metrics.events_sent - before)));
   return out;

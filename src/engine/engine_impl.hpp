@@ -107,11 +107,37 @@ struct Room {
 // A hook (with every nested call it makes) is one transaction: state and meta of every
 // room it touched are diffed at commit, or restored from their mirrors at rollback.
 struct Transaction {
+  // A room:emit waiting for the commit: the effect that sends it holds only its index, so
+  // that it fits in std::function without an allocation (emits are a typed room's fan-out).
+  struct Emit {
+    Room* room;
+    SharedFrame line;
+    ClientId skip;
+  };
+
   std::vector<Room*> rooms;                         // touched, in order
   std::vector<std::function<void()>> effects;       // frames etc., run at commit
+  std::vector<Emit> emits;                          // what effects of room:emit send
   std::vector<std::function<void()>> undo;          // membership changes, run at rollback
   std::vector<Room*> created;                       // rooms created inside it
   std::optional<script::HookResult> failure;        // sticky: an error anywhere fails it all
+
+  // Empty again, keeping the vectors' memory for the next transaction (unless a rare big
+  // one made them large).
+  void clear() {
+    reset(rooms);
+    reset(effects);
+    reset(emits);
+    reset(undo);
+    reset(created);
+    failure.reset();
+  }
+
+ private:
+  template <class T> static void reset(std::vector<T>& v) {
+    v.clear();
+    if (v.capacity() > 1024) std::vector<T>().swap(v);
+  }
 };
 
 // What a hook call produced, for the caller to read before popping.
@@ -141,6 +167,7 @@ struct Engine::Impl {
   std::int64_t started_ms = 0;
 
   Transaction* txn = nullptr;       // the open transaction, if any
+  Transaction spare_txn;            // transact() reuses its vectors: no allocation per call
   std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
   std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
   std::vector<std::string> doomed_ids;  // rooms doom() marked: all that reap() looks at
@@ -232,13 +259,15 @@ struct Engine::Impl {
 template <class Body>
 Status Engine::Impl::transact(Body&& body) {
   if (txn) return body();
-  Transaction t;
+  Transaction t = std::move(spare_txn);
   txn = &t;
   Status s = body();
   if (s && t.failure) s = make_error(t.failure->code, t.failure->message);
   if (s) s = commit(t);
   if (!s) rollback(t);
   txn = nullptr;
+  t.clear();
+  spare_txn = std::move(t);
   return s;
 }
 

@@ -177,9 +177,13 @@ int l_room_emit(lua_State* L) {
   // Encoded now, sent at commit: the effect carries one shared line, not the data, the
   // event name and the except id to encode and look up later (a typed room's emit is the
   // hot path of its fan-out). A rolled-back hook drops the line unsent.
-  SharedFrame line(encode_event(room.id, std::string_view(event, event_len), data, {}));
-  Room* r = &room;
-  e.txn->effects.push_back([&e, r, line = std::move(line), skip] { e.emit_to_members(*r, line, skip); });
+  SharedFrame line = encode_event_frame(room.id, std::string_view(event, event_len), data, {});
+  Transaction& t = *e.txn;
+  t.emits.push_back(Transaction::Emit{&room, std::move(line), skip});
+  t.effects.push_back([&e, i = t.emits.size() - 1] {
+    const Transaction::Emit& emit = e.txn->emits[i];  // the commit runs with txn still set
+    e.emit_to_members(*emit.room, emit.line, emit.skip);
+  });
   return 0;
 }
 

@@ -193,11 +193,12 @@ std::string encode_error(ErrorCode code, std::string_view message) {
   return out;
 }
 
-std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
-                         std::string_view from) {
-  std::string out;
+namespace {
+
+void write_event(std::string& out, std::string_view room, std::string_view event,
+                 const json::Value& data, std::string_view from) {
   // One allocation for the usual event (string data, few escapes) instead of a regrowth
-  // per field: this is the line every emit fans out.
+  // per field.
   out.reserve(64 + room.size() + event.size() + from.size() +
               (data.is_string() ? data.as_string().size() : 64));
   open_frame(out, "event");
@@ -212,7 +213,26 @@ std::string encode_event(std::string_view room, std::string_view event, const js
     json::write_string(from, out);
   }
   out += '}';
+}
+
+}  // namespace
+
+std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
+                         std::string_view from) {
+  std::string out;
+  write_event(out, room, event, data, from);
   return out;
+}
+
+SharedFrame encode_event_frame(std::string_view room, std::string_view event,
+                               const json::Value& data, std::string_view from) {
+  constexpr std::size_t kKeepBytes = 64 * 1024;  // a rare huge event does not stay resident
+  thread_local std::string line;
+  line.clear();
+  write_event(line, room, event, data, from);
+  SharedFrame frame(line);
+  if (line.capacity() > kKeepBytes) std::string().swap(line);
+  return frame;
 }
 
 std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_view ops) {

@@ -8,6 +8,7 @@
 
 #include "json/value.hpp"
 #include "util/result.hpp"
+#include "util/shared_frame.hpp"
 
 namespace atrium::engine {
 
@@ -42,6 +43,10 @@ std::string encode_reply_error(const json::Value& ref, ErrorCode code, std::stri
 std::string encode_error(ErrorCode code, std::string_view message);
 std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
                          std::string_view from);
+// The same line as a frame to fan out: encoded in a buffer kept for the next one, so a
+// broadcast allocates only its shared frame.
+SharedFrame encode_event_frame(std::string_view room, std::string_view event,
+                               const json::Value& data, std::string_view from);
 // `ops` is comma-separated op objects (state::write_ops output).
 std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_view ops);
 // op is "state" or "joined".

@@ -119,7 +119,10 @@ struct RoomChanges {
 
 Status Engine::Impl::commit(Transaction& t) {
   // Phase 1 reads only: the state rules may still fail, and then nothing is applied.
-  std::vector<RoomChanges> changes(t.rooms.size());
+  // One room is the common case: its changes stay on the stack, with no vector to allocate.
+  RoomChanges only_room;
+  std::vector<RoomChanges> per_room(t.rooms.size() > 1 ? t.rooms.size() : 0);
+  auto changes = [&](std::size_t i) -> RoomChanges& { return per_room.empty() ? only_room : per_room[i]; };
   for (std::size_t i = 0; i < t.rooms.size(); ++i) {
     Room& room = *t.rooms[i];
     if (!room.type || room.box_ref < 0) continue;
@@ -127,14 +130,14 @@ Status Engine::Impl::commit(Transaction& t) {
     const int box = lua_gettop(L);
     Status s;
     if (get_flag(L, box, "sx")) {
-      s = diff_exposed(room, box, "state", "ss", room.mirror, changes[i].state_ops);
+      s = diff_exposed(room, box, "state", "ss", room.mirror, changes(i).state_ops);
     } else if (!room.dirty_paths.empty()) {  // only setState/setIn changed it: diff just that
       lua_getfield(L, box, "state");
-      s = state::diff_paths(L, -1, room.mirror, room.dirty_paths, changes[i].state_ops, "state");
+      s = state::diff_paths(L, -1, room.mirror, room.dirty_paths, changes(i).state_ops, "state");
       lua_pop(L, 1);
     }
     if (s && get_flag(L, box, "mx"))
-      s = diff_exposed(room, box, "meta", "ms", room.meta_mirror, changes[i].meta_ops);
+      s = diff_exposed(room, box, "meta", "ms", room.meta_mirror, changes(i).meta_ops);
     lua_pop(L, 1);
     if (!s) return make_error(ErrorCode::script_error, where(room) + ": " + s.error().message);
   }
@@ -143,7 +146,7 @@ Status Engine::Impl::commit(Transaction& t) {
   for (std::size_t i = 0; i < t.rooms.size(); ++i) {
     Room& room = *t.rooms[i];
     if (!room.type || room.box_ref < 0) continue;
-    RoomChanges& ch = changes[i];
+    RoomChanges& ch = changes(i);
     if (!ch.state_ops.empty()) {
       if (Status s = state::apply_patch(room.mirror, ch.state_ops); !s)
         log(LogLevel::error, "state mirror_out_of_step room=" + room.id + " " + s.error().message);

@@ -34,6 +34,20 @@ int add_traceback(lua_State* L) {
   return 1;
 }
 
+// Pushes add_traceback, made once per VM and kept in the registry: a C function pushed
+// anew is a new closure, an allocation per hook call.
+void push_traceback_handler(lua_State* L) {
+  static const char key = 0;
+  lua_pushlightuserdata(L, const_cast<char*>(&key));
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, -1)) return;
+  lua_pop(L, 1);
+  lua_pushcfunction(L, add_traceback);
+  lua_pushlightuserdata(L, const_cast<char*>(&key));
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 std::string first_line(const std::string& s) {
   const auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
@@ -52,7 +66,7 @@ bool budget_expired() noexcept {
 
 HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {
   const int fn = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, add_traceback);
+  push_traceback_handler(L);
   lua_insert(L, fn);  // handler goes under the function
   const int handler = fn;
 

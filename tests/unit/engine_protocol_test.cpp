@@ -126,3 +126,16 @@ TEST_CASE("server frames are single JSON objects with the fields of PROTOCOL.md"
   REQUIRE(left.ok());
   CHECK(left->find("message") == nullptr);
 }
+
+TEST_CASE("an event frame holds exactly the event line, whatever size the one before it had") {
+  const json::Value small("hi");
+  const json::Value huge(std::string(200 * 1024, 'x'));  // past the buffer's kept size
+  json::Value nested = json::Value::object();
+  nested.set("n", json::Value(1.5));
+  for (const json::Value* data : {&small, &huge, &small, static_cast<const json::Value*>(&nested), &small}) {
+    const SharedFrame frame = encode_event_frame("chat:1", "say", *data, "c7");
+    CHECK(frame.view() == encode_event("chat:1", "say", *data, "c7"));
+    CHECK(frame.data()[frame.size()] == '\0');
+  }
+  CHECK(encode_event_frame("r", "e", small, {}).view() == R"({"op":"event","room":"r","event":"e","data":"hi"})");
+}

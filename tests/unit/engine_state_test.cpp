@@ -121,6 +121,11 @@ TEST_CASE("a failing action changes nothing: state, meta and queued emits roll b
   // meta rolled back too: the next successful call sees calls == 1, not 999.
   auto add = h.request(a, R"({"op":"call","room":"board:1","method":"add","args":["two"]})");
   CHECK(result(add).as_number() == 2);
+  // and the failed call's emit stays dropped: the next transaction sends only its own.
+  h.advance(30);
+  const auto lines = b.take();
+  CHECK(lines.size() == 1);  // the patch of "two"
+  for (const json::Value& line : lines) CHECK(line.find("op")->as_string() == "patch");
 }
 
 TEST_CASE("a NaN in state at the end of a hook is script_error and rolls back") {
