@@ -1,5 +1,5 @@
 // What the CPU-budget design costs (issue 4): room code runs in LuaJIT's interpreter (the
-// JIT is never opened, because count hooks do not fire inside compiled traces) under a
+// JIT is off for it, because count hooks do not fire inside compiled traces) under a
 // count hook that reads the clock every 1,000 VM instructions. This prints:
 //   1. a Lua workload in the interpreter with and without the hook, and with the JIT on;
 //   2. ns per call_hook of an empty function (the door every hook goes through);
@@ -277,7 +277,7 @@ void print_budget_sections() {
   std::printf("| interpreter, no hook | %.1f | 1.00 |\n", interp * 1e3);
   std::printf("| interpreter + count hook with clock check (what rooms run) | %.1f | %.2f |\n",
               hooked * 1e3, hooked / interp);
-  std::printf("| JIT on, no hook (cannot be stopped: not used) | %.1f | %.2f |\n\n", jit * 1e3, jit / interp);
+  std::printf("| JIT on, no hook (cannot be stopped: not used for room code) | %.1f | %.2f |\n\n", jit * 1e3, jit / interp);
   std::printf("| per call | ns |\n|---|--:|\n");
   std::printf("| call_hook of an empty function | %.0f |\n", empty_call_ns());
   std::printf("| empty action through the engine (parse, dispatch, hook, commit, reply) | %.0f |\n",
