@@ -182,9 +182,9 @@ Status Engine::Impl::commit(Transaction& t) {
 
 // The table box[field] that a hook exposed (it read self.state or self.meta), diffed
 // against `mirror`. By walking its shadow box[shadow_field] (state/shadow.hpp), made at the
-// first such diff and charged to the room: the walk, compiled, is about three times as fast
-// as diff() over the C API (bench/README.md "Diff"). A room whose memory budget has no room for a
-// shadow keeps box[shadow_field] = false and is diffed without one.
+// first such diff and charged to the room: the walk, compiled, is about three times as
+// fast as diff() over the C API (bench/README.md "Diff"). A room whose memory budget has
+// no room for a shadow keeps box[shadow_field] = false and is diffed without one.
 Status Engine::Impl::diff_exposed(Room& room, int box, const char* field, const char* shadow_field,
                                   const json::Value& mirror, std::vector<state::Op>& ops) {
   lua_getfield(L, box, field);

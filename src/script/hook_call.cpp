@@ -55,6 +55,11 @@ std::string first_line(const std::string& s) {
 
 }  // namespace
 
+void prepare_hook_calls(lua_State* L) {
+  push_traceback_handler(L);
+  lua_pop(L, 1);
+}
+
 bool in_hook() noexcept { return g_scope != nullptr; }
 
 bool budget_expired() noexcept {

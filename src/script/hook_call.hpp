@@ -23,6 +23,11 @@ struct HookResult {
   std::string traceback;                     // the full traceback, for the log only
 };
 
+// Makes what call_hook keeps in the VM (its traceback handler). Made on first use if not
+// before; a VM calls this at creation so that no hook call makes it under a room's memory
+// cap, outside any protected call.  [-0, +0, m]
+void prepare_hook_calls(lua_State* L);
+
 // Calls the function sitting below its nargs arguments.
 // On success leaves nresults values (LUA_MULTRET allowed); on failure leaves nothing.
 // A call made while another is running (a room calling into another room) runs under

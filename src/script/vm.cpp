@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "script/hook_call.hpp"
 #include "script/lua_json.hpp"
 
 namespace atrium::script {
@@ -121,6 +122,7 @@ Vm::Vm(std::size_t memory_cap, std::size_t room_cap) : cap_(memory_cap), room_ca
   open_safe_libs(L_);
   lock_string_metatable(L_);
   init_lua_json(L_);
+  prepare_hook_calls(L_);
   lock_array_marker(L_);
 }
 
