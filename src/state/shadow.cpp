@@ -18,9 +18,11 @@ namespace atrium::state {
 namespace {
 
 // Registry keys (their addresses): the private key under which each shadow table keeps
-// its count, and the compiled walk.
+// its count, and the entry points of prepare() below: the walk, build and sync.
 const char kCountKey = 0;
 const char kWalkKey = 0;
+const char kBuildKey = 0;
+const char kSyncKey = 0;
 
 // A shadow table's count: n members for an object, -1 - n for an array of n items, and
 // this for a table that must always be diffed: an array with null items (Lua holds them
@@ -201,10 +203,18 @@ void push_count_key(lua_State* L) {
   lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
-// Runs `fn` protected with `nargs` arguments already pushed (below them nothing of its
-// own is needed): Lua running out of memory is an answer here, not a panic.
-bool call_protected(lua_State* L, lua_CFunction fn, int nargs, int nresults) {
-  lua_pushcfunction(L, fn);
+bool prepare(lua_State* L);
+
+// Runs the entry point kept under `key` (prepare()) protected, with `nargs` arguments
+// already pushed: Lua running out of memory is an answer here, not a panic. Nothing here
+// allocates outside the protected call (pushing a C function would: a new closure).
+bool call_protected(lua_State* L, const char* key, int nargs, int nresults) {
+  if (!prepare(L)) {
+    lua_pop(L, nargs);
+    return false;
+  }
+  lua_pushlightuserdata(L, const_cast<char*>(key));
+  lua_rawget(L, LUA_REGISTRYINDEX);
   lua_insert(L, -nargs - 1);
   if (lua_pcall(L, nargs, nresults, 0) == 0) return true;
   lua_pop(L, 1);
@@ -432,8 +442,8 @@ int is_marked(lua_State* L) {
 // recorded, so every trace is the walk's, entered only from the walk's own loops.
 //
 // LuaJIT sets its JIT up (CPU features, trace parameters) in luaopen_jit, which also turns
-// the engine on and makes the global `jit`: called once here, before the first walk, with
-// the engine turned off again and the table dropped, so room scripts still have no `jit`.
+// the engine on and makes the global `jit`: called once per VM (prepare()), with the engine
+// turned off again and the table dropped, so room scripts still have no `jit`.
 void set_up_jit(lua_State* L) {
   lua_pushcfunction(L, luaopen_jit);
   lua_call(L, 0, 0);
@@ -450,11 +460,21 @@ void set_up_jit(lua_State* L) {
   lua_pop(L, 1);
 }
 
-// () -> walk
-int load_walk_protected(lua_State* L) {
+// Makes the entry points (the walk, build, sync) and keeps them in the registry, the walk
+// last: its presence says they all are there. Run by lua_cpcall, which makes its own
+// closure inside the protected call.
+int prepare_protected(lua_State* L) {
+  set_up_jit(L);
+  const struct { const char* key; lua_CFunction fn; } entries[] = {
+      {&kBuildKey, build_protected}, {&kSyncKey, sync_protected}};
+  for (const auto& entry : entries) {
+    lua_pushlightuserdata(L, const_cast<char*>(entry.key));
+    lua_pushcfunction(L, entry.fn);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
   if (luaL_loadbuffer(L, kWalkSource, sizeof kWalkSource - 1, "=atrium.shadow_walk") != 0)
     return lua_error(L);
-  set_up_jit(L);
   push_count_key(L);
   lua_pushcfunction(L, is_marked);
   for (const char* name : {"next", "type", "getmetatable", "rawget"}) {
@@ -463,19 +483,30 @@ int load_walk_protected(lua_State* L) {
     if (!lua_iscfunction(L, -1)) return luaL_error(L, "base function %s is missing", name);
   }
   lua_call(L, 6, 1);
-  return 1;
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  return 0;
 }
 
-// Pushes the walk, loaded on first use; false (nothing pushed) if it could not be.
-bool push_walk(lua_State* L) {
+// Makes the entry points once per VM; false if Lua could not (out of memory: tried again
+// at the next use). The JIT engine is off afterwards whatever happened: luaopen_jit turns
+// it on, and a failure after it would otherwise leave it on for room code.
+bool prepare(lua_State* L) {
   lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
   lua_rawget(L, LUA_REGISTRYINDEX);
-  if (lua_isfunction(L, -1)) return true;
+  const bool ready = lua_isfunction(L, -1);
   lua_pop(L, 1);
-  if (!call_protected(L, load_walk_protected, 0, 1)) return false;
+  if (ready) return true;
+  const int rc = lua_cpcall(L, prepare_protected, nullptr);
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+  if (rc != 0) lua_pop(L, 1);  // the error
+  return rc == 0;
+}
+
+// Pushes the walk; false (nothing pushed) if it could not be made.
+bool push_walk(lua_State* L) {
+  if (!prepare(L)) return false;
   lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
-  lua_pushvalue(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_rawget(L, LUA_REGISTRYINDEX);
   return true;
 }
 
@@ -519,7 +550,7 @@ int absolute(lua_State* L, int idx) noexcept {
 
 bool push_shadow(lua_State* L, const json::Value& mirror) {
   lua_pushlightuserdata(L, const_cast<json::Value*>(&mirror));
-  if (call_protected(L, build_protected, 1, 1)) return true;
+  if (call_protected(L, &kBuildKey, 1, 1)) return true;
   lua_pushnil(L);
   return false;
 }
@@ -529,7 +560,7 @@ bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::ve
   idx = absolute(L, idx);
   lua_pushlightuserdata(L, &args);
   lua_pushvalue(L, idx);
-  return call_protected(L, sync_protected, 2, 0) && args.ok;
+  return call_protected(L, &kSyncKey, 2, 0) && args.ok;
 }
 
 ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& paths) {

@@ -1003,3 +1003,72 @@ TEST_CASE("the walk runs compiled, and nothing else in the VM is ever compiled")
   )");
   CHECK(trace_count(L) == compiled);
 }
+
+namespace {
+
+// An allocator that refuses once `left` allocations have been made (when armed).
+struct FailingAlloc {
+  bool armed = false;
+  int left = 0;
+  static void* alloc(void* ud, void* ptr, size_t, size_t nsize) {
+    auto* self = static_cast<FailingAlloc*>(ud);
+    if (nsize == 0) {
+      std::free(ptr);
+      return nullptr;
+    }
+    if (self->armed && ptr == nullptr && self->left-- <= 0) return nullptr;
+    return std::realloc(ptr, nsize);
+  }
+};
+
+int g_hook_fires = 0;
+void count_fires(lua_State*, lua_Debug*) { ++g_hook_fires; }
+
+// How often a count hook (every 1,000 instructions) fires over a hot loop: a few hundred
+// in the interpreter, next to none once the loop runs compiled.
+int hook_fires_over_hot_loop(lua_State* L) {
+  g_hook_fires = 0;
+  lua_sethook(L, count_fires, LUA_MASKCOUNT, 1000);
+  const int rc = luaL_loadstring(L, "local n = 0 for i = 1, 100000 do n = n + i end return n") ||
+                 lua_pcall(L, 0, 1, 0);
+  lua_sethook(L, nullptr, 0, 0);
+  REQUIRE(rc == 0);
+  lua_pop(L, 1);
+  return g_hook_fires;
+}
+
+}  // namespace
+
+TEST_CASE("a walk that runs out of memory while the JIT is set up leaves the JIT off") {
+  Value mirror = Value::object();
+  mirror.set("a", Value(1.0));
+  Value inner = Value::object();
+  inner.set("c", Value("x"));
+  mirror.set("b", std::move(inner));
+  bool walked = false;
+  int tries = 0;
+  for (int allowed = 0; allowed < 2000 && !walked; ++allowed) {
+    ++tries;
+    FailingAlloc fail;
+    lua_State* L = lua_newstate(FailingAlloc::alloc, &fail);
+    REQUIRE(L != nullptr);
+    lua_pushcfunction(L, luaopen_base);
+    lua_call(L, 0, 0);
+    atrium::script::init_lua_json(L);
+    atrium::script::push_value(L, mirror);
+    const int live = lua_gettop(L);
+    fail.armed = true;  // from before the first use of the shadow's entry points (prepare)
+    fail.left = allowed;
+    const bool built = atrium::state::push_shadow(L, mirror);
+    const int shadow = lua_gettop(L);
+    std::vector<atrium::state::Path> paths;
+    walked = built && atrium::state::walk_shadow(L, live, shadow, paths) != atrium::state::ShadowWalk::failed;
+    fail.armed = false;
+    INFO("allocations allowed: ", allowed);
+    CHECK(lua_gettop(L) == shadow);
+    CHECK(hook_fires_over_hot_loop(L) > 100);  // still interpreted
+    lua_close(L);
+  }
+  CHECK(tries > 20);  // it failed at many points on the way first
+  CHECK(walked);  // the loop reached the walk's own allocations and then a whole walk
+}
