@@ -203,18 +203,16 @@ void push_count_key(lua_State* L) {
   lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
-bool prepare(lua_State* L);
+bool push_entry(lua_State* L, const char* key);
 
 // Runs the entry point kept under `key` (prepare()) protected, with `nargs` arguments
 // already pushed: Lua running out of memory is an answer here, not a panic. Nothing here
 // allocates outside the protected call (pushing a C function would: a new closure).
 bool call_protected(lua_State* L, const char* key, int nargs, int nresults) {
-  if (!prepare(L)) {
+  if (!push_entry(L, key)) {
     lua_pop(L, nargs);
     return false;
   }
-  lua_pushlightuserdata(L, const_cast<char*>(key));
-  lua_rawget(L, LUA_REGISTRYINDEX);
   lua_insert(L, -nargs - 1);
   if (lua_pcall(L, nargs, nresults, 0) == 0) return true;
   lua_pop(L, 1);
@@ -433,9 +431,9 @@ int is_marked(lua_State* L) {
 //
 // Room code runs in the interpreter only: the budget's count hook never fires inside a
 // compiled trace (script/vm.cpp), so the VM keeps LuaJIT's JIT engine off. The walk is the
-// engine's own code and bounded by the state's size, and compiled it takes half the time or less
-// (bench/README.md "Diff"). So the engine is switched on only while the walk runs, and
-// that is safe because nothing the walk does can run room code: it compares and indexes
+// engine's own code and bounded by the state's size, and compiled it takes half the time
+// or less (bench/README.md "Diff"). So the engine is switched on only while the walk runs,
+// and that is safe because nothing the walk does can run room code: it compares and indexes
 // tables raw (the shadow's have no metatable, so `==` calls no __eq), calls only the base
 // functions handed to it and is_marked, and room code cannot make userdata, whose __gc a
 // collection step could run. Traces are made of the code that runs while they are
@@ -460,9 +458,9 @@ void set_up_jit(lua_State* L) {
   lua_pop(L, 1);
 }
 
-// Makes the entry points (the walk, build, sync) and keeps them in the registry, the walk
-// last: its presence says they all are there. Run by lua_cpcall, which makes its own
-// closure inside the protected call.
+// Makes the entry points (the walk, build, sync) and keeps them in the registry. Run by
+// lua_cpcall, which makes its own closure inside the protected call; after a failure
+// part-way, the next use makes them all again.
 int prepare_protected(lua_State* L) {
   set_up_jit(L);
   const struct { const char* key; lua_CFunction fn; } entries[] = {
@@ -491,23 +489,23 @@ int prepare_protected(lua_State* L) {
 // at the next use). The JIT engine is off afterwards whatever happened: luaopen_jit turns
 // it on, and a failure after it would otherwise leave it on for room code.
 bool prepare(lua_State* L) {
-  lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  const bool ready = lua_isfunction(L, -1);
-  lua_pop(L, 1);
-  if (ready) return true;
   const int rc = lua_cpcall(L, prepare_protected, nullptr);
   luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
   if (rc != 0) lua_pop(L, 1);  // the error
   return rc == 0;
 }
 
-// Pushes the walk; false (nothing pushed) if it could not be made.
-bool push_walk(lua_State* L) {
-  if (!prepare(L)) return false;
-  lua_pushlightuserdata(L, const_cast<char*>(&kWalkKey));
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  return true;
+// Pushes the entry point kept under `key`, made on first use; false (nothing pushed) if
+// it could not be made. One registry lookup once they exist.
+bool push_entry(lua_State* L, const char* key) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    lua_pushlightuserdata(L, const_cast<char*>(key));
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isfunction(L, -1)) return true;
+    lua_pop(L, 1);
+    if (attempt == 0 && !prepare(L)) return false;
+  }
+  return false;
 }
 
 // The walk's `n` paths (flat in `list`: a length, then that many keys) as diff_paths()
@@ -568,7 +566,8 @@ ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& pa
   shadow = absolute(L, shadow);
   paths.clear();
   const int top = lua_gettop(L);
-  if (!lua_istable(L, live) || !lua_istable(L, shadow) || !lua_checkstack(L, 8) || !push_walk(L))
+  if (!lua_istable(L, live) || !lua_istable(L, shadow) || !lua_checkstack(L, 8) ||
+      !push_entry(L, &kWalkKey))
     return ShadowWalk::failed;
   lua_pushvalue(L, live);
   lua_pushvalue(L, shadow);
