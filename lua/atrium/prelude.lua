@@ -44,6 +44,28 @@ local function safe_collectgarbage(opt)
   error("collectgarbage('" .. tostring(opt) .. "') is not allowed in a room script", 2)
 end
 
+-- pcall and xpcall that cannot catch a stop (CPU budget, nesting too deep): the engine
+-- raises a stop again at every instruction, and a stopped call never runs a script's
+-- message handler (LuaJIT would run it with the count hook off: an endless handler would
+-- never be stopped). Other errors behave as in plain Lua.
+local stopped, G_pcall, G_xpcall = core.stopped, G.pcall, G.xpcall
+local function unless_stopped(ok, ...)
+  if not ok and stopped() then error((...), 0) end
+  return ok, ...
+end
+local function safe_pcall(f, ...)
+  return unless_stopped(G_pcall(f, ...))
+end
+local function safe_xpcall(f, handler, ...)
+  if type(handler) ~= "function" then
+    error("bad argument #2 to 'xpcall' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  return unless_stopped(G_xpcall(f, function(message)
+    if stopped() then return message end
+    return handler(message)
+  end, ...))
+end
+
 -- atrium.room(id): a handle to another room. `state` is a copy; calls go through the core,
 -- which runs them inside the caller's transaction.
 local Handle = {}
@@ -96,6 +118,7 @@ function M.makeEnv(typeName)
   env.bit = copy_library("bit")
   env.os = { time = os_time, clock = os_clock, date = os_date }
   env.collectgarbage = safe_collectgarbage
+  env.pcall, env.xpcall = safe_pcall, safe_xpcall
   env.atrium = make_atrium(typeName)
   env.print = env.atrium.log.info   -- stdout belongs to the server; print goes to the log
   env._G = env

@@ -1,8 +1,8 @@
 -- The room base class: what every room instance has besides its script's methods.
 -- Returns a constructor taking the C core, so the core is never a global.
 return function(core)
-  local type, error, setmetatable, getmetatable, rawset, rawget, pairs =
-    type, error, setmetatable, getmetatable, rawset, rawget, pairs
+  local type, error, setmetatable, getmetatable, rawset, rawget, next =
+    type, error, setmetatable, getmetatable, rawset, rawget, next
 
   local Room = {}
 
@@ -46,16 +46,23 @@ return function(core)
     return core.member_count(self)
   end
 
-  local Timer = {}
-  Timer.__index = Timer
-  function Timer:cancel()
-    core.cancel_timer(self.room, self.id)
+  -- Timer handles: {id = n}. The room a handle belongs to is kept here, not in the
+  -- handle, and the metatable is hidden (every room type's handles share it): no script
+  -- can reach another room through a handle, or change what cancel does for others.
+  local timer_room = setmetatable({}, { __mode = "k" })
+  local TimerMethods = {}
+  function TimerMethods.cancel(handle)
+    local room = timer_room[handle]
+    if room then core.cancel_timer(room, rawget(handle, "id")) end
   end
+  local TimerMeta = { __index = TimerMethods, __metatable = false }
 
   local function new_timer(room, ms, fn, every)
     if type(ms) ~= "number" or ms < 0 then error("timer delay must be a number of ms >= 0", 3) end
     if type(fn) ~= "function" then error("timer callback must be a function", 3) end
-    return setmetatable({ room = room, id = core.set_timer(room, ms, fn, every) }, Timer)
+    local handle = setmetatable({ id = core.set_timer(room, ms, fn, every) }, TimerMeta)
+    timer_room[handle] = room
+    return handle
   end
 
   function Room:setTimeout(ms, fn) return new_timer(self, ms, fn, false) end
@@ -88,23 +95,25 @@ return function(core)
   end
 
   -- Reload replaces methods in the live class table, so every instance sees the new
-  -- code on its next call; defaults and state are not touched here.
+  -- code on its next call; defaults and state are not touched here. These and the
+  -- functions below read and write raw: a script's metatables on its class, state or
+  -- defaults never run from here (the engine calls these through its one door anyway).
   function Room.replaceMethods(class, fresh)
-    for k, v in pairs(class) do
-      if fresh[k] == nil then class[k] = nil end
+    for k in next, class do
+      if rawget(fresh, k) == nil then rawset(class, k, nil) end
     end
-    for k, v in pairs(fresh) do class[k] = v end
+    for k, v in next, fresh do rawset(class, k, v) end
   end
 
   -- A shallow copy of a class as it was: what onReload gets as previousClass.
   function Room.snapshot(class)
     local copy = {}
-    for k, v in pairs(class) do copy[k] = v end
+    for k, v in next, class do copy[k] = v end
     return copy
   end
 
   local function is_array(t)
-    return core.is_array(t) or #t > 0
+    return core.is_array(t) or rawget(t, 1) ~= nil
   end
 
   -- An array keeps its marker (getmetatable cannot see it); other metatables are copied
@@ -112,7 +121,7 @@ return function(core)
   local function deepcopy(v)
     if type(v) ~= "table" then return v end
     local c = {}
-    for k, x in pairs(v) do c[k] = deepcopy(x) end
+    for k, x in next, v do c[k] = deepcopy(x) end
     local mt = core.is_array(v) and core.array_marker or getmetatable(v)
     if type(mt) == "table" then setmetatable(c, mt) end
     return c
@@ -122,10 +131,10 @@ return function(core)
   -- both (never into arrays: their items are data, not defaults).
   local function merge(target, defaults)
     if type(defaults) ~= "table" or is_array(defaults) then return end
-    for k, v in pairs(defaults) do
-      local t = target[k]
+    for k, v in next, defaults do
+      local t = rawget(target, k)
       if t == nil then
-        target[k] = deepcopy(v)
+        rawset(target, k, deepcopy(v))
       elseif type(t) == "table" and type(v) == "table" and not is_array(t) then
         merge(t, v)
       end

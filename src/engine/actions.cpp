@@ -7,9 +7,6 @@
 
 namespace atrium::engine {
 
-namespace {
-
-// Names that are hooks or class data, never callable as plain methods.
 bool is_reserved_method(std::string_view name) {
   static const std::string_view reserved[] = {"onCreate", "onJoin", "onLeave", "onEvent", "onTick",
                                               "onDestroy", "onReload", "actions", "defaultState",
@@ -18,6 +15,8 @@ bool is_reserved_method(std::string_view name) {
     if (name == r) return true;
   return false;
 }
+
+namespace {
 
 Error hook_error(const HookOutcome& o) { return make_error(o.result.code, o.result.message); }
 
@@ -32,7 +31,7 @@ Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::
   bool handled = true;
   const int top = lua_gettop(L);
   Status s = transact([&]() -> Status {
-    lua_pushstring(L, event.c_str());
+    lua_pushlstring(L, event.data(), event.size());
     script::push_value(L, data);
     push_ctx(c, nullptr, nullptr);
     HookOutcome o = call_method(room, "onEvent", 3, 0);
@@ -58,7 +57,7 @@ Result<json::Value> Engine::Impl::call_returning(Room& room, const std::string& 
     if (ctx_of) push_ctx(*ctx_of, nullptr, nullptr);
     for (const json::Value& a : args.items()) script::push_value(L, a);
     const int nargs = (ctx_of ? 1 : 0) + static_cast<int>(args.size());
-    HookOutcome o = call_method(room, name.c_str(), nargs, 1, /*from_actions=*/ctx_of != nullptr);
+    HookOutcome o = call_method(room, name, nargs, 1, /*from_actions=*/ctx_of != nullptr);
     if (!o.ran || !o.result.ok) {
       found = o.ran;
       lua_settop(L, top);

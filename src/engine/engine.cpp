@@ -220,6 +220,7 @@ void Engine::disconnect(ClientId id, bool clean) {
   Client* c = e.find_client(id);
   if (!c) return;
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
+  c->leaving = true;  // and no hook may place it anywhere while its onLeave hooks run
   for (const std::string& rid : std::vector<std::string>(c->watching))
     if (Room* room = e.find_room(rid)) e.unwatch(*c, *room);
   e.leave_all(*c, clean ? "leave" : "disconnect");

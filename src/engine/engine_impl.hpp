@@ -67,6 +67,7 @@ struct Client {
   ClientSink* sink = nullptr;
   std::vector<std::string> rooms;   // ids of rooms this client is a member of
   std::vector<std::string> watching;  // ids of rooms it watches (inspector), not a member
+  bool leaving = false;             // disconnecting: its onLeave hooks run, no join succeeds
 };
 
 struct Member {
@@ -146,6 +147,10 @@ struct HookOutcome {
   script::HookResult result;
 };
 
+// Names that are hooks or class data, never callable as plain methods (by POST
+// .../call or by another room's atrium.room(id):call).
+bool is_reserved_method(std::string_view name);
+
 struct Engine::Impl {
   explicit Impl(EngineConfig c);
   ~Impl();
@@ -171,6 +176,9 @@ struct Engine::Impl {
   std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
   std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
   std::vector<std::string> doomed_ids;  // rooms doom() marked: all that reap() looks at
+  // Doomed rooms a new room of the same id replaced in `rooms` within one operation: a
+  // transaction may still point at them, so they too wait for reap().
+  std::vector<std::unique_ptr<Room>> displaced;
 
   // engine.cpp
   void log(LogLevel level, const std::string& line) const;
@@ -198,7 +206,7 @@ struct Engine::Impl {
   // and runs its onCreate with no ctx. Inside a transaction.
   Result<Room*> open_for_server(std::string_view id);
   Status instantiate(Room& room);
-  void destroy_room(Room& room);
+  void destroy_room(Room& room);    // frees what it holds; the caller drops the Room
   void maybe_destroy_empty(Room& room);
   void reap();
   void doom(Room& room);            // destroyed at the next reap()
@@ -207,10 +215,10 @@ struct Engine::Impl {
   // transaction.cpp
   // Calls room's method `name` (an action when from_actions) with the nargs values on top
   // of the stack; leaves nresults values when it ran and succeeded, nothing otherwise.
-  HookOutcome call_method(Room& room, const char* name, int nargs, int nresults,
+  HookOutcome call_method(Room& room, std::string_view name, int nargs, int nresults,
                           bool from_actions = false);
   // Calls the function below the nargs values on top of the stack, as code of `room`.
-  HookOutcome invoke(Room& room, int nargs, int nresults, const char* what);
+  HookOutcome invoke(Room& room, int nargs, int nresults, std::string_view what);
   void touch(Room& room);
   Status commit(Transaction& t);
   void rollback(Transaction& t);

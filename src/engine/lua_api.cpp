@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "engine/engine_impl.hpp"
 #include "json/codec.hpp"
@@ -45,6 +46,13 @@ json::Value arg_value(lua_State* L, int idx, const char* what) {
   auto v = script::to_value(L, idx, what);
   if (!v) raise(L, v.error().message);
   return std::move(v.value());
+}
+
+// A string argument with its length: a NUL inside is part of it, never the end.
+std::string check_string(lua_State* L, int idx) {
+  size_t n = 0;
+  const char* s = luaL_checklstring(L, idx, &n);
+  return std::string(s, n);
 }
 
 std::string opt_string(lua_State* L, int idx) {
@@ -169,9 +177,13 @@ int l_room_emit(lua_State* L) {
   const json::Value data = lua_isnoneornil(L, 3) ? json::Value() : arg_value(L, 3, "event data");
   ClientId skip = 0;
   if (lua_istable(L, 4)) {
-    lua_getfield(L, 4, "except");
-    if (lua_isstring(L, -1))
-      if (const Client* c = e.find_client(std::string_view(lua_tostring(L, -1)))) skip = c->id;
+    lua_pushliteral(L, "except");
+    lua_rawget(L, 4);  // options are data: no metamethod of the script's runs here
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t n = 0;
+      const char* except = lua_tolstring(L, -1, &n);
+      if (const Client* c = e.find_client(std::string_view(except, n))) skip = c->id;
+    }
     lua_pop(L, 1);
   }
   // Encoded now, sent at commit: the effect carries one shared line, not the data, the
@@ -190,8 +202,8 @@ int l_room_emit(lua_State* L) {
 int l_room_send(lua_State* L) {
   Impl& e = engine_of(L);
   Room& room = self_room(L, e);
-  const std::string client = luaL_checkstring(L, 2);
-  const std::string event = luaL_checkstring(L, 3);
+  const std::string client = check_string(L, 2);
+  const std::string event = check_string(L, 3);
   json::Value data = lua_isnoneornil(L, 4) ? json::Value() : arg_value(L, 4, "event data");
   Room* r = &room;
   e.txn->effects.push_back([&e, r, client, event, data = std::move(data)] {
@@ -207,7 +219,7 @@ int l_room_send(lua_State* L) {
 int l_room_kick(lua_State* L) {
   Impl& e = engine_of(L);
   Room& room = self_room(L, e);
-  const std::string client = luaL_checkstring(L, 2);
+  const std::string client = check_string(L, 2);
   const std::string message = opt_string(L, 3);
   Room* r = &room;
   e.txn->effects.push_back([&e, r, client, message] {
@@ -272,7 +284,10 @@ int l_room_set_timer(lua_State* L) {
 int l_room_cancel_timer(lua_State* L) {
   Impl& e = engine_of(L);
   Room& room = self_room(L, e);
-  const TimerId id = static_cast<TimerId>(luaL_checknumber(L, 2));
+  const double given = luaL_checknumber(L, 2);
+  // Only what set_timer hands out can name a timer; NaN or 1e300 must not reach a cast.
+  if (!(given >= 1 && given < 9007199254740992.0)) return 0;
+  const TimerId id = static_cast<TimerId>(given);
   if (room.timers.erase(id)) {
     if (const TimerEvent* ev = e.timers.find(id)) luaL_unref(L, LUA_REGISTRYINDEX, ev->fn_ref);
     e.timers.cancel(id);
@@ -283,15 +298,15 @@ int l_room_cancel_timer(lua_State* L) {
 // atrium.room(id):join(client, payload) -> true | false, reason
 int l_room_join(lua_State* L) {
   Impl& e = engine_of(L);
-  const std::string id = luaL_checkstring(L, 1);
-  const std::string client = luaL_checkstring(L, 2);
+  const std::string id = check_string(L, 1);
+  const std::string client = check_string(L, 2);
   json::Value payload = lua_isnoneornil(L, 3) ? json::Value::object() : arg_value(L, 3, "join payload");
   if (!payload.is_object()) luaL_error(L, "join payload must be a table of named fields");
   if (!e.txn) luaL_error(L, "atrium.room():join can only be used while a room's code runs");
   Client* c = e.find_client(client);
-  if (!c) {
+  if (!c || c->leaving) {  // a client going away is placed nowhere (its onLeave runs now)
     lua_pushboolean(L, 0);
-    lua_pushstring(L, "unknown client");
+    lua_pushstring(L, c ? "the client is disconnecting" : "unknown client");
     return 2;
   }
   bool created = false;
@@ -310,19 +325,21 @@ int l_room_join(lua_State* L) {
 // copied as JSON values, so rooms never share tables.
 int l_room_call(lua_State* L) {
   Impl& e = engine_of(L);
-  const std::string id = luaL_checkstring(L, 1);
-  const std::string name = luaL_checkstring(L, 2);
+  const std::string id = check_string(L, 1);
+  const std::string name = check_string(L, 2);
   if (!e.txn) luaL_error(L, "atrium.room():call can only be used while a room's code runs");
   const int nargs = lua_gettop(L) - 2;
   std::vector<json::Value> args;
   for (int i = 0; i < nargs; ++i) args.push_back(arg_value(L, 3 + i, "call argument"));
+  if (is_reserved_method(name))  // hooks run for the engine's own events, never on request
+    return raise(L, id + " has no method '" + name + "' (hooks and class data cannot be called)");
   auto opened = e.open_for_server(id);
   if (!opened) return raise(L, opened.error().message);
   Room& room = *opened.value();
   if (!room.type) return raise(L, id + " is an untyped room: it has no methods");
   const int top = lua_gettop(L);
   for (const json::Value& a : args) script::push_value(L, a);
-  HookOutcome o = e.call_method(room, name.c_str(), nargs, LUA_MULTRET);
+  HookOutcome o = e.call_method(room, name, nargs, LUA_MULTRET);
   if (!o.ran) return raise(L, id + " has no method '" + name + "'");
   if (!o.result.ok) return raise(L, o.result.message);
   const int nres = lua_gettop(L) - top;
@@ -336,7 +353,7 @@ int l_room_call(lua_State* L) {
 // atrium.room(id).state: a copy of the public state as members last saw it.
 int l_room_state(lua_State* L) {
   Impl& e = engine_of(L);
-  Room* room = e.find_room(luaL_checkstring(L, 1));
+  Room* room = e.find_room(check_string(L, 1));
   if (!room) return 0;
   script::push_value(L, room->mirror);
   return 1;
@@ -351,9 +368,9 @@ int l_now(lua_State* L) {
 
 int l_log(lua_State* L) {
   Impl& e = engine_of(L);
-  const std::string level = luaL_checkstring(L, 1);
-  const std::string type = luaL_checkstring(L, 2);
-  const std::string text = luaL_checkstring(L, 3);
+  const std::string level = check_string(L, 1);
+  const std::string type = check_string(L, 2);
+  const std::string text = check_string(L, 3);
   const LogLevel lv = level == "debug" ? LogLevel::debug
                       : level == "warn" ? LogLevel::warn
                       : level == "error" ? LogLevel::error
@@ -361,6 +378,12 @@ int l_log(lua_State* L) {
   const Room* room = e.room_stack.empty() ? nullptr : e.room_stack.back();
   e.log(lv, "room log room=" + (room ? room->id : type) + " " + text);
   return 0;
+}
+
+// core.stopped(): the running call was stopped (budget, nesting): pcall must not hide it.
+int l_stopped(lua_State* L) {
+  lua_pushboolean(L, script::call_stopped());
+  return 1;
 }
 
 int l_json_encode(lua_State* L) {
@@ -439,7 +462,13 @@ int l_random(lua_State* L) {
 int l_randomseed(lua_State* L) {
   Impl& e = engine_of(L);
   const double seed = luaL_checknumber(L, 1);
-  std::uint64_t s = static_cast<std::uint64_t>(static_cast<std::int64_t>(seed)) * 0x9E3779B97F4A7C15ull;
+  // Any number is a seed, NaN and 1e300 included: its bits, never an out-of-range cast.
+  std::uint64_t bits = 0;
+  static_assert(sizeof bits == sizeof seed);
+  std::memcpy(&bits, &seed, sizeof bits);
+  const bool integral = std::fabs(seed) < 9007199254740992.0 && seed == std::trunc(seed);
+  if (integral) bits = static_cast<std::uint64_t>(static_cast<std::int64_t>(seed));
+  std::uint64_t s = bits * 0x9E3779B97F4A7C15ull;
   rng_of(e) = s ? s : 1;
   return 0;
 }
@@ -467,7 +496,7 @@ void Engine::Impl::open_core_api() {
       {"now", l_now}, {"log", l_log},
       {"json_encode", l_json_encode}, {"json_decode", l_json_decode},
       {"array", l_array}, {"is_array", l_is_array}, {"random", l_random},
-      {"randomseed", l_randomseed}, {nullptr, nullptr},
+      {"randomseed", l_randomseed}, {"stopped", l_stopped}, {nullptr, nullptr},
   };
   lua_newtable(L);
   const int core = lua_gettop(L);

@@ -125,6 +125,7 @@ void Engine::Impl::remove_member(Room& room, Client& c) {
 Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
                                        bool server_side) {
   if (Status s = validate_room_id(id); !s) return s.error();
+  if (c.leaving) return make_error(ErrorCode::not_allowed, c.wire_id + " is disconnecting");
   if (Room* existing = find_room(id); existing && existing->find_member(c.id))
     return make_error(ErrorCode::already_member, "already a member of " + std::string(id));
   RoomType* type = find_type(room_type_of(id));
@@ -257,8 +258,12 @@ Status Engine::Impl::leave(Client& c, Room& room, const char* reason) {
   return {};
 }
 
+// The list is taken first, so each leave finds nothing left to erase in it: leaving N
+// rooms one erase at a time cost O(N^2) (40,000 rooms froze the server for seconds).
 void Engine::Impl::leave_all(Client& c, const char* reason) {
-  for (const std::string& id : std::vector<std::string>(c.rooms))
+  std::vector<std::string> ids;
+  ids.swap(c.rooms);
+  for (const std::string& id : ids)
     if (Room* room = find_room(id)) (void)leave(c, *room, reason);
 }
 

@@ -36,10 +36,17 @@ bool valid_type_name(const std::string& name) {
   return true;
 }
 
+// Pushes t[key] read raw: options and defaults are data, so no metamethod of the
+// script's runs while the engine reads them.  [-0, +1, m]
+void raw_field(lua_State* L, int t, const char* key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, t < 0 && t > LUA_REGISTRYINDEX ? t - 1 : t);
+}
+
 // Reads class.options into `out`; an ill-typed option is a load error.
 Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions& out) {
   RoomOptions o;
-  lua_getfield(L, cls, "options");
+  raw_field(L, cls, "options");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     out = o;
@@ -50,7 +57,7 @@ Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions&
     return make_error(ErrorCode::script_error, file + ": options must be a table");
   }
   auto number = [&](const char* key, double& v, double min) -> Status {
-    lua_getfield(L, -1, key);
+    raw_field(L, -1, key);
     Status s;
     if (!lua_isnil(L, -1)) {
       if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < min)
@@ -63,7 +70,7 @@ Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions&
     return s;
   };
   auto boolean = [&](const char* key, bool& v) -> Status {
-    lua_getfield(L, -1, key);
+    raw_field(L, -1, key);
     Status s;
     if (!lua_isnil(L, -1)) {
       if (!lua_isboolean(L, -1))
@@ -184,19 +191,28 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
     lua_settop(L, top);
     type.options = options;
   } else {
-    // Live rooms keep their class table: new methods go into it in place.
+    // Live rooms keep their class table: new methods go into it in place. Both steps
+    // walk the script's tables, so they go through the door (budget, protected call).
     const int fresh = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
     const int prelude = lua_gettop(L);
     lua_getfield(L, prelude, "snapshot");
     lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
-    lua_call(L, 1, 1);
+    script::HookResult snap = script::call_hook(L, 1, 1, budget);
+    if (!snap.ok) {
+      lua_settop(L, top);
+      return fail(type.file + ": the class could not be swapped in: " + snap.message);
+    }
     previous = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, prelude, "replaceMethods");
     lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
     lua_pushvalue(L, fresh);
-    lua_call(L, 2, 0);
+    script::HookResult swapped = script::call_hook(L, 2, 0, budget);
     lua_settop(L, top);
+    if (!swapped.ok) {
+      luaL_unref(L, LUA_REGISTRYINDEX, previous);
+      return fail(type.file + ": the class could not be swapped in: " + swapped.message);
+    }
     type.options = options;
   }
   ++type.version;
@@ -227,9 +243,10 @@ void Engine::Impl::refresh_live_rooms(RoomType& type, int previous_ref) {
       lua_getfield(L, -1, "mergeDefaults");
       push_box(*room);
       lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
-      const int rc = lua_pcall(L, 2, 0, 0);
+      HookOutcome o = invoke(*room, 2, 0, "mergeDefaults");
       lua_settop(L, top);
-      if (rc != 0) return make_error(ErrorCode::script_error, type.file + ": new defaults do not apply");
+      if (!o.result.ok)
+        return make_error(ErrorCode::script_error, type.file + ": new defaults do not apply: " + o.result.message);
       return {};
     });
     if (!merged) log(LogLevel::warn, "script reload_defaults_failed room=" + id + " " + merged.error().message);

@@ -37,8 +37,12 @@ Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* cr
       return make_error(ErrorCode::script_error, type->error);
   }
   if (!create) return make_error(ErrorCode::not_found, "no room " + std::string(id));
-  // A room doomed earlier in this operation may still be in the map: make way.
-  if (auto it = rooms.find(std::string(id)); it != rooms.end()) destroy_room(*it->second);
+  // A room doomed earlier in this operation may still be in the map: it makes way, and
+  // lives on until reap(), since the open transaction may still hold it.
+  if (auto it = rooms.find(std::string(id)); it != rooms.end()) {
+    displaced.push_back(std::move(it->second));
+    rooms.erase(it);
+  }
 
   auto room = std::make_unique<Room>();
   room->id = std::string(id);
@@ -80,7 +84,8 @@ namespace {
 // Converts class[field] (a table or nil) into the room's initial value: a deep copy, so
 // instances never share tables with the class or with each other.
 Status default_value(lua_State* L, int cls, const char* field, json::Value& out) {
-  lua_getfield(L, cls, field);
+  lua_pushstring(L, field);
+  lua_rawget(L, cls);  // data: no metamethod of the script's runs here
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     out = json::Value::object();
@@ -154,10 +159,10 @@ void Engine::Impl::destroy_room(Room& room) {
   }
   if (room.tick_timer) timers.cancel(room.tick_timer);
   if (room.patch_timer) timers.cancel(room.patch_timer);
-  for (Member& m : room.members) {
-    auto& list = m.client->rooms;
-    std::erase(list, room.id);
-  }
+  auto live = rooms.find(room.id);
+  Room* successor = live != rooms.end() && live->second.get() != &room ? live->second.get() : nullptr;
+  for (Member& m : room.members)
+    if (!successor || !successor->find_member(m.id)) std::erase(m.client->rooms, room.id);
   for (ClientId w : room.watchers)
     if (Client* c = find_client(w)) {
       std::erase(c->watching, room.id);
@@ -173,8 +178,6 @@ void Engine::Impl::destroy_room(Room& room) {
     luaL_unref(L, LUA_REGISTRYINDEX, room.box_ref);
   }
   if (room.mem_owner) vm->release_owner(room.mem_owner);
-  const std::string id = room.id;
-  rooms.erase(id);  // room is gone after this line
 }
 
 void Engine::Impl::maybe_destroy_empty(Room& room) {
@@ -204,14 +207,19 @@ void Engine::Impl::doom(Room& room) {
 // Only the rooms doom() listed: a pass over every room here cost 10,000 untyped rooms a
 // whole core at 2,000 emits/s (bench/README.md "Many rooms").
 void Engine::Impl::reap() {
-  if (doomed_ids.empty()) return;
+  if (doomed_ids.empty() && displaced.empty()) return;
   std::vector<std::string> ids;
   ids.swap(doomed_ids);
   for (const std::string& id : ids) {
     auto it = rooms.find(id);
     // Gone already, or replaced by a new room of the same id (open_room).
-    if (it != rooms.end() && it->second->doomed) destroy_room(*it->second);
+    if (it == rooms.end() || !it->second->doomed) continue;
+    destroy_room(*it->second);
+    rooms.erase(it);
   }
+  std::vector<std::unique_ptr<Room>> gone;
+  gone.swap(displaced);
+  for (auto& room : gone) destroy_room(*room);
 }
 
 void Engine::Impl::schedule_tick(Room& room) {

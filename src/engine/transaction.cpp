@@ -41,7 +41,7 @@ void Engine::Impl::touch(Room& room) {
   txn->rooms.push_back(&room);
 }
 
-HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, const char* what) {
+HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::string_view what) {
   HookOutcome out;
   out.ran = true;
   touch(room);
@@ -62,7 +62,7 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, const char
   ++metrics.hook_calls;
   if (!out.result.ok) {
     ++metrics.hook_errors;
-    log(LogLevel::warn, "script hook_failed room=" + room.id + " hook=" + what +
+    log(LogLevel::warn, "script hook_failed room=" + room.id + " hook=" + std::string(what) +
                             " code=" + std::string(to_string(out.result.code)) + "\n" +
                             out.result.traceback);
     if (txn && !txn->failure) txn->failure = out.result;  // an error anywhere fails it all
@@ -70,28 +70,44 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, const char
   return out;
 }
 
-HookOutcome Engine::Impl::call_method(Room& room, const char* name, int nargs, int nresults,
+// Finds the function raw: the instance's own field, else the class table's (actions: the
+// class's `actions` table). Which function to run is data the engine reads, so no
+// metamethod of the script's (a "strict" class whose __index raises, an `actions` table
+// whose __index loops) ever runs outside the one door.
+HookOutcome Engine::Impl::call_method(Room& room, std::string_view name, int nargs, int nresults,
                                       bool from_actions) {
-  if (!room.type || room.inst_ref < 0) {
+  if (!room.type || room.inst_ref < 0 || room.type->class_ref < 0) {
     lua_pop(L, nargs);
     return {};
   }
   push_instance(room);
   const int inst = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, room.type->class_ref);
+  const int cls = inst + 1;
   if (from_actions) {
-    lua_getfield(L, inst, "actions");
+    lua_pushliteral(L, "actions");
+    lua_rawget(L, cls);
     if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, name);
-      lua_remove(L, -2);
+      lua_pushlstring(L, name.data(), name.size());
+      lua_rawget(L, -2);
+    } else {
+      lua_pushnil(L);
     }
   } else {
-    lua_getfield(L, inst, name);
+    lua_pushlstring(L, name.data(), name.size());
+    lua_rawget(L, inst);
+    if (lua_isnil(L, -1)) {
+      lua_pushlstring(L, name.data(), name.size());
+      lua_rawget(L, cls);
+    }
   }
   if (!lua_isfunction(L, -1)) {
-    lua_pop(L, 2 + nargs);
+    lua_settop(L, inst - 1 - nargs);
     return {};
   }
-  // [args..., inst, fn] -> [fn, inst, args...]
+  // [args..., inst, cls, ..., fn] -> [fn, inst, args...]
+  lua_replace(L, cls);
+  lua_settop(L, cls);
   lua_insert(L, inst - nargs);
   lua_insert(L, inst - nargs + 1);
   return invoke(room, nargs + 1, nresults, name);

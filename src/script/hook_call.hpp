@@ -1,6 +1,13 @@
 // The one door into Lua: every hook, action, method and timer callback of a room goes
-// through call_hook, which installs the traceback handler, arms the CPU budget, calls
-// with pcall and turns the outcome into a HookResult.
+// through call_hook, which installs the traceback handler, arms the CPU budget, bounds
+// how deep calls nest, calls with pcall and turns the outcome into a HookResult.
+//
+// A call can be *stopped*: it ran past its CPU budget, or it nested deeper than the
+// engine allows (rooms calling rooms, C functions calling back into Lua, or the C stack
+// itself). A stop is final for the whole top-level call: the error is raised again at
+// every instruction, the sandbox's pcall and xpcall re-raise it (lua/atrium/prelude.lua)
+// and never run a script's message handler for it, and a call that returns normally
+// after swallowing it still fails.
 #pragma once
 
 #include <string>
@@ -15,6 +22,10 @@ struct Budget {
   int cpu_ms = 200;                 // wall time of one top-level call, nested calls included
   int instructions_per_check = 1000;
 };
+
+// How deep calls may nest inside one top-level call (each past it is a stop).
+inline constexpr int kMaxNestedCalls = 32;     // call_hook inside call_hook: room -> room
+inline constexpr int kMaxCallbackDepth = 64;   // C functions calling back into Lua (gsub)
 
 struct HookResult {
   bool ok = true;
@@ -37,6 +48,10 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
 // True while a call_hook is running (used to tell nested calls from top-level ones).
 bool in_hook() noexcept;
 
+// True when the running top-level call was stopped (budget or depth): what the
+// sandbox's pcall and xpcall ask before they let a script see an error.
+bool call_stopped() noexcept;
+
 // The error both the count hook and budget_expired's callers raise.
 inline constexpr const char* kBudgetExceededMessage =
     "budget_exceeded: the call ran past its CPU budget";
@@ -46,5 +61,17 @@ inline constexpr const char* kBudgetExceededMessage =
 // exceeded, so once the caller raises kBudgetExceededMessage the call is reported as
 // budget_exceeded. Always false outside a call_hook.
 bool budget_expired() noexcept;
+
+// For C functions that call back into Lua (a gsub replacement function, a table's
+// __index). Counts the nesting while it lives; constructing one past kMaxCallbackDepth,
+// or with the C stack nearly used up, stops the running call and raises. Outside a
+// call_hook it only counts.
+class CallbackScope {
+ public:
+  CallbackScope(lua_State* L, const char* what);
+  ~CallbackScope();
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+};
 
 }  // namespace atrium::script

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <fstream>
 #include <memory>
@@ -85,12 +86,18 @@ class FakeClient : public engine::ClientSink {
 class Harness {
  public:
   explicit Harness(const TempRooms& rooms, int cpu_budget_ms = 200,
-                   std::size_t room_memory_bytes = 64u << 20) {
+                   std::size_t room_memory_bytes = 64u << 20)
+      : Harness(rooms, [&](engine::EngineConfig& cfg) {
+          cfg.cpu_budget_ms = cpu_budget_ms;
+          cfg.room_memory_bytes = room_memory_bytes;
+        }) {}
+
+  // Any other setting: `tweak` changes the defaults before the engine starts.
+  Harness(const TempRooms& rooms, const std::function<void(engine::EngineConfig&)>& tweak) {
     engine::EngineConfig cfg;
     cfg.rooms_dir = rooms.path();
     cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
-    cfg.cpu_budget_ms = cpu_budget_ms;
-    cfg.room_memory_bytes = room_memory_bytes;
+    tweak(cfg);
     cfg.on_log = [this](engine::LogLevel, std::string_view line) { log.emplace_back(line); };
     engine = std::make_unique<engine::Engine>(cfg);
     auto started = engine->start();
