@@ -95,11 +95,14 @@ Result<json::Value> Engine::call(std::string_view id, std::string_view method, c
   if (method.empty()) return make_error(ErrorCode::bad_request, "method must not be empty");
   if (!args.is_array()) return make_error(ErrorCode::bad_request, "'args' must be an array");
   Result<json::Value> out = make_error(ErrorCode::internal, "not run");
-  Status s = e.transact([&]() -> Status {
-    auto opened = e.open_for_server(id);
-    if (!opened) return opened.error();
-    out = e.method_call(*opened.value(), method, args);
-    return out ? Status{} : Status(out.error());
+  Status s = make_error(ErrorCode::budget_exceeded, "the server's script memory is full: try again later");
+  e.guarded("http call", [&] {
+    s = e.transact([&]() -> Status {
+      auto opened = e.open_for_server(id);
+      if (!opened) return opened.error();
+      out = e.method_call(*opened.value(), method, args);
+      return out ? Status{} : Status(out.error());
+    });
   });
   e.finish_operation();
   if (!s) return s.error();
@@ -114,7 +117,8 @@ Result<json::Value> Engine::place(std::string_view id, std::string_view client, 
   Client* c = e.find_client(client);
   if (!c) return make_error(ErrorCode::not_found, "no connected client " + std::string(client));
   if (!payload.is_object()) return make_error(ErrorCode::bad_request, "'payload' must be an object");
-  auto r = e.join(*c, id, payload, /*server_side=*/true);
+  Result<Room*> r = make_error(ErrorCode::budget_exceeded, "the server's script memory is full: try again later");
+  e.guarded("http place", [&] { r = e.join(*c, id, payload, /*server_side=*/true); });
   e.finish_operation();
   if (!r) return r.error();
   json::Value out = json::Value::object();
@@ -123,13 +127,15 @@ Result<json::Value> Engine::place(std::string_view id, std::string_view client, 
 }
 
 json::Value Engine::reload() {
-  json::Value out = impl_->reload_all();
+  json::Value out;
+  impl_->guarded("reload", [&] { out = impl_->reload_all(); });
   impl_->finish_operation();
   return out;
 }
 
 json::Value Engine::reload_script(std::string_view file_name) {
-  json::Value out = impl_->reload_one(std::string(file_name));
+  json::Value out;
+  impl_->guarded("reload", [&] { out = impl_->reload_one(std::string(file_name)); });
   impl_->finish_operation();
   return out;
 }

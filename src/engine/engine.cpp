@@ -27,6 +27,22 @@ Engine::Impl::~Impl() {
   vm.reset();
 }
 
+void Engine::Impl::recover(const char* what, const std::string& error) {
+  log(LogLevel::error, std::string("engine lua_error op=") + what + " error=\"" + error +
+                           "\" in_use=" + std::to_string(vm->bytes_in_use()) +
+                           " (rolled back; the engine's own Lua use failed, out of memory?)");
+  room_stack.clear();
+  vm->set_owner(0);
+  txn = nullptr;
+  if (abandoned) {
+    Transaction t = std::move(*abandoned);
+    abandoned.reset();
+    const Status undone = script::protected_call(L, [&] { rollback(t); });
+    if (!undone) log(LogLevel::error, "engine rollback_failed error=\"" + undone.error().message + "\"");
+  }
+  lua_gc(L, LUA_GCCOLLECT, 0);
+}
+
 void Engine::Impl::log(LogLevel level, const std::string& line) const {
   if (level < config.log_level) return;
   if (config.on_log) {
@@ -146,12 +162,18 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
 
 void Engine::Impl::finish_operation() {
   // Deferred hooks (onLeave of a kicked member, ...) may defer more: run to a fixed point.
-  while (!deferred.empty()) {
-    auto work = std::move(deferred);
-    deferred.clear();
-    for (auto& fn : work) fn();
-  }
-  reap();
+  guarded("deferred", [&] {
+    while (!deferred.empty()) {
+      auto work = std::move(deferred);
+      deferred.clear();
+      for (auto& fn : work) fn();
+    }
+  });
+  deferred.clear();
+  guarded("reap", [&] { reap(); });
+  // LuaJIT collects only as it allocates: once the engine had to use its reserve, a full
+  // collection now gives the rooms' garbage back before the next operation.
+  if (vm->in_reserve()) lua_gc(L, LUA_GCCOLLECT, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -163,6 +185,9 @@ Engine::~Engine() = default;
 Status Engine::start() {
   Impl& e = *impl_;
   e.vm = std::make_unique<script::Vm>(e.config.memory_bytes, e.config.room_memory_bytes);
+  if (!e.vm->ok())
+    return make_error(ErrorCode::internal, "LuaJIT refused the engine's allocator (a LuaJIT "
+                                           "built without GC64 on x64: use Debian's libluajit-5.1)");
   e.L = e.vm->L();
   e.open_core_api();  // pushes core
   lua_pushstring(e.L, e.config.lua_dir.c_str());
@@ -170,7 +195,8 @@ Status Engine::start() {
     return make_error(ErrorCode::internal, "cannot load the engine's Lua from " +
                                                e.config.lua_dir + ": " + s.error().message);
   e.prelude_ref = luaL_ref(e.L, LUA_REGISTRYINDEX);
-  e.load_all_types();
+  if (!e.guarded("start", [&] { e.load_all_types(); }))
+    return make_error(ErrorCode::internal, "loading the room scripts failed: out of memory");
   return {};
 }
 
@@ -204,7 +230,17 @@ void Engine::receive(ClientId id, std::string_view message) {
                        : encode_error(err.code, err.message));
     return;
   }
-  e.dispatch(*c, req.value());
+  Request& request = req.value();
+  if (!e.guarded("request", [&] { e.dispatch(*c, request); })) {
+    if (Client* still = e.find_client(id)) {
+      const ErrorCode code = e.vm->in_reserve() || e.vm->vm_cap_hit() ? ErrorCode::budget_exceeded
+                                                                        : ErrorCode::internal;
+      const char* why = code == ErrorCode::budget_exceeded
+                            ? "the server's script memory is full: try again later"
+                            : "the request failed inside the engine";
+      e.send(*still, has_ref ? encode_reply_error(ref, code, why) : encode_error(code, why));
+    }
+  }
   e.finish_operation();
 }
 
@@ -223,7 +259,13 @@ void Engine::disconnect(ClientId id, bool clean) {
   c->leaving = true;  // and no hook may place it anywhere while its onLeave hooks run
   for (const std::string& rid : std::vector<std::string>(c->watching))
     if (Room* room = e.find_room(rid)) e.unwatch(*c, *room);
-  e.leave_all(*c, clean ? "leave" : "disconnect");
+  e.guarded("disconnect", [&] { e.leave_all(*c, clean ? "leave" : "disconnect"); });
+  // Whatever its hooks did, the client leaves every room and is gone.
+  while (!c->rooms.empty()) {
+    if (auto it = e.rooms.find(c->rooms.back()); it != e.rooms.end())
+      std::erase_if(it->second->members, [&](const Member& m) { return m.id == id; });
+    c->rooms.pop_back();
+  }
   e.clients.erase(id);
   e.finish_operation();
 }
@@ -236,7 +278,7 @@ void Engine::run_due() {
   TimerEvent ev;
   // Bounded: timers that come due while these run wait for the next pass.
   for (std::size_t n = e.timers.size(); n > 0 && e.timers.pop_due(now, ev); --n) {
-    e.on_timer(ev);
+    e.guarded("timer", [&] { e.on_timer(ev); });
     e.finish_operation();
   }
 }
@@ -250,11 +292,13 @@ void Engine::shutdown() {
   for (ClientId id : ids) {
     Client* c = e.find_client(id);
     if (!c) continue;
-    for (const std::string& rid : std::vector<std::string>(c->rooms))
-      if (Room* room = e.find_room(rid)) {
-        e.send(*c, encode_left(room->id, "closed", "server shutting down"));
-        (void)e.leave(*c, *room, "closed");
-      }
+    e.guarded("shutdown", [&] {
+      for (const std::string& rid : std::vector<std::string>(c->rooms))
+        if (Room* room = e.find_room(rid)) {
+          e.send(*c, encode_left(room->id, "closed", "server shutting down"));
+          (void)e.leave(*c, *room, "closed");
+        }
+    });
     if (c->sink) c->sink->close(1001, "server shutting down");
   }
   e.finish_operation();

@@ -173,6 +173,10 @@ struct Engine::Impl {
 
   Transaction* txn = nullptr;       // the open transaction, if any
   Transaction spare_txn;            // transact() reuses its vectors: no allocation per call
+  // A transaction a Lua error unwound (guarded() rolls it back): the engine's own Lua
+  // touches can fail only when the VM's reserve is gone, and then this keeps the engine
+  // consistent.
+  std::optional<Transaction> abandoned;
   std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
   std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
   std::vector<std::string> doomed_ids;  // rooms doom() marked: all that reap() looks at
@@ -181,6 +185,12 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Room>> displaced;
 
   // engine.cpp
+  // Runs engine work that touches Lua (a request, a disconnect, a timer, an HTTP call)
+  // protected. False when a Lua error ended it (the VM's memory, in practice): the
+  // transaction it had open is rolled back, the room stack and memory owner are reset,
+  // and it is logged. `what` names the work in the log.
+  template <class F> bool guarded(const char* what, F&& body);
+  void recover(const char* what, const std::string& error);
   void log(LogLevel level, const std::string& line) const;
   Client* find_client(ClientId id);
   Client* find_client(std::string_view wire_id);
@@ -206,6 +216,7 @@ struct Engine::Impl {
   // and runs its onCreate with no ctx. Inside a transaction.
   Result<Room*> open_for_server(std::string_view id);
   Status instantiate(Room& room);
+  Status make_instance(Room& room);
   void destroy_room(Room& room);    // frees what it holds; the caller drops the Room
   void maybe_destroy_empty(Room& room);
   void reap();
@@ -269,14 +280,35 @@ Status Engine::Impl::transact(Body&& body) {
   if (txn) return body();
   Transaction t = std::move(spare_txn);
   txn = &t;
+  // A Lua error raised by the engine's own code (guarded) unwinds through here: the
+  // transaction is kept for guarded() to roll back, and none is left open.
+  struct Unwound {
+    Impl& e;
+    Transaction& t;
+    bool done = false;
+    ~Unwound() {
+      if (done) return;
+      e.abandoned.emplace(std::move(t));
+      e.txn = nullptr;
+    }
+  } unwound{*this, t};
   Status s = body();
   if (s && t.failure) s = make_error(t.failure->code, t.failure->message);
   if (s) s = commit(t);
   if (!s) rollback(t);
+  unwound.done = true;
   txn = nullptr;
   t.clear();
   spare_txn = std::move(t);
   return s;
+}
+
+template <class F>
+bool Engine::Impl::guarded(const char* what, F&& body) {
+  Status s = script::protected_call(L, body);
+  if (s) return true;
+  recover(what, s.error().message);
+  return false;
 }
 
 }  // namespace atrium::engine

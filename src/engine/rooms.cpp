@@ -102,6 +102,9 @@ Status default_value(lua_State* L, int cls, const char* field, json::Value& out)
 
 }  // namespace
 
+// The room's Lua side, made protected: with the VM full (rooms cannot take its reserve)
+// this fails as budget_exceeded and the join is answered, instead of a Lua error
+// unwinding the engine.
 Status Engine::Impl::instantiate(Room& room) {
   room.mem_owner = vm->new_owner();
   struct OwnerScope {  // the instance and its tables are the room's memory
@@ -109,6 +112,25 @@ Status Engine::Impl::instantiate(Room& room) {
     script::Owner prev;
     ~OwnerScope() { vm.set_owner(prev); }
   } scope{*vm, vm->set_owner(room.mem_owner)};
+  Status s;
+  const Status ran = script::protected_call(L, [&] { s = make_instance(room); });
+  if (ran && s) return {};
+  for (int* ref : {&room.inst_ref, &room.box_ref}) {
+    if (*ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = -2;
+  }
+  vm->release_owner(room.mem_owner);
+  room.mem_owner = 0;
+  if (!ran) {
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return make_error(ErrorCode::budget_exceeded,
+                      "no script memory left for a new room of type '" + room.type_name + "' (try again later)");
+  }
+  return s;
+}
+
+// [-0, +0, m]: every Lua step that may fail for memory; instantiate runs it protected.
+Status Engine::Impl::make_instance(Room& room) {
   const int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, room.type->class_ref);
   const int cls = lua_gettop(L);
@@ -121,9 +143,9 @@ Status Engine::Impl::instantiate(Room& room) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
   lua_getfield(L, -1, "newInstance");
   lua_pushvalue(L, cls);
-  lua_pushstring(L, room.id.c_str());
-  lua_pushstring(L, room.type_name.c_str());
-  lua_pushstring(L, room.instance.c_str());
+  lua_pushlstring(L, room.id.data(), room.id.size());
+  lua_pushlstring(L, room.type_name.data(), room.type_name.size());
+  lua_pushlstring(L, room.instance.data(), room.instance.size());
   lua_createtable(L, 0, 6);  // the box: state, meta, sx, mx, and the shadows ss, ms
   // Each mirror is read back from the table just made, so its members come in the order
   // lua_next yields them: the differ walks both in step (about a third faster).
@@ -137,8 +159,6 @@ Status Engine::Impl::instantiate(Room& room) {
   room.box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (lua_pcall(L, 5, 1, 0) != 0) {
     std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "newInstance failed";
-    luaL_unref(L, LUA_REGISTRYINDEX, room.box_ref);
-    room.box_ref = -2;
     lua_settop(L, top);
     return make_error(ErrorCode::internal, msg);
   }
@@ -162,7 +182,8 @@ void Engine::Impl::destroy_room(Room& room) {
   auto live = rooms.find(room.id);
   Room* successor = live != rooms.end() && live->second.get() != &room ? live->second.get() : nullptr;
   for (Member& m : room.members)
-    if (!successor || !successor->find_member(m.id)) std::erase(m.client->rooms, room.id);
+    if (Client* c = find_client(m.id); c && (!successor || !successor->find_member(m.id)))
+      std::erase(c->rooms, room.id);
   for (ClientId w : room.watchers)
     if (Client* c = find_client(w)) {
       std::erase(c->watching, room.id);

@@ -45,18 +45,30 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
   HookOutcome out;
   out.ran = true;
   touch(room);
-  room_stack.push_back(&room);
-  const script::Owner prev_owner = vm->set_owner(room.mem_owner);
-  vm->clear_cap_hit();
-  const auto t0 = std::chrono::steady_clock::now();
-  out.result = script::call_hook(L, nargs, nresults, budget);
-  metrics.observe_hook(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  const bool room_cap_hit = vm->owner_cap_hit();
-  vm->set_owner(prev_owner);
-  room_stack.pop_back();
-  if (!out.result.ok && out.result.code == ErrorCode::budget_exceeded && room_cap_hit) {
-    out.result.message = "the room ran past its memory budget (" +
-                         std::to_string(config.room_memory_bytes >> 20) + " MiB)";
+  {
+    // Whatever happens inside, the room stack and the memory owner are as they were.
+    struct AsRoom {
+      Impl& e;
+      script::Owner prev_owner;
+      ~AsRoom() {
+        e.vm->set_owner(prev_owner);
+        e.room_stack.pop_back();
+      }
+    };
+    room_stack.push_back(&room);
+    AsRoom as_room{*this, vm->set_owner(room.mem_owner)};
+    vm->clear_cap_hit();
+    const auto t0 = std::chrono::steady_clock::now();
+    out.result = script::call_hook(L, nargs, nresults, budget);
+    metrics.observe_hook(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (!out.result.ok && out.result.code == ErrorCode::budget_exceeded &&
+      (vm->owner_cap_hit() || vm->vm_cap_hit())) {
+    out.result.message = vm->owner_cap_hit()
+                             ? "the room ran past its memory budget (" +
+                                   std::to_string(config.room_memory_bytes >> 20) + " MiB)"
+                             : "the server's script memory is full (--memory-mb): the room could not "
+                               "allocate";
     lua_gc(L, LUA_GCCOLLECT, 0);  // what it allocated before failing is garbage now
   }
   ++metrics.hook_calls;

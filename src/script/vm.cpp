@@ -2,6 +2,7 @@
 
 #include <lua.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -97,7 +98,17 @@ void* Vm::reallocate(void* ptr, std::size_t osize, std::size_t nsize) noexcept {
   if (nsize > osize) {  // growth is checked; shrinking always succeeds so the GC can progress
     const std::size_t grow = nsize - osize;
     if (used_ + grow > cap_) return nullptr;
+    if ((owner != 0 || current_ != 0) && used_ + grow > cap_ - reserve_) {  // the reserve
+      vm_cap_hit_ = true;
+      return nullptr;
+    }
     if (owner != 0 && slot->bytes + grow > room_cap_) {
+      owner_cap_hit_ = true;
+      return nullptr;
+    }
+    // Someone else's block growing while a room's code runs (LuaJIT's string buffer):
+    // it must fit in what that room has left.
+    if (current_ != 0 && owner != current_ && slots_[current_].bytes + grow > room_cap_) {
       owner_cap_hit_ = true;
       return nullptr;
     }
@@ -112,17 +123,35 @@ void* Vm::reallocate(void* ptr, std::size_t osize, std::size_t nsize) noexcept {
   return h + 1;
 }
 
-Vm::Vm(std::size_t memory_cap, std::size_t room_cap) : cap_(memory_cap), room_cap_(room_cap) {
+namespace {
+
+// An error with no protected call to catch it. The engine runs every entry that touches
+// Lua protected (engine.cpp guarded), so this is a bug; it is said before LuaJIT exits.
+int on_panic(lua_State* L) {
+  const char* msg = lua_tostring(L, -1);
+  std::fprintf(stderr, "error script panic reason=\"%s\" (an engine bug: a Lua error outside any "
+                       "protected call)\n", msg ? msg : "?");
+  std::fflush(stderr);
+  return 0;
+}
+
+std::size_t reserve_for(std::size_t cap) {
+  return std::clamp<std::size_t>(cap / 8, 256u << 10, 8u << 20);
+}
+
+}  // namespace
+
+Vm::Vm(std::size_t memory_cap, std::size_t room_cap)
+    : cap_(memory_cap), room_cap_(room_cap), reserve_(reserve_for(memory_cap)) {
   slots_.push_back(Slot{0, 0, true});
   L_ = lua_newstate(&Vm::allocate, this);
-  if (!L_) {  // a non-GC64 LuaJIT on x64 refuses custom allocators
-    std::fprintf(stderr, "script vm_failed reason=\"lua_newstate refused the allocator\"\n");
-    std::abort();
-  }
+  if (!L_) return;  // a non-GC64 LuaJIT on x64 refuses custom allocators: see ok()
+  lua_atpanic(L_, on_panic);
   open_safe_libs(L_);
   lock_string_metatable(L_);
   init_lua_json(L_);
   prepare_hook_calls(L_);
+  prepare_protected_calls(L_);
   lock_array_marker(L_);
 }
 
@@ -146,12 +175,62 @@ void Vm::release_owner(Owner o) {
   free_slots_.push_back(o);
 }
 
+bool Vm::charge(Owner o, std::size_t bytes) noexcept {
+  if (o == 0 || o >= slots_.size() || !slots_[o].live) return true;
+  if (slots_[o].bytes + bytes > room_cap_) return false;
+  slots_[o].bytes += bytes;
+  return true;
+}
+
+void Vm::uncharge(Owner o, std::size_t bytes) noexcept {
+  if (o == 0 || o >= slots_.size() || !slots_[o].live) return;
+  slots_[o].bytes -= std::min(bytes, slots_[o].bytes);
+}
+
 std::size_t Vm::owner_bytes(Owner o) const noexcept {
   return o < slots_.size() ? slots_[o].bytes : 0;
 }
 
 Vm::~Vm() {
   if (L_) lua_close(L_);
+}
+
+namespace {
+
+const char kProtectedKey = 0;  // registry key of the entry point: this byte's address
+
+struct ProtectedBody {
+  void (*fn)(void*);
+  void* arg;
+};
+
+int run_protected_body(lua_State* L) {
+  const auto* body = static_cast<const ProtectedBody*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  body->fn(body->arg);
+  return 0;
+}
+
+}  // namespace
+
+void prepare_protected_calls(lua_State* L) {
+  lua_pushlightuserdata(L, const_cast<char*>(&kProtectedKey));
+  lua_pushcfunction(L, run_protected_body);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+Status protected_call_raw(lua_State* L, void (*fn)(void*), void* arg) noexcept {
+  const int top = lua_gettop(L);
+  ProtectedBody body{fn, arg};
+  // Two pushes that allocate nothing (the stack keeps LUA_MINSTACK free slots).
+  lua_pushlightuserdata(L, const_cast<char*>(&kProtectedKey));
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, &body);
+  const int rc = lua_pcall(L, 1, 0, 0);
+  if (rc == 0) return {};
+  std::string msg = rc == LUA_ERRMEM ? "not enough memory" : lua_isstring(L, -1) ? lua_tostring(L, -1) : "a Lua error";
+  lua_settop(L, top);
+  return make_error(rc == LUA_ERRMEM ? ErrorCode::budget_exceeded : ErrorCode::internal, std::move(msg));
 }
 
 Status run_engine_file(lua_State* L, const std::string& path, int nargs) {

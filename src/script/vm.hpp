@@ -7,11 +7,22 @@
 // room allocated and still retains is charged to that room, and the room that runs away
 // is the one whose allocations fail. Owner slots are reused with a generation number, so
 // a late free of a destroyed room's garbage never credits the room now in its slot.
+//
+// The reserve: rooms may fill the heap only up to memory_cap less a reserve; the rest is
+// the engine's (owner 0), so that whatever the rooms did, the engine can still build a
+// ctx, answer the request and roll a transaction back. LuaJIT has no emergency
+// collection: when the engine dips into the reserve, in_reserve() says so and the engine
+// collects at the end of the operation.
+//
+// A block that grows while a room's code runs counts against that room's budget too,
+// whoever owns it: LuaJIT's shared string buffer (string.rep, table.concat, format) is
+// the engine's block, and grew to hundreds of MiB under a 16 MiB room cap.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "util/result.hpp"
@@ -24,8 +35,10 @@ using Owner = std::uint32_t;  // 0: the engine itself
 
 class Vm {
  public:
-  // memory_cap: the whole Lua heap; room_cap: what one owner may hold.
+  // memory_cap: the whole Lua heap; room_cap: what one owner may hold. Check ok():
+  // a LuaJIT that refuses custom allocators (non-GC64 on x64) gives no state.
   Vm(std::size_t memory_cap, std::size_t room_cap);
+  bool ok() const noexcept { return L_ != nullptr; }
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -43,9 +56,17 @@ class Vm {
     return prev;
   }
   std::size_t owner_bytes(Owner o) const noexcept;
-  // True when the last failed allocation hit the current owner's cap (not the VM's).
+  // True when the last failed allocation hit the current owner's cap / the rooms' part
+  // of the VM (memory_cap less the reserve).
   bool owner_cap_hit() const noexcept { return owner_cap_hit_; }
-  void clear_cap_hit() noexcept { owner_cap_hit_ = false; }
+  bool vm_cap_hit() const noexcept { return vm_cap_hit_; }
+  void clear_cap_hit() noexcept { owner_cap_hit_ = vm_cap_hit_ = false; }
+  std::size_t reserve() const noexcept { return reserve_; }
+  bool in_reserve() const noexcept { return used_ + reserve_ > cap_; }
+  // Engine costs that are not Lua memory but grow with what a room does (its timers'
+  // entries): counted against the owner's cap. False (nothing charged) when over it.
+  bool charge(Owner o, std::size_t bytes) noexcept;
+  void uncharge(Owner o, std::size_t bytes) noexcept;
 
  private:
   struct Slot {
@@ -60,11 +81,27 @@ class Vm {
   std::size_t used_ = 0;
   std::size_t cap_;
   std::size_t room_cap_;
+  std::size_t reserve_;
   Owner current_ = 0;
   bool owner_cap_hit_ = false;
+  bool vm_cap_hit_ = false;
   std::vector<Slot> slots_;               // slots_[0] is the engine
   std::vector<Owner> free_slots_;
 };
+
+// Runs body(arg) protected: a Lua error that engine code raises while it runs (out of
+// memory in a push, say) ends it there and comes back as an error Status, instead of
+// unwinding whatever called this. The body gets a stack of its own, and the caller's is
+// as it was afterwards. For the engine's own Lua touches only: room code goes through
+// call_hook. Needs prepare_protected_calls (the Vm does it).
+Status protected_call_raw(lua_State* L, void (*body)(void*), void* arg) noexcept;
+template <class F>
+Status protected_call(lua_State* L, F&& body) noexcept {
+  return protected_call_raw(L, [](void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(); }, &body);
+}
+// Makes protected_call's entry point once per VM, so a call allocates nothing outside
+// its protection.  [-0, +0, m]
+void prepare_protected_calls(lua_State* L);
 
 // Runs the Lua file `path` (trusted engine code: lua/atrium/*.lua) with the given number
 // of arguments already on the stack and leaves its first result.  [-nargs, +1, -]

@@ -196,3 +196,57 @@ return R)");
   REQUIRE(result(length).is_number());
   CHECK(result(length).as_number() == 6);
 }
+
+TEST_CASE("hostile 5: the whole VM at its memory cap: each request is answered and the engine keeps serving") {
+  Hostile f({}, [](engine::EngineConfig& cfg) {
+    cfg.room_memory_bytes = 8u << 20;
+    cfg.memory_bytes = 24u << 20;
+    cfg.cpu_budget_ms = 2000;
+  });
+  f.rooms.write("hog.lua", R"(
+local H = { defaultState = { n = 0 }, actions = {} }
+function H:onCreate()
+  local hoard = {}
+  self.hoard = hoard  -- an instance field: held by the room, never diffed
+  pcall(function()
+    while true do hoard[#hoard + 1] = { 1, 2, 3, 4, 5, 6, 7, 8 } end
+  end)
+end
+function H.actions.ping() return "pong" end
+return H)");
+  f.rooms.write("small.lua", R"(
+local S = { defaultState = { n = 0 }, actions = {} }
+function S.actions.inc(self) self.state.n = self.state.n + 1; return self.state.n end
+return S)");
+  f.h->engine->reload_script("hog.lua");
+  f.h->engine->reload_script("small.lua");
+  int answered = 0, refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    const json::Value r = f.join("hog:" + std::to_string(i));
+    ++answered;
+    if (!ok(r)) {
+      ++refused;
+      INFO(json::to_json(r));
+      CHECK(error_code(r) == "budget_exceeded");
+    }
+  }
+  CHECK(answered == 6);
+  CHECK(refused >= 1);  // three rooms of 8 MiB cannot fit in 24
+  // Many small rooms on top: each join is answered, the connection stays.
+  int small_refused = 0;
+  for (int i = 0; i < 300; ++i) {
+    const json::Value r = f.join("small:" + std::to_string(i));
+    if (!ok(r)) {
+      ++small_refused;
+      INFO(json::to_json(r));
+      CHECK(error_code(r) == "budget_exceeded");
+    }
+  }
+  CHECK(f.c->closed_with == 0);
+  f.healthy_still_serves();
+  // Leaving the hogs gives the memory back: new rooms open again.
+  for (int i = 0; i < 6; ++i) f.h->request(*f.c, "{\"op\":\"leave\",\"room\":\"hog:" + std::to_string(i) + "\"}");
+  CHECK(ok(f.join("small:fresh")));
+  CHECK(result(f.call("small:fresh", "inc")).as_number() == 1);
+  for (const std::string& line : f.h->log) CHECK(line.find("engine lua_error") == std::string::npos);
+}
