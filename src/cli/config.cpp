@@ -106,6 +106,16 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) { return set_count(o.room_memory_mb, v, 1, kMaxMb); }},
     {"memory-mb", "N", "Lua memory cap for the engine (default: 1024)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.memory_mb, v, 1, kMaxMb); }},
+    {"max-rooms-per-connection", "N", "rooms one connection may be in at once, server-side placements included (default: 128)",
+     [](ServeOptions& o, std::string_view v) {
+       return set_count(o.max_rooms_per_connection, v, 1, 1u << 20);
+     }},
+    {"untyped", "on|off", "rooms whose id has no TYPE: prefix, plain pub/sub (default: on)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       if (v != "on" && v != "off") return bad("must be on or off");
+       o.untyped = v == "on";
+       return {};
+     }},
     {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},
 };
 

@@ -30,6 +30,8 @@ struct ServeOptions {
   int cpu_budget_ms = 200;
   std::size_t room_memory_mb = 64;
   std::size_t memory_mb = 1024;
+  int max_rooms_per_connection = 128;
+  bool untyped = true;
   engine::LogLevel log_level = engine::LogLevel::info;
 };
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -73,6 +74,8 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.cpu_budget_ms = o.cpu_budget_ms;
   c.room_memory_bytes = o.room_memory_mb << 20;
   c.memory_bytes = o.memory_mb << 20;
+  c.max_rooms_per_connection = o.max_rooms_per_connection;
+  c.untyped_rooms = o.untyped;
   c.log_level = o.log_level;
   c.admin_token = o.admin_token;
   c.on_log = log;
@@ -111,6 +114,14 @@ int run_serve(const std::vector<std::string>& args) {
   }
   const ServeOptions& o = options.value();
   const net::LogSink log = stderr_log(o.log_level);
+  // A mistyped --rooms must not serve a server where every TYPE:INSTANCE is refused and
+  // only untyped rooms open: say so and stop.
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o.rooms, ec)) {
+    std::fprintf(stderr, "atrium: --rooms %s: %s\n", o.rooms.c_str(),
+                 std::filesystem::exists(o.rooms, ec) ? "is not a directory" : "no such directory");
+    return 2;
+  }
 
   engine::Engine engine(engine_config(o, log));
   if (Status started = engine.start(); !started) {

@@ -27,6 +27,11 @@ struct EngineConfig {
   int cpu_budget_ms = 200;                        // per hook call
   std::size_t room_memory_bytes = 64u << 20;
   std::size_t memory_bytes = 1024u << 20;
+  // Rooms one connection may be in at once (server-side placements count; watches do
+  // not): past it, a join answers not_allowed.
+  int max_rooms_per_connection = 128;
+  // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
+  bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;
   // Where log lines go (one line each, no newline). Default: stderr.
   std::function<void(LogLevel, std::string_view)> on_log;

@@ -33,6 +33,10 @@ namespace atrium::engine {
 
 std::int64_t monotonic_ms();
 
+// What one script timer costs outside Lua (its entries in the timer heap and map, the
+// room's set, its registry slot), charged to the room's memory budget while it lives.
+inline constexpr std::size_t kTimerCost = 320;
+
 struct RoomOptions {
   int max_members = 0;              // 0: no limit
   bool server_join_only = false;
@@ -98,6 +102,9 @@ struct Room {
   std::unordered_set<TimerId> timers;  // script timers, cancelled when the room goes
   std::uint64_t rng = 0;            // math.random state (xorshift64*)
   bool doomed = false;              // destroyed at the next reap()
+  std::string last_failure;         // hook and message of the last failure logged
+  std::int64_t last_failure_ms = 0;
+  int failures_not_logged = 0;      // identical to last_failure, within the quiet time
   script::Owner mem_owner = 0;      // whose Lua memory this room's allocations are
 
   Member* find_member(ClientId c);
@@ -205,6 +212,7 @@ struct Engine::Impl {
   void load_all_types();
   void load_type(const std::string& name, const std::string& path);
   RoomType* find_type(std::string_view name);
+  std::string script_file_of(std::string_view type_name) const;  // "rooms/chat.lua"
   void refresh_live_rooms(RoomType& type, int previous_ref);
   json::Value reload_all();
   json::Value reload_one(const std::string& file_name);
@@ -231,6 +239,7 @@ struct Engine::Impl {
   // Calls the function below the nargs values on top of the stack, as code of `room`.
   HookOutcome invoke(Room& room, int nargs, int nresults, std::string_view what);
   void touch(Room& room);
+  void log_failure(Room& room, std::string_view what, const script::HookResult& r);
   Status commit(Transaction& t);
   void rollback(Transaction& t);
   Status diff_exposed(Room& room, int box, const char* field, const char* shadow_field,
@@ -256,6 +265,7 @@ struct Engine::Impl {
   Result<Room*> join(Client& c, std::string_view id, const json::Value& payload,
                            bool server_side);
   Status leave(Client& c, Room& room, const char* reason);
+  Status room_slot_left(const Client& c) const;  // not_allowed past max_rooms_per_connection
   void leave_all(Client& c, const char* reason);
   void remove_member(Room& room, Client& c);
   void run_on_leave(Room& room, ClientId client, const std::string& user_id, const char* reason);

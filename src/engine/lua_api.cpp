@@ -55,6 +55,12 @@ std::string check_string(lua_State* L, int idx) {
   return std::string(s, n);
 }
 
+// Event names go on the wire as they are: one that is not UTF-8 is the script's error
+// here, at its line, rather than a U+FFFD in every member's frame.
+void check_event_name(lua_State* L, std::string_view name) {
+  if (!json::is_valid_utf8(name)) raise(L, "the event name is not valid UTF-8");
+}
+
 std::string opt_string(lua_State* L, int idx) {
   size_t n = 0;
   const char* s = luaL_optlstring(L, idx, "", &n);
@@ -174,6 +180,7 @@ int l_room_emit(lua_State* L) {
   Room& room = self_room(L, e);
   std::size_t event_len = 0;
   const char* event = luaL_checklstring(L, 2, &event_len);
+  check_event_name(L, std::string_view(event, event_len));
   const json::Value data = lua_isnoneornil(L, 3) ? json::Value() : arg_value(L, 3, "event data");
   ClientId skip = 0;
   if (lua_istable(L, 4)) {
@@ -204,6 +211,7 @@ int l_room_send(lua_State* L) {
   Room& room = self_room(L, e);
   const std::string client = check_string(L, 2);
   const std::string event = check_string(L, 3);
+  check_event_name(L, event);
   json::Value data = lua_isnoneornil(L, 4) ? json::Value() : arg_value(L, 4, "event data");
   Room* r = &room;
   e.txn->effects.push_back([&e, r, client, event, data = std::move(data)] {
@@ -262,11 +270,20 @@ int l_room_set_timer(lua_State* L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   const bool every = lua_toboolean(L, 4);
   if (!(ms >= 0) || ms > 86400000.0 * 365) luaL_error(L, "timer delay must be between 0 and a year in ms");
+  // A timer's engine-side entries are the room's memory too: 150,000 timers once cost
+  // five times the RSS the room was charged for.
+  if (!e.vm->charge(room.mem_owner, kTimerCost))
+    return raise(L, "setTimeout: the room ran past its memory budget (" +
+                        std::to_string(room.timers.size()) + " timers)");
   lua_pushvalue(L, 3);
   TimerEvent ev;
   ev.kind = TimerKind::script;
   ev.room = room.id;
-  ev.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  {
+    const script::Owner prev = e.vm->set_owner(0);  // the registry is the engine's table
+    ev.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    e.vm->set_owner(prev);
+  }
   ev.interval_ms = every ? std::max<std::int64_t>(1, static_cast<std::int64_t>(ms)) : 0;
   ev.due_ms = monotonic_ms() + static_cast<std::int64_t>(ms);
   const int fn_ref = ev.fn_ref;
@@ -275,7 +292,7 @@ int l_room_set_timer(lua_State* L) {
   Room* r = &room;
   e.txn->undo.push_back([&e, r, id, fn_ref] {  // a failed hook starts no timer
     if (e.timers.cancel(id)) luaL_unref(e.L, LUA_REGISTRYINDEX, fn_ref);
-    r->timers.erase(id);
+    if (r->timers.erase(id)) e.vm->uncharge(r->mem_owner, kTimerCost);
   });
   lua_pushnumber(L, static_cast<lua_Number>(id));
   return 1;
@@ -289,6 +306,7 @@ int l_room_cancel_timer(lua_State* L) {
   if (!(given >= 1 && given < 9007199254740992.0)) return 0;
   const TimerId id = static_cast<TimerId>(given);
   if (room.timers.erase(id)) {
+    e.vm->uncharge(room.mem_owner, kTimerCost);
     if (const TimerEvent* ev = e.timers.find(id)) luaL_unref(L, LUA_REGISTRYINDEX, ev->fn_ref);
     e.timers.cancel(id);
   }
@@ -376,7 +394,17 @@ int l_log(lua_State* L) {
                       : level == "error" ? LogLevel::error
                                          : LogLevel::info;
   const Room* room = e.room_stack.empty() ? nullptr : e.room_stack.back();
-  e.log(lv, "room log room=" + (room ? room->id : type) + " " + text);
+  // Control characters escaped: a script's text is one log line, never a forged second.
+  std::string line = "room log room=" + (room ? room->id : type) + " ";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') line += "\\n";
+    else if (c == '\\') line += "\\\\";
+    else if (c < 0x20 || c == 0x7f) line += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    else line.push_back(ch);
+  }
+  e.log(lv, line);
   return 0;
 }
 

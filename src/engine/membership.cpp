@@ -124,10 +124,19 @@ void Engine::Impl::remove_member(Room& room, Client& c) {
   if (it != c.rooms.rend()) c.rooms.erase(std::next(it).base());
 }
 
+Status Engine::Impl::room_slot_left(const Client& c) const {
+  const auto most = static_cast<std::size_t>(config.max_rooms_per_connection);
+  if (c.rooms.size() < most) return {};
+  return make_error(ErrorCode::not_allowed, c.wire_id + " is in " + std::to_string(most) +
+                                                " rooms already, the most one connection may be in "
+                                                "(--max-rooms-per-connection): leave one first");
+}
+
 Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
                                        bool server_side) {
   if (Status s = validate_room_id(id); !s) return s.error();
   if (c.leaving) return make_error(ErrorCode::not_allowed, c.wire_id + " is disconnecting");
+  if (Status s = room_slot_left(c); !s) return s.error();
   if (Room* existing = find_room(id); existing && existing->find_member(c.id))
     return make_error(ErrorCode::already_member, "already a member of " + std::string(id));
   RoomType* type = find_type(room_type_of(id));
@@ -183,6 +192,10 @@ bool Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload
                                std::string& reason) {
   if (room.find_member(c.id)) {
     reason = "already a member";
+    return false;
+  }
+  if (Status s = room_slot_left(c); !s) {
+    reason = s.error().message;
     return false;
   }
   if (!room.type) {

@@ -99,6 +99,12 @@ Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions&
 
 }  // namespace
 
+std::string Engine::Impl::script_file_of(std::string_view type_name) const {
+  std::string dir = fs::path(config.rooms_dir).filename().string();
+  if (dir.empty() || dir == ".") dir = "rooms";
+  return dir + "/" + std::string(type_name) + ".lua";
+}
+
 RoomType* Engine::Impl::find_type(std::string_view name) {
   if (name.empty()) return nullptr;
   auto it = types.find(std::string(name));
@@ -130,9 +136,7 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   }
   RoomType& type = *slot;
   type.path = path;
-  type.file = fs::path(config.rooms_dir).filename().string();
-  if (type.file.empty() || type.file == ".") type.file = "rooms";
-  type.file += "/" + fs::path(path).filename().string();
+  type.file = script_file_of(name);
   type.deleted = false;
 
   auto fail = [&](std::string message) {

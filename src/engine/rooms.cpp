@@ -30,6 +30,14 @@ Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* cr
   if (Status s = validate_room_id(id); !s) return s.error();
   const std::string_view type_name = room_type_of(id);
   RoomType* type = type_name.empty() ? nullptr : find_type(type_name);
+  // A typo or a script not saved yet must not open a room with no script at all: the
+  // untyped (pub/sub) rooms are the ids without a ':'.
+  if (!type_name.empty() && !type)
+    return make_error(ErrorCode::not_found, "no room type '" + std::string(type_name) + "': " +
+                                                script_file_of(type_name) + " does not exist");
+  if (type_name.empty() && !config.untyped_rooms)
+    return make_error(ErrorCode::not_found, "untyped rooms are off on this server (--untyped off): "
+                                            "join TYPE:INSTANCE, a room of a script in rooms/");
   if (type) {
     if (type->deleted)
       return make_error(ErrorCode::not_found, "room type '" + type->name + "' no longer exists");
@@ -304,7 +312,7 @@ void Engine::Impl::on_timer(const TimerEvent& ev) {
     again.due_ms = monotonic_ms() + ev.interval_ms;
     timers.add(std::move(again));  // keeps its id: handles stay valid
   } else {
-    room->timers.erase(ev.id);
+    if (room->timers.erase(ev.id)) vm->uncharge(room->mem_owner, kTimerCost);
     luaL_unref(L, LUA_REGISTRYINDEX, ev.fn_ref);
   }
 }

@@ -74,12 +74,50 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
   ++metrics.hook_calls;
   if (!out.result.ok) {
     ++metrics.hook_errors;
-    log(LogLevel::warn, "script hook_failed room=" + room.id + " hook=" + std::string(what) +
-                            " code=" + std::string(to_string(out.result.code)) + "\n" +
-                            out.result.traceback);
+    log_failure(room, what, out.result);
     if (txn && !txn->failure) txn->failure = out.result;  // an error anywhere fails it all
   }
   return out;
+}
+
+namespace {
+
+// Continuation lines of a traceback are indented: a script's error text with a newline
+// in it cannot start a line of its own that reads like the server's.
+std::string indented(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (char c : text) {
+    out.push_back(c);
+    if (c == '\n') out.append("  ");
+  }
+  return out;
+}
+
+constexpr std::int64_t kSameFailureQuietMs = 10000;
+
+}  // namespace
+
+// A room failing the same way again and again (a 1 ms interval that raises) is logged
+// once per kSameFailureQuietMs, with the count of those not logged: it once wrote a
+// megabyte of tracebacks every two seconds.
+void Engine::Impl::log_failure(Room& room, std::string_view what, const script::HookResult& r) {
+  std::string key(what);
+  key += '\x1f';
+  key += r.message;
+  const std::int64_t now = monotonic_ms();
+  if (key == room.last_failure && now - room.last_failure_ms < kSameFailureQuietMs) {
+    ++room.failures_not_logged;
+    return;
+  }
+  std::string line = "script hook_failed room=" + room.id + " hook=" + std::string(what) +
+                     " code=" + std::string(to_string(r.code));
+  if (room.failures_not_logged > 0)
+    line += " (" + std::to_string(room.failures_not_logged) + " identical failures before this were not logged)";
+  log(LogLevel::warn, line + "\n" + indented(r.traceback));
+  room.last_failure = std::move(key);
+  room.last_failure_ms = now;
+  room.failures_not_logged = 0;
 }
 
 // Finds the function raw: the instance's own field, else the class table's (actions: the

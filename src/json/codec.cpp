@@ -175,11 +175,21 @@ Error parse_error(std::size_t offset, const char* reason) {
 
 // ---- writing ------------------------------------------------------------------------
 
-// 0: copy as is; 1: two-character escape; 2: \u00XX.
+// 0: copy as is; 1: two-character escape; 2: \u00XX; 3: the start of a multi-byte
+// sequence, copied when it is valid UTF-8.
 constexpr unsigned char escape_kind(unsigned char c) noexcept {
   if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
     return 1;
+  if (c >= 0x80) return 3;
   return c < 0x20 ? 2 : 0;
+}
+
+// The length of the valid UTF-8 sequence at s[i] (a byte >= 0x80), or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+  const std::size_t n = std::min<std::size_t>(4, s.size() - i);
+  for (std::size_t len = 2; len <= n; ++len)
+    if (is_valid_utf8(s.substr(i, len))) return len;
+  return 0;
 }
 
 struct EscapeTable {
@@ -320,9 +330,17 @@ void write_string(std::string_view s, std::string& out) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     const unsigned char kind = kEscapes.kind[c];
     if (kind == 0) continue;
+    if (kind == 3) {
+      if (const std::size_t len = utf8_sequence(s, i)) {
+        i += len - 1;
+        continue;
+      }
+    }
     out.append(s.data() + run, i - run);
     run = i + 1;
-    if (kind == 1) {
+    if (kind == 3) {
+      out.append("\xEF\xBF\xBD", 3);  // U+FFFD: no frame carries a byte that is not UTF-8
+    } else if (kind == 1) {
       const char e[2] = {'\\', short_escape(static_cast<char>(c))};
       out.append(e, 2);
     } else {

@@ -47,7 +47,10 @@ Result<bool> parse_members(std::string_view text, MemberSink& sink, const ParseO
 void write(const Value& v, std::string& out);
 std::string to_json(const Value& v);
 
-// Appends `s` as a JSON string literal, quotes included.
+// Appends `s` as a JSON string literal, quotes included. A byte that is not part of
+// valid UTF-8 is written as U+FFFD: whatever a script or a client hands the engine, no
+// frame it writes can make a browser or `ws` fail the connection (and lose every line
+// coalesced with it).
 void write_string(std::string_view s, std::string& out);
 // Appends a number as write() would.
 void write_number(double n, std::string& out);

@@ -103,12 +103,19 @@ describe('bad input', () => {
 
   it('accepts room ids at the edges of the rules', T, async () => {
     const [a] = await connectMany(server, 1);
-    const good = ['x'.repeat(128), `pubsub:${'y'.repeat(121)}`, `a:b:c${uid()}`, `A-Z_0.9@x:y.z-${uid()}`, 'q'];
+    const good = ['x'.repeat(128), `secret:${'y'.repeat(121)}`, `secret:b:c${uid()}`,
+      `secret:A-Z_0.9@x:y.z-${uid()}`, 'q', `A-Z_0.9@x.y-${uid()}`];
     for (const room of good) {
       const r = await a.join(room);
       assert.equal(r.room, room);
       assert.equal(Buffer.byteLength(room) <= 128, true);
     }
+  });
+
+  it('answers not_found for a TYPE with no script: a typo opens no room', T, async () => {
+    const [a] = await connectMany(server, 1);
+    const err = await a.fails({ op: 'join', room: `tictactoe:${uid()}` }, 'not_found');
+    assert.match(err.message, /^no room type 'tictactoe': \S*tictactoe\.lua does not exist$/);
   });
 
   it('treats a:b:c as type a with instance b:c (split at the first colon)', T, async () => {

@@ -54,7 +54,7 @@ describe('atrium serve', () => {
     const server = await startServer();
     const [a, b] = await connectMany(server, 2);
     const typed = `secret:${uid()}`;
-    const untyped = `pubsub:${uid()}`;
+    const untyped = `pubsub-${uid()}`;
     await a.join(typed);
     await b.join(untyped);
     const exit = server.stop(8000);

@@ -30,7 +30,7 @@ describe('the libuv event loop', () => {
     await b.join(room);
     await a.act(room, 'inc');
     await b.untilView(room, (s) => s.n === 1, 3000);
-    const pubsub = `ev:${uid()}`;
+    const pubsub = `ev-${uid()}`;
     await a.join(pubsub);
     await b.join(pubsub);
     a.send({ op: 'emit', room: pubsub, event: 'hi', data: 1 });
@@ -54,7 +54,7 @@ describe('the libuv event loop', () => {
 
   it('closes every client with 1001 on SIGTERM and exits 0', T, async () => {
     const [a] = await connectMany(server, 1);
-    await a.join(`bye:${uid()}`);
+    await a.join(`bye-${uid()}`);
     server.child.kill('SIGTERM');
     const info = await a.closed;
     assert.equal(info.code, 1001);

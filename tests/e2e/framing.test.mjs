@@ -21,7 +21,7 @@ describe('WebSocket framing of server messages', () => {
   for (const size of [10, 300, 1000, 65000, 70000, 200000]) {
     it(`delivers a ${size}-byte event intact to every other member`, T, async () => {
       const [a, b, c] = await connectMany(server, 3);
-      const room = `frames:${uid()}`;
+      const room = `frames-${uid()}`;
       for (const x of [a, b, c]) await x.join(room);
       const data = 'x'.repeat(size);
       assert.equal((await a.request({ op: 'emit', room, event: 'big', data })).ok, true);
@@ -35,7 +35,7 @@ describe('WebSocket framing of server messages', () => {
 
   it('joins lines of different sizes into messages that parse line by line', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `frames:${uid()}`;
+    const room = `frames-${uid()}`;
     for (const x of [a, b]) await x.join(room);
     const sizes = [5, 200, 70000, 3, 66000, 120];
     // Sent without waiting, so they are queued for b in the same pass and share writes.

@@ -101,7 +101,7 @@ describe('HTTP API', () => {
 
   it('answers GET /api/rooms/:id of an untyped room with its members and state {}', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.join(room);
     const res = await server.http('GET', `/api/rooms/${room}`);
@@ -157,7 +157,7 @@ describe('HTTP API', () => {
 
   it('emits over HTTP into an untyped room', T, async () => {
     const [a] = await connectMany(server, 1);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     const res = await server.http('POST', `/api/rooms/${room}/emit`, { event: 'ping', data: [1, 2] });
     assert.deepEqual(res.json, { delivered: 1 });

@@ -67,7 +67,7 @@ describe('ordering', () => {
   it('answers a burst of mixed requests in the order they were sent, one reply per ref', T, async () => {
     const [a] = await connectMany(server, 1);
     const echo = `echo:${uid()}`;
-    const other = `pubsub:${uid()}`;
+    const other = `pubsub-${uid()}`;
     await a.join(echo);
     const requests = [
       { op: 'ping', ref: 1 },

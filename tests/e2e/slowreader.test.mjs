@@ -35,7 +35,7 @@ describe('slow readers', () => {
     const room = `flood:${uid()}`;
     await slow.join(room);
     await healthy.join(room);
-    await bystander.join(`pubsub:${uid()}`);
+    await bystander.join(`pubsub-${uid()}`);
 
     slow.ws._socket.pause();                      // stop reading: the kernel buffers fill, then the outbox
     await healthy.act(room, 'events', slow.welcome.client, 16384, 8, 5);

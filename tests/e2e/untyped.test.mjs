@@ -13,7 +13,7 @@ describe('untyped rooms', () => {
 
   it('joins a room whose type has no script and returns {room, seq, state: {}}', T, async () => {
     const [a] = await connectMany(server, 1);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     const result = await a.join(room);
     assert.equal(result.room, room);
     assert.equal(typeof result.seq, 'number');
@@ -30,7 +30,7 @@ describe('untyped rooms', () => {
 
   it('delivers an emit to the other members with from set, and not to the sender', T, async () => {
     const [a, b, c] = await connectMany(server, 3);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     for (const x of [a, b, c]) await x.join(room);
 
     const mark = a.log.length;
@@ -46,10 +46,10 @@ describe('untyped rooms', () => {
 
   it('does not deliver events of a room to clients that are not in it', T, async () => {
     const [a, b, outsider] = await connectMany(server, 3);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.join(room);
-    await outsider.join(`pubsub:${uid()}`);
+    await outsider.join(`pubsub-${uid()}`);
     await a.ok({ op: 'emit', room, event: 'private-ish', data: 1 });
     await b.next({ op: 'event', event: 'private-ish' });
     await outsider.nothing({ op: 'event' }, 200, 0);
@@ -57,7 +57,7 @@ describe('untyped rooms', () => {
 
   it('keeps an untyped room state {} however many events pass through it', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.join(room);
     for (let i = 0; i < 5; i++) await a.ok({ op: 'emit', room, event: 'tick', data: { i } });
@@ -69,7 +69,7 @@ describe('untyped rooms', () => {
 
   it('stops delivering to a member once it left, and the leaver can no longer emit', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.join(room);
     await b.leave(room);
@@ -80,7 +80,7 @@ describe('untyped rooms', () => {
 
   it('lets a client that left join the same room again', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.join(room);
     await b.leave(room);
@@ -92,14 +92,14 @@ describe('untyped rooms', () => {
 
   it('answers a second join of the same room with already_member', T, async () => {
     const [a] = await connectMany(server, 1);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await a.fails({ op: 'join', room }, 'already_member');
   });
 
   it('answers emit, leave and call from a non-member with not_member', T, async () => {
     const [a, b] = await connectMany(server, 2);
-    const room = `pubsub:${uid()}`;
+    const room = `pubsub-${uid()}`;
     await a.join(room);
     await b.fails({ op: 'emit', room, event: 'x', data: 1 }, 'not_member');
     await b.fails({ op: 'leave', room }, 'not_member');

@@ -27,7 +27,7 @@ describe('the coalescing window', () => {
   // Two clients joined to a fresh untyped room.
   async function pair() {
     const [a, b] = await connectMany(server, 2);
-    const room = `ev:${uid()}`;
+    const room = `ev-${uid()}`;
     await a.join(room);
     await b.join(room);
     return { a, b, room };

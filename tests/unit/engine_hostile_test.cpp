@@ -250,3 +250,135 @@ return S)");
   CHECK(result(f.call("small:fresh", "inc")).as_number() == 1);
   for (const std::string& line : f.h->log) CHECK(line.find("engine lua_error") == std::string::npos);
 }
+
+TEST_CASE("hostile 11: no string a script makes puts a byte that is not UTF-8 on the wire") {
+  Hostile f({});
+  f.rooms.write("bytes.lua", R"(
+local B = { defaultState = { n = 0 }, actions = {} }
+local bad = "caf\xe9 \xff\xfe"
+function B:onJoin(ctx) if ctx.payload.reject then return false, bad end end
+function B.actions.emit_bad_name(self) self.state.n = 1; self:emit(bad, {}) end
+function B.actions.send_bad_name(self, ctx) self.state.n = 1; self:send(ctx.client, bad, {}) end
+function B.actions.raise_bad(self) error(bad) end
+function B.actions.raise_bad_table(self) error({ bad }) end
+function B.actions.kick_bad(self, ctx) self:kick(ctx.client, bad) end
+function B.actions.close_bad(self) self:close(bad) end
+return B)");
+  f.h->engine->reload_script("bytes.lua");
+  REQUIRE(ok(f.join("bytes:1")));
+  for (const char* action : {"emit_bad_name", "send_bad_name"}) {
+    const json::Value r = f.call("bytes:1", action);
+    CHECK(error_code(r) == "script_error");
+    CHECK(error_message(r).find("not valid UTF-8") != std::string::npos);
+    CHECK(f.state("bytes:1")->find("n")->as_number() == 0);
+  }
+  CHECK(error_code(f.call("bytes:1", "raise_bad")) == "script_error");
+  CHECK(error_code(f.call("bytes:1", "raise_bad_table")) == "script_error");
+  const json::Value rejected = f.h->request(*f.c, R"({"op":"join","room":"bytes:2","payload":{"reject":true}})");
+  CHECK(error_code(rejected) == "join_rejected");
+  CHECK(error_message(rejected).find("caf\xEF\xBF\xBD") == 0);
+  // Kick and close reasons are replaced, and every line parses as JSON (the parser
+  // refuses what is not UTF-8).
+  auto lines_parse_with_left = [&] {
+    bool left = false;
+    for (const std::string& line : f.c->lines) {
+      CAPTURE(line);
+      auto v = json::parse(line);
+      CHECK(v.ok());
+      if (v.ok() && v->get_string("op") && *v->get_string("op") == "left") {
+        left = true;
+        CHECK(v->get_string("message")->find("caf\xEF\xBF\xBD") == 0);
+      }
+    }
+    CHECK(left);
+    f.c->lines.clear();
+  };
+  f.h->request_keep(*f.c, R"({"op":"call","room":"bytes:1","method":"kick_bad"})");
+  lines_parse_with_left();
+  REQUIRE(ok(f.join("bytes:3")));
+  f.h->request_keep(*f.c, R"({"op":"call","room":"bytes:3","method":"close_bad"})");
+  f.h->advance(5);
+  lines_parse_with_left();
+  f.healthy_still_serves();
+}
+
+TEST_CASE("hostile 10: LuaJIT's shared string buffer cannot grow past a room's memory budget") {
+  Hostile f({}, [](engine::EngineConfig& cfg) {
+    cfg.room_memory_bytes = 16u << 20;
+    cfg.cpu_budget_ms = 2000;
+  });
+  f.rooms.write("buffers.lua", R"(
+local B = { actions = {} }
+function B.actions.rep(self) return (pcall(string.rep, "ab", 2^28)) end
+function B.actions.format(self) return (pcall(string.format, "%s%s", string.rep("x", 2^20), string.rep("y", 2^27))) end
+function B.actions.concat(self)
+  local t, piece = {}, string.rep("z", 2^16)
+  for i = 1, 2^10 do t[i] = piece end   -- 64 KiB held, 64 MiB once joined
+  return (pcall(table.concat, t))
+end
+function B.actions.used(self) return collectgarbage("count") end
+return B)");
+  f.h->engine->reload_script("buffers.lua");
+  REQUIRE(ok(f.join("buffers:1")));
+  for (const char* action : {"rep", "format", "concat"}) {
+    CAPTURE(action);
+    const json::Value r = f.call("buffers:1", action);
+    // Refused inside the room (pcall saw it fail) or the call failed for memory: never served.
+    if (ok(r)) CHECK(result(r).as_bool() == false);
+    else CHECK(error_code(r) == "budget_exceeded");
+    // The VM as a whole stays near the room's budget, not hundreds of MiB over it.
+    CHECK(result(f.call("buffers:1", "used")).as_number() < 48 * 1024);
+  }
+  f.healthy_still_serves();
+}
+
+TEST_CASE("hostile 15: log lines cannot be forged, repeated failures are logged once, timers are charged, odd numbers are no UB") {
+  Hostile f({}, [](engine::EngineConfig& cfg) {
+    cfg.room_memory_bytes = 4u << 20;
+    cfg.cpu_budget_ms = 500;
+  });
+  f.rooms.write("small15.lua", R"(
+local S = { actions = {} }
+function S.actions.forge(self) atrium.log.info("hello\nerror engine fake line\r\0") end
+function S.actions.fail_often(self) self:setInterval(1, function() error("again") end) end
+local fn, kept = function() end, {}
+function S.actions.timers(self, ctx, n)
+  for i = 1, n do kept[#kept + 1] = self:setTimeout(100000, fn) end
+end
+function S.actions.odd_numbers(self)
+  math.randomseed(0/0); math.randomseed(1e300); math.randomseed(-1e300); math.randomseed(2^63)
+  local h = self:setTimeout(10, function() end)
+  h:cancel()
+  atrium.log.info("r=" .. math.random(1, 6))
+  return "fine"
+end
+return S)");
+  f.h->engine->reload_script("small15.lua");
+  REQUIRE(ok(f.join("small15:1")));
+  REQUIRE(ok(f.call("small15:1", "forge")));
+  bool logged = false;
+  for (const std::string& line : f.h->log) {
+    if (line.find("hello") == std::string::npos) continue;
+    logged = true;
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(line.find("hello\\nerror engine fake line\\x0d\\x00") != std::string::npos);
+  }
+  CHECK(logged);
+
+  REQUIRE(ok(f.call("small15:1", "fail_often")));
+  f.h->log.clear();
+  f.h->advance(300);
+  int failures_logged = 0;
+  for (const std::string& line : f.h->log) failures_logged += line.find("hook_failed room=small15:1") != std::string::npos;
+  CHECK(failures_logged == 1);  // some hundred failures, one line
+
+  // Each timer is charged for its entries outside Lua: 1,000 timers cost the room at
+  // least 1,000 * kTimerCost; 200,000 do not fit in a 4 MiB room.
+  const double before = f.h->engine->room("small15:1").value().find("memory")->as_number();
+  REQUIRE(ok(f.call("small15:1", "timers", "[1000]")));
+  const double after = f.h->engine->room("small15:1").value().find("memory")->as_number();
+  CHECK(after - before >= 1000.0 * 320);
+  CHECK(error_code(f.call("small15:1", "timers", "[200000]")) == "budget_exceeded");
+  CHECK(result(f.call("small15:1", "odd_numbers")).as_string() == "fine");
+  f.healthy_still_serves();
+}

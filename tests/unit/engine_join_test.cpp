@@ -62,7 +62,10 @@ TEST_CASE("an untyped room is pub/sub: emit reaches the other members with from,
   REQUIRE(ok(ja));
   CHECK(result(ja).find("seq")->as_number() == 0);
   CHECK(result(ja).get_object("state")->size() == 0);
-  REQUIRE(ok(h.request(b, R"({"op":"join","room":"nobody:here"})")) == true);
+  // TYPE:INSTANCE with no script is not an untyped room: a typo opens nothing.
+  const json::Value typo = h.request(b, R"({"op":"join","room":"nobody:here"})");
+  CHECK(error_code(typo) == "not_found");
+  CHECK(error_message(typo) == "no room type 'nobody': rooms/nobody.lua does not exist");
   REQUIRE(ok(h.request(b, R"({"op":"join","room":"lobby"})")));
   REQUIRE(ok(h.request(a, R"({"op":"emit","room":"lobby","event":"hi","data":{"n":1}})")));
   CHECK(a.take().empty());
@@ -249,4 +252,55 @@ TEST_CASE("watch with an admin token configured refuses a missing or wrong token
   CHECK(codes[2] == "unauthorized");
   CHECK(codes[3] == "unauthorized");
   CHECK(codes[4] == "ok");
+}
+
+TEST_CASE("--untyped off: ids without a TYPE are not_found; typed rooms still open") {
+  TempRooms rooms;
+  rooms.write("guarded.lua", kGuarded);
+  Harness h(rooms, [](engine::EngineConfig& cfg) { cfg.untyped_rooms = false; });
+  auto& a = h.connect();
+  const json::Value lobby = h.request(a, R"({"op":"join","room":"lobby"})");
+  CHECK(error_code(lobby) == "not_found");
+  CHECK(error_message(lobby).find("--untyped off") != std::string::npos);
+  CHECK(ok(h.request(a, R"({"op":"join","room":"guarded:1","payload":{"password":"open sesame"}})")));
+}
+
+TEST_CASE("--max-rooms-per-connection: client joins and server-side placements count; a leave frees a slot") {
+  TempRooms rooms;
+  rooms.write("placer.lua", R"(
+local P = { actions = {} }
+function P.actions.place(self, ctx, id)
+  local ok, why = atrium.room(id):join(ctx.client, {})
+  return { ok, why or "" }
+end
+return P)");
+  Harness h(rooms, [](engine::EngineConfig& cfg) { cfg.max_rooms_per_connection = 3; });
+  auto& a = h.connect();
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"placer:1"})")));
+  REQUIRE(ok(h.request(a, R"({"op":"join","room":"r1"})")));
+  const json::Value placed = h.request(a, R"({"op":"call","room":"placer:1","method":"place","args":["r2"]})");
+  CHECK(json::to_json(result(placed)) == R"([true,""])");
+  const json::Value fourth = h.request(a, R"({"op":"join","room":"r3"})");
+  CHECK(error_code(fourth) == "not_allowed");
+  CHECK(error_message(fourth).find("--max-rooms-per-connection") != std::string::npos);
+  const json::Value refused = h.request(a, R"({"op":"call","room":"placer:1","method":"place","args":["r3"]})");
+  REQUIRE(result(refused).is_array());
+  CHECK(result(refused).items()[0].as_bool() == false);
+  CHECK(result(refused).items()[1].as_string().find("--max-rooms-per-connection") != std::string::npos);
+  REQUIRE(ok(h.request(a, R"({"op":"leave","room":"r1"})")));
+  CHECK(ok(h.request(a, R"({"op":"join","room":"r3"})")));
+  // Watching is not membership: it takes no slot.
+  CHECK(ok(h.request(a, R"({"op":"watch","room":"r2"})")));
+}
+
+TEST_CASE("a connection in thousands of rooms leaves them all when it drops, and each room goes") {
+  TempRooms rooms;
+  Harness h(rooms, [](engine::EngineConfig& cfg) { cfg.max_rooms_per_connection = 100000; });
+  auto& a = h.connect();
+  auto& b = h.connect();
+  for (int i = 0; i < 3000; ++i) REQUIRE(ok(h.request(a, "{\"op\":\"join\",\"room\":\"r" + std::to_string(i) + "\"}")));
+  REQUIRE(ok(h.request(b, R"({"op":"join","room":"r7"})")));
+  h.engine->disconnect(a.id, false);
+  CHECK(h.engine->rooms().find("rooms")->size() == 1);  // r7 stays: b is in it
+  CHECK(ok(h.request(b, R"({"op":"emit","room":"r7","event":"still"})")));
 }

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -300,4 +301,24 @@ TEST_CASE("a parse inside a member callback does not disturb the parse that call
   REQUIRE(ok.ok());
   const std::string inner = R"(inner={"inner":[1,{"deep":[2,3]}]})";
   CHECK(r.seen == std::vector<std::string>{R"(a={"b":[1,2]})", inner, R"(c=[{"d":4}])", inner});
+}
+
+TEST_CASE("write_string: any bytes make a literal that parses back; valid UTF-8 comes back unchanged") {
+  std::mt19937 rng(1234);
+  const std::string samples[] = {"plain", "caf\xc3\xa9", "\xf0\x9f\x98\x80", "\xe2\x82\xac"};
+  for (int round = 0; round < 20000; ++round) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 12);
+    for (int i = 0; i < n; ++i) {
+      if (rng() % 3 == 0) s += samples[rng() % 4];
+      else s.push_back(static_cast<char>(rng() % 256));
+    }
+    std::string out;
+    atrium::json::write_string(s, out);
+    auto back = atrium::json::parse(out);
+    REQUIRE_MESSAGE(back.ok(), "not JSON: " << out);
+    REQUIRE(back->is_string());
+    if (atrium::json::is_valid_utf8(s)) CHECK(back->as_string() == s);
+    else CHECK(back->as_string().find("\xEF\xBF\xBD") != std::string::npos);
+  }
 }
