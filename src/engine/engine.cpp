@@ -40,6 +40,7 @@ void Engine::Impl::recover(const char* what, const std::string& error) {
     const Status undone = script::protected_call(L, [&] { rollback(t); });
     if (!undone) log(LogLevel::error, "engine rollback_failed error=\"" + undone.error().message + "\"");
   }
+  vm->set_owner(0);
   lua_gc(L, LUA_GCCOLLECT, 0);
 }
 

@@ -83,6 +83,11 @@ class Engine {
 
   std::size_t connection_count() const;
 
+  // What must hold between any two operations (membership lists agree both ways, no
+  // transaction open, each room's Lua state equals its mirror...): the first violation,
+  // or ok. For tests and for hosts that want to assert it; it walks everything.
+  Status check_invariants() const;
+
   struct Impl;
 
  private:

@@ -280,9 +280,8 @@ int l_room_set_timer(lua_State* L) {
   ev.kind = TimerKind::script;
   ev.room = room.id;
   {
-    const script::Owner prev = e.vm->set_owner(0);  // the registry is the engine's table
+    const script::OwnerScope as_engine(*e.vm, 0);  // the registry is the engine's table
     ev.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    e.vm->set_owner(prev);
   }
   ev.interval_ms = every ? std::max<std::int64_t>(1, static_cast<std::int64_t>(ms)) : 0;
   ev.due_ms = monotonic_ms() + static_cast<std::int64_t>(ms);

@@ -115,11 +115,7 @@ Status default_value(lua_State* L, int cls, const char* field, json::Value& out)
 // unwinding the engine.
 Status Engine::Impl::instantiate(Room& room) {
   room.mem_owner = vm->new_owner();
-  struct OwnerScope {  // the instance and its tables are the room's memory
-    script::Vm& vm;
-    script::Owner prev;
-    ~OwnerScope() { vm.set_owner(prev); }
-  } scope{*vm, vm->set_owner(room.mem_owner)};
+  const script::OwnerScope as_room(*vm, room.mem_owner);  // the instance is the room's memory
   Status s;
   const Status ran = script::protected_call(L, [&] { s = make_instance(room); });
   if (ran && s) return {};

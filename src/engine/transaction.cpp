@@ -47,16 +47,13 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
   touch(room);
   {
     // Whatever happens inside, the room stack and the memory owner are as they were.
-    struct AsRoom {
-      Impl& e;
-      script::Owner prev_owner;
-      ~AsRoom() {
-        e.vm->set_owner(prev_owner);
-        e.room_stack.pop_back();
-      }
+    struct OnStack {
+      std::vector<Room*>& stack;
+      ~OnStack() { stack.pop_back(); }
     };
     room_stack.push_back(&room);
-    AsRoom as_room{*this, vm->set_owner(room.mem_owner)};
+    const OnStack on_stack{room_stack};
+    const script::OwnerScope as_room(*vm, room.mem_owner);
     vm->clear_cap_hit();
     const auto t0 = std::chrono::steady_clock::now();
     out.result = script::call_hook(L, nargs, nresults, budget);
@@ -258,9 +255,11 @@ Status Engine::Impl::diff_exposed(Room& room, int box, const char* field, const 
   lua_getfield(L, box, shadow_field);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    const script::Owner prev = vm->set_owner(room.mem_owner);
-    const bool made = state::push_shadow(L, mirror);
-    vm->set_owner(prev);
+    bool made = false;
+    {
+      const script::OwnerScope as_room(*vm, room.mem_owner);
+      made = state::push_shadow(L, mirror);
+    }
     if (!made) {
       lua_pop(L, 1);
       lua_pushboolean(L, 0);
@@ -285,9 +284,11 @@ void Engine::Impl::sync_shadow(Room& room, const char* shadow_field, const json:
   push_box(room);
   lua_getfield(L, -1, shadow_field);
   if (lua_istable(L, -1)) {
-    const script::Owner prev = vm->set_owner(room.mem_owner);
-    const bool synced = state::sync_shadow(L, -1, mirror, ops);
-    vm->set_owner(prev);
+    bool synced = false;
+    {
+      const script::OwnerScope as_room(*vm, room.mem_owner);
+      synced = state::sync_shadow(L, -1, mirror, ops);
+    }
     if (!synced) {
       lua_pushnil(L);
       lua_setfield(L, -3, shadow_field);
@@ -300,7 +301,10 @@ void Engine::Impl::rollback(Transaction& t) {
   for (auto it = t.rooms.rbegin(); it != t.rooms.rend(); ++it) {
     Room& room = **it;
     if (!room.type || room.box_ref < 0) continue;
-    const script::Owner prev_owner = vm->set_owner(room.mem_owner);
+    // As the engine: a rollback must not fail because the room is at its memory cap
+    // (the reserve is there for it). What it rewrites is the mirror's, which the room
+    // had room for when it was committed.
+    const script::OwnerScope as_engine(*vm, 0);
     push_box(room);
     const int box = lua_gettop(L);
     lua_getfield(L, box, "state");
@@ -312,7 +316,6 @@ void Engine::Impl::rollback(Transaction& t) {
     set_flag(L, box, "sx", false);
     set_flag(L, box, "mx", false);
     lua_pop(L, 1);
-    vm->set_owner(prev_owner);
     room.dirty_paths.clear();
   }
   for (auto it = t.undo.rbegin(); it != t.undo.rend(); ++it) (*it)();

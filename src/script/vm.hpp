@@ -89,6 +89,20 @@ class Vm {
   std::vector<Owner> free_slots_;
 };
 
+// Makes `owner` the current owner while it lives: whatever happens in between (a Lua
+// error unwinding through), the previous owner is current again after.
+class OwnerScope {
+ public:
+  OwnerScope(Vm& vm, Owner owner) noexcept : vm_(vm), prev_(vm.set_owner(owner)) {}
+  ~OwnerScope() { vm_.set_owner(prev_); }
+  OwnerScope(const OwnerScope&) = delete;
+  OwnerScope& operator=(const OwnerScope&) = delete;
+
+ private:
+  Vm& vm_;
+  Owner prev_;
+};
+
 // Runs body(arg) protected: a Lua error that engine code raises while it runs (out of
 // memory in a push, say) ends it there and comes back as an error Status, instead of
 // unwinding whatever called this. The body gets a stack of its own, and the caller's is
