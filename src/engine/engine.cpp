@@ -118,6 +118,11 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
     case Op::join: {
       auto r = join(c, req.room, req.body, false);
       if (!r) return reply_error(r.error());
+      // Its own join may have ended it (onJoin kicked it or closed the room): it got
+      // `left` already, so a reply with the state would make it a member again.
+      if (!r.value()->is_active_member(c.id))
+        return reply_error(make_error(ErrorCode::not_member,
+                                      "left " + req.room + " during its own join (kicked, or the room closed)"));
       return reply_state(*r.value());
     }
     case Op::leave: {

@@ -102,6 +102,7 @@ struct Room {
   std::unordered_set<TimerId> timers;  // script timers, cancelled when the room goes
   std::uint64_t rng = 0;            // math.random state (xorshift64*)
   bool doomed = false;              // destroyed at the next reap()
+  bool closing = false;             // close() ran: its last hooks run, nobody joins
   std::string last_failure;         // hook and message of the last failure logged
   std::int64_t last_failure_ms = 0;
   int failures_not_logged = 0;      // identical to last_failure, within the quiet time
@@ -271,8 +272,9 @@ struct Engine::Impl {
   void run_on_leave(Room& room, ClientId client, const std::string& user_id, const char* reason);
   void kick(Room& room, ClientId client, const std::string& message);
   void close_room(Room& room, const std::string& message);
-  bool nested_join(Room& room, Client& c, const json::Value& payload, bool created,
-                   std::string& reason);
+  Status enter(Room& room, Client& c, const json::Value& payload, bool created, bool server_side,
+               bool activate_first);
+  Status nested_join(Room& room, Client& c, const json::Value& payload, bool created);
   void flush_patch(Room& room);
   void emit_to_members(Room& room, const SharedFrame& frame, ClientId except);
 

@@ -329,12 +329,11 @@ int l_room_join(lua_State* L) {
   bool created = false;
   auto opened = e.open_room(id, true, &created);
   if (!opened) return raise(L, opened.error().message);
-  std::string reason;
-  const bool ok = e.nested_join(*opened.value(), *c, payload, created, reason);
+  const Status joined = e.nested_join(*opened.value(), *c, payload, created);
   if (e.txn->failure) return raise(L, e.txn->failure->message);
-  lua_pushboolean(L, ok);
-  if (ok) return 1;
-  lua_pushstring(L, reason.c_str());
+  lua_pushboolean(L, joined.ok());
+  if (joined) return 1;
+  lua_pushlstring(L, joined.error().message.data(), joined.error().message.size());
   return 2;
 }
 

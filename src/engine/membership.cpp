@@ -132,119 +132,101 @@ Status Engine::Impl::room_slot_left(const Client& c) const {
                                                 "(--max-rooms-per-connection): leave one first");
 }
 
-Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
-                                       bool server_side) {
-  if (Status s = validate_room_id(id); !s) return s.error();
+// The one join path: a client's join, an HTTP placement and atrium.room(id):join all
+// come here, inside the open transaction. In order: the client may join at all, the
+// room has space, onCreate for a room made by this join, then, once more, the client is
+// not a member already (onCreate may have placed it), membership, onJoin and its verdict.
+// `activate_first`: the joiner becomes active before the transaction's other effects (a
+// top-level join: it sees what its own onJoin emitted).  [-0, +0, -]
+Status Engine::Impl::enter(Room& room, Client& c, const json::Value& payload, bool created,
+                           bool server_side, bool activate_first) {
   if (c.leaving) return make_error(ErrorCode::not_allowed, c.wire_id + " is disconnecting");
-  if (Status s = room_slot_left(c); !s) return s.error();
-  if (Room* existing = find_room(id); existing && existing->find_member(c.id))
-    return make_error(ErrorCode::already_member, "already a member of " + std::string(id));
-  RoomType* type = find_type(room_type_of(id));
-  if (type && !type->deleted && type->class_ref >= 0 && !server_side &&
-      type->options.server_join_only)
-    return make_error(ErrorCode::server_join_only, "room requires server-side join");
-
-  bool created = false;
-  Room* room = nullptr;
-  std::string rejection;
-  Status s = transact([&]() -> Status {
-    auto opened = open_room(id, true, &created);
-    if (!opened) return opened.error();
-    room = opened.value();
-    if (!room->type) {  // untyped pub/sub: anyone may join, nothing runs
-      add_member(*this, *room, c);
-      room->members.back().joining = false;
-      return {};
-    }
-    const int max = room->type->options.max_members;
-    if (max > 0 && room->members.size() >= static_cast<std::size_t>(max))
-      return make_error(ErrorCode::room_full, room->id + " is full (" + std::to_string(max) + " members)");
-    const int top = lua_gettop(L);
-    if (created) {
-      push_ctx(c, &payload, nullptr);
-      HookOutcome o = call_method(*room, "onCreate", 1, 0);
-      lua_settop(L, top);
-      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
-    }
-    add_member(*this, *room, c);
-    push_ctx(c, &payload, nullptr);
-    HookOutcome o = call_method(*room, "onJoin", 1, 2);
-    if (o.ran && !o.result.ok) {
-      lua_settop(L, top);
-      return make_error(o.result.code, o.result.message);
-    }
-    if (o.ran && lua_isboolean(L, top + 1) && !lua_toboolean(L, top + 1)) {
-      const char* why = lua_tostring(L, top + 2);
-      rejection = why ? why : "join rejected";
-      lua_settop(L, top);
-      return make_error(ErrorCode::join_rejected, rejection);
-    }
-    lua_settop(L, top);
-    txn->effects.insert(txn->effects.begin(), activation(*this, *room, c.id, server_side));
-    return {};
-  });
-  if (!s) return s.error();
-  if (server_side && !room->type) send(c, encode_state("joined", room->id, room->seq, room->mirror));
-  return room;
-}
-
-bool Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload, bool created,
-                               std::string& reason) {
-  if (room.find_member(c.id)) {
-    reason = "already a member";
-    return false;
-  }
-  if (Status s = room_slot_left(c); !s) {
-    reason = s.error().message;
-    return false;
-  }
-  if (!room.type) {
+  if (room.closing || room.doomed) return make_error(ErrorCode::not_found, room.id + " is closing");
+  if (room.find_member(c.id)) return make_error(ErrorCode::already_member, "already a member of " + room.id);
+  if (Status s = room_slot_left(c); !s) return s;
+  if (!room.type) {  // untyped pub/sub: anyone may join, nothing runs
     add_member(*this, room, c);
     room.members.back().joining = false;
-    txn->effects.push_back([this, &room, id = c.id] {
-      if (Client* cl = find_client(id)) send(*cl, encode_state("joined", room.id, room.seq, room.mirror));
-    });
-    return true;
+    if (server_side)
+      txn->effects.push_back([this, &room, id = c.id] {
+        if (Client* cl = find_client(id)) send(*cl, encode_state("joined", room.id, room.seq, room.mirror));
+      });
+    return {};
   }
   const int max = room.type->options.max_members;
-  if (max > 0 && room.members.size() >= static_cast<std::size_t>(max)) {
-    reason = "room is full";
-    return false;
-  }
+  if (max > 0 && room.members.size() >= static_cast<std::size_t>(max))
+    return make_error(ErrorCode::room_full, room.id + " is full (" + std::to_string(max) + " members)");
   const int top = lua_gettop(L);
   if (created) {
     push_ctx(c, &payload, nullptr);
     HookOutcome o = call_method(room, "onCreate", 1, 0);
     lua_settop(L, top);
-    if (o.ran && !o.result.ok) return false;  // the transaction has failed (sticky)
+    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+    if (room.find_member(c.id))
+      return make_error(ErrorCode::already_member, "already a member of " + room.id + " (its onCreate placed it)");
+    if (Status s = room_slot_left(c); !s) return s;
   }
   add_member(*this, room, c);
   push_ctx(c, &payload, nullptr);
   HookOutcome o = call_method(room, "onJoin", 1, 2);
   if (o.ran && !o.result.ok) {
     lua_settop(L, top);
-    return false;
+    return make_error(o.result.code, o.result.message);
   }
   if (o.ran && lua_isboolean(L, top + 1) && !lua_toboolean(L, top + 1)) {
-    const char* why = lua_tostring(L, top + 2);
-    reason = why ? why : "join rejected";
+    std::size_t n = 0;
+    const char* why = lua_type(L, top + 2) == LUA_TSTRING ? lua_tolstring(L, top + 2, &n) : nullptr;
+    std::string reason = why ? std::string(why, n) : "join rejected";
     lua_settop(L, top);
-    // A rejected join changes nothing in that room: back to its mirror. (Changes this
-    // transaction made to the same room before the join go too: a documented limit.)
-    push_box(room);
-    lua_getfield(L, -1, "state");
-    script::restore(L, -1, room.mirror);
-    lua_getfield(L, -2, "meta");
-    script::restore(L, -1, room.meta_mirror);
-    lua_settop(L, top);
-    room.dirty_paths.clear();
-    remove_member(room, c);
-    if (created) doom(room);
-    return false;
+    return make_error(ErrorCode::join_rejected, std::move(reason));
   }
   lua_settop(L, top);
-  txn->effects.push_back(activation(*this, room, c.id, true));
-  return true;
+  if (activate_first)
+    txn->effects.insert(txn->effects.begin(), activation(*this, room, c.id, server_side));
+  else
+    txn->effects.push_back(activation(*this, room, c.id, server_side));
+  return {};
+}
+
+Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Value& payload,
+                                 bool server_side) {
+  if (Status s = validate_room_id(id); !s) return s.error();
+  if (Room* existing = find_room(id); existing && existing->find_member(c.id))
+    return make_error(ErrorCode::already_member, "already a member of " + std::string(id));
+  RoomType* type = find_type(room_type_of(id));
+  if (type && !type->deleted && type->class_ref >= 0 && !server_side &&
+      type->options.server_join_only)
+    return make_error(ErrorCode::server_join_only, "room requires server-side join");
+  Room* room = nullptr;
+  Status s = transact([&]() -> Status {
+    bool created = false;
+    auto opened = open_room(id, true, &created);
+    if (!opened) return opened.error();
+    room = opened.value();
+    return enter(*room, c, payload, created, server_side, /*activate_first=*/true);
+  });
+  if (!s) return s.error();
+  return room;
+}
+
+// atrium.room(id):join inside a hook. A rejection changes nothing in that room: it goes
+// back to its mirror (so do changes this transaction made to the same room before the
+// join: a documented limit) and a room this join made is discarded; the transaction
+// goes on. Any other failure of a hook fails the transaction (txn->failure).
+Status Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload, bool created) {
+  Status s = enter(room, c, payload, created, /*server_side=*/true, /*activate_first=*/false);
+  if (s || s.error().code != ErrorCode::join_rejected || !room.type) return s;
+  const int top = lua_gettop(L);
+  push_box(room);
+  lua_getfield(L, -1, "state");
+  script::restore(L, -1, room.mirror);
+  lua_getfield(L, -2, "meta");
+  script::restore(L, -1, room.meta_mirror);
+  lua_settop(L, top);
+  room.dirty_paths.clear();
+  remove_member(room, c);
+  if (created) doom(room);
+  return s;
 }
 
 void Engine::Impl::run_on_leave(Room& room, ClientId client, const std::string& user_id,
@@ -297,6 +279,7 @@ void Engine::Impl::kick(Room& room, ClientId client, const std::string& message)
 }
 
 void Engine::Impl::close_room(Room& room, const std::string& message) {
+  room.closing = true;  // its onLeave and onDestroy hooks may not fill it again
   std::vector<std::pair<ClientId, std::string>> gone;
   for (Member& m : std::vector<Member>(room.members)) {
     send(*m.client, encode_left(room.id, "closed", message));

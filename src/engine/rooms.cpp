@@ -185,9 +185,12 @@ void Engine::Impl::destroy_room(Room& room) {
   if (room.patch_timer) timers.cancel(room.patch_timer);
   auto live = rooms.find(room.id);
   Room* successor = live != rooms.end() && live->second.get() != &room ? live->second.get() : nullptr;
+  // Whoever is still a member is told: no client may think itself in a room that is gone.
   for (Member& m : room.members)
-    if (Client* c = find_client(m.id); c && (!successor || !successor->find_member(m.id)))
+    if (Client* c = find_client(m.id); c && (!successor || !successor->find_member(m.id))) {
       std::erase(c->rooms, room.id);
+      if (!m.joining) send(*c, encode_left(room.id, "closed", "the room was destroyed"));
+    }
   for (ClientId w : room.watchers)
     if (Client* c = find_client(w)) {
       std::erase(c->watching, room.id);

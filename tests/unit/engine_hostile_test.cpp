@@ -382,3 +382,27 @@ return S)");
   CHECK(result(f.call("small15:1", "odd_numbers")).as_string() == "fine");
   f.healthy_still_serves();
 }
+
+TEST_CASE("a room's onCreate that places its own joiner (found by the random walk): one membership, never two") {
+  Hostile f({});
+  f.rooms.write("selfplace.lua", R"(
+local S = { defaultState = { joins = 0 }, actions = {} }
+function S:onCreate(ctx)
+  if ctx then atrium.room(self.id):join(ctx.client, {}) end
+end
+function S:onJoin(ctx) self.state.joins = self.state.joins + 1 end
+function S.actions.place(self, ctx, id) return (atrium.room(id):join(ctx.client, {})) end
+return S)");
+  f.h->engine->reload_script("selfplace.lua");
+  const json::Value direct = f.join("selfplace:1");
+  CHECK(error_code(direct) == "already_member");
+  CHECK(f.h->engine->check_invariants().ok());
+  REQUIRE(ok(f.join("selfplace:2")) == false);  // the same for any new room of the type
+  f.rooms.write("plain.lua", "local P = { actions = {} } function P.actions.place(self, ctx, id) return (atrium.room(id):join(ctx.client, {})) end return P");
+  f.h->engine->reload_script("plain.lua");
+  REQUIRE(ok(f.join("plain:1")));
+  const json::Value nested = f.call("plain:1", "place", R"(["selfplace:3"])");
+  CHECK((!ok(nested) || result(nested).as_bool() == false));
+  const Status invariants = f.h->engine->check_invariants();
+  CHECK_MESSAGE(invariants.ok(), (invariants.ok() ? "" : invariants.error().message));
+}
