@@ -100,6 +100,7 @@ local function make_atrium(typeName)
     log = log,
     json = { encode = core.json_encode, decode = core.json_decode },
     array = core.array,
+    null = core.null,  -- a null item of an array (nil would end the array there)
   }
 end
 

@@ -533,6 +533,8 @@ void Engine::Impl::open_core_api() {
   }
   script::push_array_marker(L);
   lua_setfield(L, core, "array_marker");
+  script::push_null(L);
+  lua_setfield(L, core, "null");
   script::push_pattern_functions(L, core);  // core.patterns; also string.find & co.
   lua_pushcfunction(L, luaopen_os);
   lua_pushliteral(L, LUA_OSLIBNAME);

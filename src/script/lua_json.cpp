@@ -73,8 +73,13 @@ class Converter {
       }
       case LUA_TTABLE: return convert_table(idx, out, depth);
       case LUA_TFUNCTION: return not_allowed("a function");
-      case LUA_TUSERDATA:
-      case LUA_TLIGHTUSERDATA: return not_allowed("userdata");
+      case LUA_TLIGHTUSERDATA:
+        if (!lua_touserdata(L_, idx)) {  // atrium.null
+          out = json::Value();
+          return true;
+        }
+        return not_allowed("userdata");
+      case LUA_TUSERDATA: return not_allowed("userdata");
       case LUA_TTHREAD: return not_allowed("a coroutine");
       default: return not_allowed(lua_typename(L_, lua_type(L_, idx)));   // LuaJIT cdata
     }
@@ -203,6 +208,7 @@ class Converter {
 bool same_scalar(lua_State* L, int idx, const json::Value& want) {
   switch (lua_type(L, idx)) {
     case LUA_TNIL: return want.is_null();
+    case LUA_TLIGHTUSERDATA: return want.is_null() && !lua_touserdata(L, idx);
     case LUA_TBOOLEAN: return want.is_bool() && want.as_bool() == (lua_toboolean(L, idx) != 0);
     case LUA_TNUMBER: return want.is_number() && want.as_number() == lua_tonumber(L, idx);
     case LUA_TSTRING: {
@@ -256,9 +262,9 @@ class Restorer {
     }
     if (matched < members.size()) {
       for (const auto& [k, v] : members) {
-        if (v.is_null() || has_key(idx, k)) continue;
+        if (has_key(idx, k)) continue;
         lua_pushlstring(L_, k.data(), k.size());
-        push_value(L_, v);
+        push_exact(v);
         lua_rawset(L_, idx);
       }
     }
@@ -294,12 +300,11 @@ class Restorer {
       lua_pop(L_, 1);
     }
     for (std::size_t i = 0; i < items.size(); ++i) {
-      if (items[i].is_null()) continue;
       lua_rawgeti(L_, idx, static_cast<int>(i + 1));
       const bool missing = lua_isnil(L_, -1);
       lua_pop(L_, 1);
       if (!missing) continue;
-      push_value(L_, items[i]);
+      push_exact(items[i]);
       lua_rawseti(L_, idx, static_cast<int>(i + 1));
     }
   }
@@ -317,8 +322,18 @@ class Restorer {
     }
     if (same_scalar(L_, value, want)) return;
     lua_pushvalue(L_, key);
-    push_value(L_, want);
+    push_exact(want);
     lua_rawset(L_, idx);
+  }
+
+  // `want` as the value of a table slot, exactly: a null is atrium.null (nil would be
+  // no slot at all), and so are the null members inside it.
+  void push_exact(const json::Value& want) {
+    if (want.is_null()) {
+      push_null(L_);
+    } else {
+      push_value(L_, want, /*keep_null_members=*/true);
+    }
   }
 
   void clear(int idx, int key) {
@@ -387,7 +402,9 @@ void push_array_marker(lua_State* L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
 }
 
-void push_value(lua_State* L, const json::Value& v) {
+void push_null(lua_State* L) { lua_pushlightuserdata(L, nullptr); }
+
+void push_value(lua_State* L, const json::Value& v, bool keep_null_members) {
   luaL_checkstack(L, 4, "JSON nested too deeply for the Lua stack");
   switch (v.kind()) {
     case json::Value::Kind::null: lua_pushnil(L); return;
@@ -400,8 +417,8 @@ void push_value(lua_State* L, const json::Value& v) {
       const auto& items = v.items();
       lua_createtable(L, static_cast<int>(items.size()), 0);
       for (std::size_t i = 0; i < items.size(); ++i) {
-        if (items[i].is_null()) continue;           // a hole: Lua cannot hold null
-        push_value(L, items[i]);
+        if (items[i].is_null()) push_null(L);       // nil would end the array here
+        else push_value(L, items[i], keep_null_members);
         lua_rawseti(L, -2, static_cast<int>(i + 1));
       }
       push_array_marker(L);
@@ -412,9 +429,10 @@ void push_value(lua_State* L, const json::Value& v) {
       const auto& members = v.members();
       lua_createtable(L, 0, static_cast<int>(members.size()));
       for (const auto& [key, value] : members) {
-        if (value.is_null()) continue;
+        if (value.is_null() && !keep_null_members) continue;
         lua_pushlstring(L, key.data(), key.size());
-        push_value(L, value);
+        if (value.is_null()) push_null(L);
+        else push_value(L, value, keep_null_members);
         lua_rawset(L, -3);
       }
       return;

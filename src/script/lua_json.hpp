@@ -9,7 +9,10 @@
 // tables nested deeper than json::kMaxDepth (64) levels. Messages name the path the way
 // a script writes it: "state.players.p1.x", "state.log[3]" (1-based), state["a b"].
 // JSON -> Lua: arrays come back with the marker metatable, so [] stays [] on a round
-// trip; null becomes nil (an object member that is null is left out).
+// trip. A null array item becomes atrium.null (a light userdata NULL, as lua-cjson's
+// cjson.null): nil would end the array there, and the items after it were lost. An
+// object member that is null is left out, and null as a whole value is nil.
+// Lua -> JSON: atrium.null is null wherever it is.
 #pragma once
 
 #include <cstddef>
@@ -31,9 +34,13 @@ void init_lua_json(lua_State* L);
 // Pushes the registry's array marker metatable.  [-0, +1, -]
 void push_array_marker(lua_State* L);
 
-// Pushes `v` as a fresh Lua value. Arrays get the marker metatable; null is nil (an
-// array item that is null leaves a hole, as Lua has no other way to hold it).  [-0, +1, m]
-void push_value(lua_State* L, const json::Value& v);
+// Pushes `v` as a fresh Lua value. Arrays get the marker metatable; a null item is
+// atrium.null, a null object member is left out (keep_null_members: atrium.null too,
+// which rollback needs to make a table exactly what its mirror says).  [-0, +1, m]
+void push_value(lua_State* L, const json::Value& v, bool keep_null_members = false);
+
+// Pushes atrium.null.  [-0, +1, -]
+void push_null(lua_State* L);
 
 // Converts the Lua value at `idx`. `what` prefixes error messages ("state", "data").
 // Errors are script_error with a message naming the path.  [-0, +0, m]

@@ -176,6 +176,7 @@ bool Differ::compare(int idx, const Value& m) {
 bool Differ::scalar_equal(int idx, const Value& m) {
   switch (lua_type(L_, idx)) {
     case LUA_TNIL: return m.is_null();
+    case LUA_TLIGHTUSERDATA: return m.is_null() && !lua_touserdata(L_, idx);  // atrium.null
     case LUA_TBOOLEAN: return m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0);
     case LUA_TNUMBER: return m.is_number() && m.as_number() == lua_tonumber(L_, idx);
     case LUA_TSTRING: {
@@ -680,6 +681,7 @@ bool Differ::item_equal(int idx, std::size_t i, const Value& m) {
 bool Differ::equal(int idx, const Value& m) {
   switch (lua_type(L_, idx)) {
     case LUA_TNIL: return m.is_null();
+    case LUA_TLIGHTUSERDATA: return m.is_null() && !lua_touserdata(L_, idx);  // atrium.null
     case LUA_TBOOLEAN: return m.is_bool() && m.as_bool() == (lua_toboolean(L_, idx) != 0);
     case LUA_TNUMBER: return m.is_number() && m.as_number() == lua_tonumber(L_, idx);
     case LUA_TSTRING: {

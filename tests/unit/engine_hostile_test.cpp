@@ -406,3 +406,43 @@ return S)");
   const Status invariants = f.h->engine->check_invariants();
   CHECK_MESSAGE(invariants.ok(), (invariants.ok() ? "" : invariants.error().message));
 }
+
+TEST_CASE("hostile 13 and 14: null array items survive arguments, state, rollback and the next patch") {
+  Hostile f({});
+  f.rooms.write("nulls.lua", R"(
+local N = { defaultState = { keep = {}, n = 0 }, actions = {} }
+function N.actions.store(self, ctx, v) self.state.keep = v; return v end
+function N.actions.fail_after_change(self)
+  table.insert(self.state.keep.x, 1, "front")
+  self.state.keep.v[2] = "replaced"
+  self.state.keep.w = { 1, 2, 3 }
+  error("roll it back")
+end
+function N.actions.bump(self) self.state.n = self.state.n + 1 end
+function N.actions.is_null(self, ctx) return self.state.keep.w[1] == atrium.null end
+return N)");
+  f.h->engine->reload_script("nulls.lua");
+  REQUIRE(ok(f.join("nulls:1")));
+  FakeClient& watcher = f.h->connect();
+  REQUIRE(ok(f.join("nulls:1", &watcher)));
+  const std::string doc = R"({"v":[1,null],"w":[null],"x":[null,null,3,null]})";
+  const json::Value stored = f.call("nulls:1", "store", "[" + doc + "]");
+  const json::Value want = json::parse(doc).value();
+  CHECK(result(stored) == want);  // the argument reached the script whole
+  CHECK(*f.state("nulls:1")->find("keep") == want);
+  CHECK(result(f.call("nulls:1", "is_null")).as_bool() == true);
+  CHECK(error_code(f.call("nulls:1", "fail_after_change")) == "script_error");
+  CHECK(*f.state("nulls:1")->find("keep") == want);  // rolled back exactly
+  watcher.take();
+  REQUIRE(ok(f.call("nulls:1", "bump")));
+  f.h->advance(80);
+  // The next patch carries the bump and nothing else: no item removed that nobody removed.
+  bool patched = false;
+  for (json::Value& line : watcher.take()) {
+    if (!line.get_string("op") || *line.get_string("op") != "patch") continue;
+    patched = true;
+    CHECK(json::to_json(*line.find("ops")) == R"([{"op":"replace","path":"/n","value":1}])");
+  }
+  CHECK(patched);
+  CHECK(f.h->engine->check_invariants().ok());
+}
