@@ -28,20 +28,14 @@ Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::
     emit_to_members(room, encode_event_frame(room.id, event, data, c.wire_id), c.id);
     return json::Value();
   }
-  bool handled = true;
-  const int top = lua_gettop(L);
-  Status s = transact([&]() -> Status {
+  if (!has_method(room, "onEvent"))
+    return make_error(ErrorCode::not_allowed, room.type->file + " has no onEvent: events are not allowed in " + room.id);
+  Status s = hook_transaction(room, "onEvent", [&] {
     lua_pushlstring(L, event.data(), event.size());
     script::push_value(L, data);
     push_ctx(c, nullptr, nullptr);
-    HookOutcome o = call_method(room, "onEvent", 3, 0);
-    lua_settop(L, top);
-    if (!o.ran) handled = false;
-    if (o.ran && !o.result.ok) return hook_error(o);
-    return {};
+    return 3;
   });
-  if (!handled)
-    return make_error(ErrorCode::not_allowed, room.type->file + " has no onEvent: events are not allowed in " + room.id);
   if (!s) return s.error();
   return json::Value();
 }

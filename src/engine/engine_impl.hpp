@@ -3,6 +3,11 @@
 // Ownership: the Impl owns clients, rooms, room types, timers and the Lua VM. A Room is
 // destroyed only between top-level operations (reap()), never while a transaction or a
 // Lua call may still point at it.
+//
+// Methods that touch the Lua stack say how, in the Lua manual's notation [-o, +p, x]: they
+// pop o values and push p; x is `-` (raises no Lua error) or `m` (may raise one for
+// memory: every engine entry runs protected, engine.cpp guarded, and rooms cannot take
+// the VM's reserve, so it does not happen in practice).
 #pragma once
 
 #include <array>
@@ -205,13 +210,13 @@ struct Engine::Impl {
   void send(Client& c, std::string line);
   void send_frame(Client& c, const SharedFrame& frame);
   void dispatch(Client& c, Request& req);
-  Result<Room*> watch(Client& c, const Request& req);
-  void unwatch(Client& c, Room& room);
   void finish_operation();          // deferred hooks, destroy checks, reap
 
   // room_types.cpp
   void load_all_types();
   void load_type(const std::string& name, const std::string& path);
+  Status compile_class(const RoomType& type, const std::string& src);  // [-0, +(1|0), m]
+  Status swap_in(RoomType& type, int fresh, int& previous);            // [-0, +0, m]
   RoomType* find_type(std::string_view name);
   std::string script_file_of(std::string_view type_name) const;  // "rooms/chat.lua"
   void refresh_live_rooms(RoomType& type, int previous_ref);
@@ -225,31 +230,46 @@ struct Engine::Impl {
   // and runs its onCreate with no ctx. Inside a transaction.
   Result<Room*> open_for_server(std::string_view id);
   Status instantiate(Room& room);
-  Status make_instance(Room& room);
+  Status make_instance(Room& room);  // [-0, +0, m]: instantiate runs it protected
   void destroy_room(Room& room);    // frees what it holds; the caller drops the Room
   void maybe_destroy_empty(Room& room);
   void reap();
   void doom(Room& room);            // destroyed at the next reap()
-  void schedule_tick(Room& room);
 
   // transaction.cpp
   // Calls room's method `name` (an action when from_actions) with the nargs values on top
   // of the stack; leaves nresults values when it ran and succeeded, nothing otherwise.
+  // [-nargs, +(nresults|0), -]
   HookOutcome call_method(Room& room, std::string_view name, int nargs, int nresults,
                           bool from_actions = false);
+  // The function `name` found raw (the instance's own field, else the class's; actions:
+  // class.actions[name]), or nil. Which function to run is data the engine reads, so no
+  // metamethod of the script's (a "strict" class whose __index raises, an `actions`
+  // table whose __index loops) ever runs outside the one door.  [-0, +1, m]
+  void push_method(Room& room, std::string_view name, bool from_actions);
+  bool has_method(Room& room, std::string_view name);  // [-0, +0, m]
   // Calls the function below the nargs values on top of the stack, as code of `room`.
+  // [-(nargs+1), +(nresults|0), -]
   HookOutcome invoke(Room& room, int nargs, int nresults, std::string_view what);
+  // A hook whose results nobody reads, inside the open transaction: its error as a
+  // Status (a room without the hook is fine).  [-nargs, +0, -]
+  Status run_hook(Room& room, std::string_view name, int nargs);
+  // run_hook as a transaction of its own (or inside the open one): `push` pushes the
+  // arguments, and returns how many.
+  template <class Push> Status hook_transaction(Room& room, std::string_view name, Push&& push) {
+    return transact([&]() -> Status { return run_hook(room, name, push()); });
+  }
   void touch(Room& room);
   void log_failure(Room& room, std::string_view what, const script::HookResult& r);
-  Status commit(Transaction& t);
-  void rollback(Transaction& t);
+  Status commit(Transaction& t);    // [-0, +0, m]
+  void rollback(Transaction& t);   // [-0, +0, m]
   Status diff_exposed(Room& room, int box, const char* field, const char* shadow_field,
                       const json::Value& mirror, std::vector<state::Op>& ops);
   void sync_shadow(Room& room, const char* shadow_field, const json::Value& mirror,
                    const std::vector<state::Op>& ops);
   template <class Body> Status transact(Body&& body);
-  void push_instance(Room& room);
-  void push_box(Room& room);
+  void push_instance(Room& room);  // [-0, +1, -]
+  void push_box(Room& room);       // [-0, +1, -]
   std::string where(const Room& room) const;   // "rooms/chat.lua"
 
   // actions.cpp: what clients and the HTTP API ask of a room
@@ -260,9 +280,11 @@ struct Engine::Impl {
   Result<json::Value> method_call(Room& room, std::string_view method, const json::Value& args);
   Result<json::Value> call_returning(Room& room, const std::string& name, const Client* ctx_of,
                                      const json::Value& args, const char* kind);
-  void push_ctx(const Client& c, const json::Value* payload, const char* reason);
 
   // membership.cpp
+  void push_ctx(const Client& c, const json::Value* payload, const char* reason);  // [-0, +1, m]
+  Result<Room*> watch(Client& c, const Request& req);
+  void unwatch(Client& c, Room& room);
   Result<Room*> join(Client& c, std::string_view id, const json::Value& payload,
                            bool server_side);
   Status leave(Client& c, Room& room, const char* reason);
@@ -275,11 +297,18 @@ struct Engine::Impl {
   Status enter(Room& room, Client& c, const json::Value& payload, bool created, bool server_side,
                bool activate_first);
   Status nested_join(Room& room, Client& c, const json::Value& payload, bool created);
-  void flush_patch(Room& room);
   void emit_to_members(Room& room, const SharedFrame& frame, ClientId except);
 
-  // timers.cpp hooks
+  // patches.cpp
+  void schedule_patch(Room& room);  // a flush on the room's next beat
+  void on_patch_due(Room* room, const TimerEvent& ev);
+  void flush_patch(Room& room);     // pending ops out as one patch, now
+
+  // timer_events.cpp
+  void schedule_tick(Room& room);
   void on_timer(const TimerEvent& ev);
+
+  // invariants.cpp: Engine::check_invariants (no Impl method)
 
   // lua_api.cpp
   void open_core_api();

@@ -1,4 +1,5 @@
-// Join, leave, kick and close, with server-side join enforcement. The order matters
+// Join, leave, kick and close, with server-side join enforcement (patches.cpp sends
+// what changed). The order matters
 // (PROTOCOL.md): a joiner's state is exactly the state at its seq, so changes still
 // pending for the room go to the existing members as a patch before the joiner becomes
 // a member; frames a request causes for its own client go before its reply.
@@ -8,28 +9,8 @@
 
 #include "engine/engine_impl.hpp"
 #include "script/lua_json.hpp"
-#include "state/compact.hpp"
 
 namespace atrium::engine {
-
-void Engine::Impl::flush_patch(Room& room) {
-  if (room.pending_ops.empty()) return;
-  ++room.seq;
-  // Written now, not per hook: where the interval's ops under one member outweigh its
-  // value, one op carries the value instead (state/compact.hpp).
-  std::string ops;
-  state::write_compact_ops(room.pending_ops, room.mirror, ops);
-  room.pending_ops.clear();
-  const SharedFrame frame(encode_patch(room.id, room.seq, ops));
-  ++metrics.patches_sent;
-  for (Member& m : room.members) {
-    if (m.joining) continue;
-    send_frame(*m.client, frame);
-    ++metrics.patch_deliveries;
-  }
-  for (ClientId w : room.watchers)
-    if (Client* c = find_client(w)) send_frame(*c, frame);
-}
 
 namespace {
 
@@ -159,9 +140,7 @@ Status Engine::Impl::enter(Room& room, Client& c, const json::Value& payload, bo
   const int top = lua_gettop(L);
   if (created) {
     push_ctx(c, &payload, nullptr);
-    HookOutcome o = call_method(room, "onCreate", 1, 0);
-    lua_settop(L, top);
-    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+    if (Status s = run_hook(room, "onCreate", 1); !s) return s;
     if (room.find_member(c.id))
       return make_error(ErrorCode::already_member, "already a member of " + room.id + " (its onCreate placed it)");
     if (Status s = room_slot_left(c); !s) return s;
@@ -232,17 +211,13 @@ Status Engine::Impl::nested_join(Room& room, Client& c, const json::Value& paylo
 void Engine::Impl::run_on_leave(Room& room, ClientId client, const std::string& user_id,
                                 const char* reason) {
   if (!room.type || room.doomed) return;
-  const int top = lua_gettop(L);
-  (void)transact([&]() -> Status {
+  (void)hook_transaction(room, "onLeave", [&] {
     Client stand_in;  // the client may be gone already (disconnect)
     stand_in.id = client;
     stand_in.wire_id = "c" + std::to_string(client);
     stand_in.user_id = user_id;
     push_ctx(stand_in, nullptr, reason);
-    HookOutcome o = call_method(room, "onLeave", 1, 0);
-    lua_settop(L, top);
-    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
-    return {};
+    return 1;
   });
 }
 
@@ -288,12 +263,7 @@ void Engine::Impl::close_room(Room& room, const std::string& message) {
   }
   deferred.push_back([this, &room, gone] {
     for (const auto& [id, user] : gone) run_on_leave(room, id, user, "closed");
-    const int top = lua_gettop(L);
-    (void)transact([&]() -> Status {
-      call_method(room, "onDestroy", 0, 0);
-      lua_settop(L, top);
-      return {};
-    });
+    (void)hook_transaction(room, "onDestroy", [] { return 0; });
     doom(room);
   });
 }

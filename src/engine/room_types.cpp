@@ -124,6 +124,9 @@ void Engine::Impl::load_all_types() {
   for (const fs::path& p : files) load_type(p.stem().string(), p.string());
 }
 
+// Loads rooms/NAME.lua: read, compile_class, read_options, lint, then install the class
+// (a first load) or swap_in (a reload: live rooms keep their class table). Any failure
+// keeps whatever was serving and records the error.
 void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   if (!valid_type_name(name)) {
     log(LogLevel::warn, "script type_skipped file=" + path + " reason=\"file name is not a valid room TYPE\"");
@@ -152,73 +155,27 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   const std::string src = text.str();
 
   const int top = lua_gettop(L);
-  const std::string chunk = "@" + type.file;
-  if (luaL_loadbufferx(L, src.data(), src.size(), chunk.c_str(), "t") != 0) {
-    std::string msg = lua_tostring(L, -1);
-    lua_settop(L, top);
-    return fail(msg);
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
-  lua_getfield(L, -1, "makeEnv");
-  lua_pushstring(L, name.c_str());
-  if (lua_pcall(L, 1, 1, 0) != 0) {
-    std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "makeEnv failed";
-    lua_settop(L, top);
-    return fail(type.file + ": " + msg);
-  }
-  lua_setfenv(L, -3);
-  lua_pop(L, 1);  // prelude
-  script::HookResult r = script::call_hook(L, 0, 1, budget);
-  if (!r.ok) {
-    lua_settop(L, top);
-    return fail(r.message);
-  }
-  if (!lua_istable(L, -1)) {
-    lua_settop(L, top);
-    const auto last_line = 1 + std::count(src.begin(), src.end(), '\n') - (!src.empty() && src.back() == '\n');
-    return fail(type.file + ":" + std::to_string(last_line) +
-                ": the script must return its class table (end it with `return` and the table)");
-  }
+  if (Status s = compile_class(type, src); !s) return fail(s.error().message);
+  const int fresh = lua_gettop(L);
   RoomOptions options;
-  if (Status s = read_options(L, lua_gettop(L), type.file, options); !s) {
+  if (Status s = read_options(L, fresh, type.file, options); !s) {
     lua_settop(L, top);
     return fail(s.error().message);
   }
   type.warnings.clear();
-  for (const script::LintFinding& f : script::lint_class(L, lua_gettop(L), src)) {
+  for (const script::LintFinding& f : script::lint_class(L, fresh, src)) {
     type.warnings.push_back(type.file + ":" + std::to_string(f.line ? f.line : 1) + ": " + f.message);
     log(LogLevel::warn, "script lint type=" + name + " " + type.warnings.back());
   }
   int previous = LUA_NOREF;
   if (type.class_ref < 0) {
     type.class_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else if (Status s = swap_in(type, fresh, previous); !s) {
     lua_settop(L, top);
-    type.options = options;
-  } else {
-    // Live rooms keep their class table: new methods go into it in place. Both steps
-    // walk the script's tables, so they go through the door (budget, protected call).
-    const int fresh = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
-    const int prelude = lua_gettop(L);
-    lua_getfield(L, prelude, "snapshot");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
-    script::HookResult snap = script::call_hook(L, 1, 1, budget);
-    if (!snap.ok) {
-      lua_settop(L, top);
-      return fail(type.file + ": the class could not be swapped in: " + snap.message);
-    }
-    previous = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, prelude, "replaceMethods");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
-    lua_pushvalue(L, fresh);
-    script::HookResult swapped = script::call_hook(L, 2, 0, budget);
-    lua_settop(L, top);
-    if (!swapped.ok) {
-      luaL_unref(L, LUA_REGISTRYINDEX, previous);
-      return fail(type.file + ": the class could not be swapped in: " + swapped.message);
-    }
-    type.options = options;
+    return fail(s.error().message);
   }
+  lua_settop(L, top);
+  type.options = options;
   ++type.version;
   type.loaded_at = iso_now();
   type.error.clear();
@@ -228,6 +185,71 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
     refresh_live_rooms(type, previous);
     luaL_unref(L, LUA_REGISTRYINDEX, previous);
   }
+}
+
+// Compiles `src` (text only: a binary chunk is refused), runs it through the door in a
+// fresh sandbox environment and leaves the class table it returned.  [-0, +(1|0), m]
+Status Engine::Impl::compile_class(const RoomType& type, const std::string& src) {
+  const int top = lua_gettop(L);
+  const std::string chunk = "@" + type.file;
+  if (luaL_loadbufferx(L, src.data(), src.size(), chunk.c_str(), "t") != 0) {
+    std::string msg = lua_tostring(L, -1);
+    lua_settop(L, top);
+    return make_error(ErrorCode::script_error, msg);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+  lua_getfield(L, -1, "makeEnv");
+  lua_pushlstring(L, type.name.data(), type.name.size());
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "makeEnv failed";
+    lua_settop(L, top);
+    return make_error(ErrorCode::script_error, type.file + ": " + msg);
+  }
+  lua_setfenv(L, -3);
+  lua_pop(L, 1);  // prelude
+  script::HookResult r = script::call_hook(L, 0, 1, budget);
+  if (!r.ok) {
+    lua_settop(L, top);
+    return make_error(ErrorCode::script_error, r.message);
+  }
+  if (!lua_istable(L, -1)) {
+    lua_settop(L, top);
+    const auto last_line = 1 + std::count(src.begin(), src.end(), '\n') - (!src.empty() && src.back() == '\n');
+    return make_error(ErrorCode::script_error,
+                      type.file + ":" + std::to_string(last_line) +
+                          ": the script must return its class table (end it with `return` and the table)");
+  }
+  return {};
+}
+
+// The swap: a reload puts the fresh class's methods into the live class table (at
+// `fresh`), so every live room runs the new code at its next call, and leaves in
+// `previous` a registry ref to a copy of the class as it was (onReload's argument). Both
+// steps walk the script's tables, so they go through the door (budget, protected call).
+// [-0, +0, m]
+Status Engine::Impl::swap_in(RoomType& type, int fresh, int& previous) {
+  const int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
+  const int prelude = lua_gettop(L);
+  lua_getfield(L, prelude, "snapshot");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
+  script::HookResult snap = script::call_hook(L, 1, 1, budget);
+  if (!snap.ok) {
+    lua_settop(L, top);
+    return make_error(ErrorCode::script_error, type.file + ": the class could not be swapped in: " + snap.message);
+  }
+  previous = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, prelude, "replaceMethods");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, type.class_ref);
+  lua_pushvalue(L, fresh);
+  script::HookResult swapped = script::call_hook(L, 2, 0, budget);
+  lua_settop(L, top);
+  if (!swapped.ok) {
+    luaL_unref(L, LUA_REGISTRYINDEX, previous);
+    previous = LUA_NOREF;
+    return make_error(ErrorCode::script_error, type.file + ": the class could not be swapped in: " + swapped.message);
+  }
+  return {};
 }
 
 // After a reload: every live room of the type gets the keys new in defaultState and
@@ -254,12 +276,9 @@ void Engine::Impl::refresh_live_rooms(RoomType& type, int previous_ref) {
       return {};
     });
     if (!merged) log(LogLevel::warn, "script reload_defaults_failed room=" + id + " " + merged.error().message);
-    Status reloaded = transact([&]() -> Status {
+    Status reloaded = hook_transaction(*room, "onReload", [&] {
       lua_rawgeti(L, LUA_REGISTRYINDEX, previous_ref);
-      HookOutcome o = call_method(*room, "onReload", 1, 0);
-      lua_settop(L, top);
-      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
-      return {};
+      return 1;
     });
     if (!reloaded) {
       type.error = "onReload failed in " + id + ": " + reloaded.error().message;

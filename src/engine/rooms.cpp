@@ -78,11 +78,8 @@ Result<Room*> Engine::Impl::open_for_server(std::string_view id) {
   if (!opened) return opened;
   Room& room = *opened.value();
   if (created && room.type) {  // server code created it: onCreate gets no ctx
-    const int top = lua_gettop(L);
     lua_pushnil(L);
-    HookOutcome o = call_method(room, "onCreate", 1, 0);
-    lua_settop(L, top);
-    if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+    if (Status s = run_hook(room, "onCreate", 1); !s) return s.error();
   }
   return &room;
 }
@@ -248,72 +245,6 @@ void Engine::Impl::reap() {
   std::vector<std::unique_ptr<Room>> gone;
   gone.swap(displaced);
   for (auto& room : gone) destroy_room(*room);
-}
-
-void Engine::Impl::schedule_tick(Room& room) {
-  if (!room.type || room.tick_timer || room.doomed) return;
-  const double hz = room.type->options.tick_rate;
-  if (hz <= 0) return;
-  const std::int64_t now = monotonic_ms();
-  TimerEvent ev;
-  ev.kind = TimerKind::tick;
-  ev.room = room.id;
-  ev.due_ms = now + std::max<std::int64_t>(1, static_cast<std::int64_t>(1000.0 / hz));
-  if (!room.last_tick_ms) room.last_tick_ms = now;
-  room.tick_timer = timers.add(std::move(ev));
-}
-
-void Engine::Impl::on_timer(const TimerEvent& ev) {
-  Room* room = find_room(ev.room);
-  if (ev.kind == TimerKind::patch) {
-    // By id, as ticks: a room destroyed with a flush pending and created again under the
-    // same id must not take the old timer as its own (it flushed twice per interval).
-    if (!room || room->patch_timer != ev.id) return;
-    room->patch_timer = 0;
-    room->patch_due_ms = ev.due_ms;
-    flush_patch(*room);
-    return;
-  }
-  if (ev.kind == TimerKind::tick) {
-    if (!room || room->tick_timer != ev.id) return;
-    room->tick_timer = 0;
-    const std::int64_t now = monotonic_ms();
-    const double dt = static_cast<double>(now - room->last_tick_ms) / 1000.0;
-    room->last_tick_ms = now;
-    const int top = lua_gettop(L);
-    (void)transact([&]() -> Status {
-      lua_pushnumber(L, dt);
-      HookOutcome o = call_method(*room, "onTick", 1, 0);
-      lua_settop(L, top);
-      if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
-      return {};
-    });
-    schedule_tick(*room);
-    return;
-  }
-  // A script timer.
-  if (!room || !room->timers.count(ev.id)) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ev.fn_ref);
-    return;
-  }
-  // The id stays in room->timers while the callback runs, so the callback can cancel
-  // its own interval.
-  const int top = lua_gettop(L);
-  (void)transact([&]() -> Status {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ev.fn_ref);
-    HookOutcome o = invoke(*room, 0, 0, "timer");
-    lua_settop(L, top);
-    if (!o.result.ok) return make_error(o.result.code, o.result.message);
-    return {};
-  });
-  if (ev.interval_ms > 0 && !room->doomed && room->timers.count(ev.id)) {
-    TimerEvent again = ev;
-    again.due_ms = monotonic_ms() + ev.interval_ms;
-    timers.add(std::move(again));  // keeps its id: handles stay valid
-  } else {
-    if (room->timers.erase(ev.id)) vm->uncharge(room->mem_owner, kTimerCost);
-    luaL_unref(L, LUA_REGISTRYINDEX, ev.fn_ref);
-  }
 }
 
 }  // namespace atrium::engine

@@ -13,20 +13,6 @@
 
 namespace atrium::engine {
 
-namespace {
-
-// Patches go out on a fixed beat of patchRate ms: the next flush is due on the first beat
-// after now. Counting from the first change after a flush instead stretched every interval
-// by however long that change took to come (57 ms instead of 50 once the server read its
-// input once per coalescing window: 12 % fewer patches, bench/README.md "State room").
-// A room quiet for a while, or new, waits one whole interval, as before.
-std::int64_t next_patch_due(std::int64_t last_due, int rate, std::int64_t now) {
-  if (last_due <= 0 || now - last_due >= rate) return now + rate;
-  return last_due + rate;
-}
-
-}  // namespace
-
 std::string Engine::Impl::where(const Room& room) const {
   return room.type ? room.type->file : room.id;
 }
@@ -117,20 +103,15 @@ void Engine::Impl::log_failure(Room& room, std::string_view what, const script::
   room.failures_not_logged = 0;
 }
 
-// Finds the function raw: the instance's own field, else the class table's (actions: the
-// class's `actions` table). Which function to run is data the engine reads, so no
-// metamethod of the script's (a "strict" class whose __index raises, an `actions` table
-// whose __index loops) ever runs outside the one door.
-HookOutcome Engine::Impl::call_method(Room& room, std::string_view name, int nargs, int nresults,
-                                      bool from_actions) {
+// Raw lookups only: see engine_impl.hpp.
+void Engine::Impl::push_method(Room& room, std::string_view name, bool from_actions) {
   if (!room.type || room.inst_ref < 0 || room.type->class_ref < 0) {
-    lua_pop(L, nargs);
-    return {};
+    lua_pushnil(L);
+    return;
   }
-  push_instance(room);
-  const int inst = lua_gettop(L);
+  const int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, room.type->class_ref);
-  const int cls = inst + 1;
+  const int cls = top + 1;
   if (from_actions) {
     lua_pushliteral(L, "actions");
     lua_rawget(L, cls);
@@ -141,23 +122,51 @@ HookOutcome Engine::Impl::call_method(Room& room, std::string_view name, int nar
       lua_pushnil(L);
     }
   } else {
+    push_instance(room);
     lua_pushlstring(L, name.data(), name.size());
-    lua_rawget(L, inst);
+    lua_rawget(L, -2);
     if (lua_isnil(L, -1)) {
       lua_pushlstring(L, name.data(), name.size());
       lua_rawget(L, cls);
     }
   }
   if (!lua_isfunction(L, -1)) {
-    lua_settop(L, inst - 1 - nargs);
-    return {};
+    lua_settop(L, top);
+    lua_pushnil(L);
+    return;
   }
-  // [args..., inst, cls, ..., fn] -> [fn, inst, args...]
   lua_replace(L, cls);
   lua_settop(L, cls);
-  lua_insert(L, inst - nargs);
-  lua_insert(L, inst - nargs + 1);
+}
+
+bool Engine::Impl::has_method(Room& room, std::string_view name) {
+  push_method(room, name, false);
+  const bool found = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return found;
+}
+
+HookOutcome Engine::Impl::call_method(Room& room, std::string_view name, int nargs, int nresults,
+                                      bool from_actions) {
+  push_method(room, name, from_actions);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1 + nargs);
+    return {};
+  }
+  // [args..., fn] -> [fn, inst, args...]
+  const int fn = lua_gettop(L);
+  lua_insert(L, fn - nargs);
+  push_instance(room);
+  lua_insert(L, fn - nargs + 1);
   return invoke(room, nargs + 1, nresults, name);
+}
+
+Status Engine::Impl::run_hook(Room& room, std::string_view name, int nargs) {
+  const int top = lua_gettop(L) - nargs;
+  HookOutcome o = call_method(room, name, nargs, 0);
+  lua_settop(L, top);
+  if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+  return {};
 }
 
 namespace {
@@ -215,16 +224,10 @@ Status Engine::Impl::commit(Transaction& t) {
         log(LogLevel::error, "state mirror_out_of_step room=" + room.id + " " + s.error().message);
       sync_shadow(room, "ss", room.mirror, ch.state_ops);
       for (state::Op& op : ch.state_ops) room.pending_ops.push_back(std::move(op));
-      if (room.type->options.patch_rate_ms <= 0) {
+      if (room.type->options.patch_rate_ms <= 0)
         flush_now.push_back(&room);
-      } else if (!room.patch_timer) {
-        TimerEvent ev;
-        ev.kind = TimerKind::patch;
-        ev.room = room.id;
-        ev.due_ms = next_patch_due(room.patch_due_ms, room.type->options.patch_rate_ms,
-                                   monotonic_ms());
-        room.patch_timer = timers.add(std::move(ev));
-      }
+      else
+        schedule_patch(room);
     }
     if (!ch.meta_ops.empty()) {
       (void)state::apply_patch(room.meta_mirror, ch.meta_ops);

@@ -237,7 +237,7 @@ TEST_CASE("null array items survive JSON -> Lua -> JSON whatever surrounds them"
     auto back = to_value(lua.L, -1, "data");
     lua_pop(lua.L, 1);
     REQUIRE(back.ok());
-    CHECK(atrium::json::to_json(back.value()) == atrium::json::to_json(parsed(doc)));
+    CHECK_MESSAGE(back.value() == parsed(doc), atrium::json::to_json(back.value()));
   }
 }
 
