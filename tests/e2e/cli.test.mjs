@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, cleanup, connectMany, uid, sleep } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { BIN, startServer, cleanup, connectMany, tempRooms, uid, sleep } from './helpers.mjs';
 
 const T = { timeout: 30000 };
 
@@ -40,6 +41,32 @@ describe('atrium serve', () => {
     const health = await server.http('GET', '/healthz');
     assert.equal(health.status, 200);
     assert.equal(await server.stop(), 0);
+  });
+
+  it('exits 2 naming the path when --rooms is missing or not a directory (no server with every room refused)', T, () => {
+    const file = configFile({});
+    for (const [rooms, why] of [[path.join(os.tmpdir(), `no-such-rooms-${uid()}`), 'no such directory'],
+      [file, 'is not a directory']]) {
+      const run = spawnSync(BIN, ['serve', '--rooms', rooms, '--port', '0'], { encoding: 'utf8', timeout: 10000 });
+      assert.equal(run.status, 2, run.stderr);
+      assert.equal(run.stderr.trim(), `atrium: --rooms ${rooms}: ${why}`);
+      assert.equal(run.stdout, '', 'it never listened');
+    }
+  });
+
+  it('takes --max-rooms-per-connection and --untyped off', T, async () => {
+    const rooms = tempRooms({ 'plain.lua': 'return { actions = {} }' });
+    const server = await startServer({ rooms, args: ['--max-rooms-per-connection', '2', '--untyped', 'off'] });
+    const [a] = await connectMany(server, 1);
+    const untyped = await a.fails({ op: 'join', room: `lobby-${uid()}` }, 'not_found');
+    assert.match(untyped.message, /--untyped off/);
+    await a.join(`plain:${uid()}`);
+    const kept = `plain:${uid()}`;
+    await a.join(kept);
+    const third = await a.fails({ op: 'join', room: `plain:${uid()}` }, 'not_allowed');
+    assert.match(third.message, /--max-rooms-per-connection/);
+    await a.leave(kept);
+    await a.join(`plain:${uid()}`);
   });
 
   it('serves while a room script fails to load', T, async () => {

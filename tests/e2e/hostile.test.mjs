@@ -81,6 +81,63 @@ describe('hostile room scripts', () => {
     assert.equal(await bystander.act(healthy, 'now'), true);
   });
 
+  // The side doors of the hardening issue, each once a hang or a crash of the whole server.
+  for (const [fixture, method, code] of [
+    ['escape_xpcall', 'handler_loops', 'budget_exceeded'],
+    ['escape_xpcall', 'swallow_and_return', 'budget_exceeded'],
+    ['escape_xpcall', 'pcall_and_return', 'budget_exceeded'],
+    ['reentry', 'self_call', 'script_error'],
+    ['reentry', 'self_call_caught', 'script_error'],
+    ['reentry', 'gsub', 'script_error'],
+    ['reentry', 'sort', null],
+    ['reentry', 'tostring', null],
+    ['strict_class', 'nope', 'unknown_method'],
+    ['looping_meta', 'nope', 'unknown_method'],
+  ]) {
+    it(`${fixture}.${method}: ${code ?? 'an error'}, and the server keeps serving`, T, async () => {
+      const room = `${fixture}:${uid()}`;
+      await hostile.join(room);
+      const worst = await whileBystanderWorks(async () => {
+        await hostile.fails({ op: 'call', room, method, args: [] }, code ?? undefined, 10000);
+      });
+      assert.ok(worst < 1500, `the healthy room answered within ${worst} ms`);
+      await hostile.join(`${fixture}:${uid()}`);  // and joins still work (once a segfault)
+    });
+  }
+
+  it('escape_xpcall_toplevel: the endless handler at top level fails that script only', T, async () => {
+    const err = await hostile.fails({ op: 'join', room: `escape_xpcall_toplevel:${uid()}` }, 'script_error');
+    assert.match(err.message, /budget_exceeded/);
+  });
+
+  it('doomed_twice: a room rejected and opened again in one call, forty times over', T, async () => {
+    const room = `doomed_twice:${uid()}`;
+    await hostile.join(room);
+    for (let i = 0; i < 20; i++) {
+      assert.ok(Array.isArray(await hostile.act(room, 'twice', 'join')));
+      assert.ok(Array.isArray(await hostile.act(room, 'twice', 'call')));
+    }
+    assert.equal(typeof (await bystander.act(healthy, 'add')), 'number');
+  });
+
+  it('lobby_return: a dropped member is placed nowhere, and no later connection gets its frames', T, async () => {
+    for (const how of ['drop', 'close']) {
+      const [leaver] = await connectMany(server, 1);
+      const table = `lobby_return:t${uid()}`;
+      await leaver.join(table);
+      if (how === 'drop') leaver.terminate();
+      else await leaver.close(1000);
+      const [next] = await connectMany(server, 1);
+      await next.join(`lobby_return:t${uid()}`);
+      // Traffic in the lobby: had the dropped client been placed there, its patches would
+      // go to a freed connection (or a new one in its place).
+      await hostile.request({ op: 'leave', room: 'lobby_return:lobby' });
+      await hostile.join('lobby_return:lobby');
+      await next.nothing((m) => m.room === 'lobby_return:lobby', 300);
+      assert.equal(typeof (await bystander.act(healthy, 'add')), 'number');
+    }
+  });
+
   it('syntax_error and half_written: joins get script_error naming the file and line', T, async () => {
     const syntax = await hostile.fails({ op: 'join', room: `syntax_error:${uid()}` }, 'script_error');
     assert.match(syntax.message, /syntax_error\.lua:4:/);
