@@ -6,29 +6,6 @@
 using namespace atrium;
 using namespace atrium::test;
 
-namespace {
-
-struct FixtureEngine {
-  TempRooms rooms;
-  std::unique_ptr<Harness> h;
-  FakeClient* c = nullptr;
-
-  explicit FixtureEngine(std::initializer_list<const char*> fixtures) {
-    rooms.copy_fixture("healthy.lua");
-    for (const char* f : fixtures) rooms.copy_fixture(f);
-    h = std::make_unique<Harness>(rooms, 100, 8u << 20);
-    c = &h->connect();
-    REQUIRE(ok(h->request(*c, R"({"op":"join","room":"healthy:1"})")));
-  }
-  json::Value call(const std::string& room, const std::string& method) {
-    return h->request(*c, "{\"op\":\"call\",\"room\":\"" + room + "\",\"method\":\"" + method + "\"}");
-  }
-  void require_healthy_still_serves() {
-    CHECK(result(call("healthy:1", "add")).is_number());
-  }
-};
-
-}  // namespace
 
 TEST_CASE("loop_forever: budget_exceeded, state rolled back, the healthy room keeps serving") {
   FixtureEngine f({"loop_forever.lua"});

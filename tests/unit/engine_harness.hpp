@@ -154,6 +154,54 @@ class Harness {
   double next_ref = 0;
 };
 
+inline bool ok(const json::Value& reply);
+inline std::string error_code(const json::Value& reply);
+inline const json::Value& result(const json::Value& reply);
+
+// An engine serving tests/fixtures/rooms/healthy.lua (the bystander that must not notice
+// the hostile rooms) and the named fixtures, with one connection in healthy:1.
+struct FixtureEngine {
+  TempRooms rooms;
+  std::unique_ptr<Harness> h;
+  FakeClient* c = nullptr;
+
+  explicit FixtureEngine(std::initializer_list<const char*> fixtures,
+                         const std::function<void(engine::EngineConfig&)>& tweak =
+                             [](engine::EngineConfig& cfg) {
+                               cfg.cpu_budget_ms = 100;
+                               cfg.room_memory_bytes = 8u << 20;
+                             }) {
+    rooms.copy_fixture("healthy.lua");
+    for (const char* f : fixtures) rooms.copy_fixture(f);
+    h = std::make_unique<Harness>(rooms, tweak);
+    c = &h->connect();
+    REQUIRE(ok(join("healthy:1")));
+  }
+  // A room type of the test's own, loaded as a save into rooms/ would load it.
+  void script(const std::string& file, const std::string& lua) {
+    rooms.write(file, lua);
+    h->engine->reload_script(file);
+  }
+  json::Value join(const std::string& room, FakeClient* who = nullptr) {
+    return h->request(who ? *who : *c, "{\"op\":\"join\",\"room\":\"" + room + "\"}");
+  }
+  json::Value call(const std::string& room, const std::string& method, const std::string& args = "[]") {
+    return h->request(*c, "{\"op\":\"call\",\"room\":\"" + room + "\",\"method\":\"" + method +
+                              "\",\"args\":" + args + "}");
+  }
+  // The room's state as GET /api/rooms/:id shows it (valid until the next call).
+  const json::Value* state(const std::string& room) {
+    auto r = h->engine->room(room);
+    REQUIRE(r.ok());
+    last_room_ = r.value();
+    return last_room_.get_object("state");
+  }
+  void require_healthy_still_serves() { CHECK(result(call("healthy:1", "add")).is_number()); }
+
+ private:
+  json::Value last_room_;
+};
+
 inline bool ok(const json::Value& reply) {
   const json::Value* v = reply.find("ok");
   return v && v->is_bool() && v->as_bool();

@@ -9,39 +9,15 @@ using namespace atrium::test;
 
 namespace {
 
-struct Hostile {
-  TempRooms rooms;
-  std::unique_ptr<Harness> h;
-  FakeClient* c = nullptr;
+using Hostile = FixtureEngine;
 
-  Hostile(std::initializer_list<const char*> fixtures,
-          const std::function<void(engine::EngineConfig&)>& tweak = [](engine::EngineConfig& cfg) {
-            cfg.cpu_budget_ms = 100;
-          }) {
-    rooms.copy_fixture("healthy.lua");
-    for (const char* f : fixtures) rooms.copy_fixture(f);
-    h = std::make_unique<Harness>(rooms, tweak);
-    c = &h->connect();
-    REQUIRE(ok(join("healthy:1")));
-  }
-  json::Value join(const std::string& room, FakeClient* who = nullptr) {
-    return h->request(who ? *who : *c, "{\"op\":\"join\",\"room\":\"" + room + "\"}");
-  }
-  json::Value call(const std::string& room, const std::string& method, const std::string& args = "[]") {
-    return h->request(*c, "{\"op\":\"call\",\"room\":\"" + room + "\",\"method\":\"" + method +
-                              "\",\"args\":" + args + "}");
-  }
-  const json::Value* state(const std::string& room) {
-    auto r = h->engine->room(room);
-    REQUIRE(r.ok());
-    static json::Value keep;
-    keep = r.value();
-    return keep.get_object("state");
-  }
-  void healthy_still_serves() {
-    CHECK(result(call("healthy:1", "add")).is_number());
-  }
-};
+// Budgets for a test: the room's memory cap and the CPU budget per call.
+std::function<void(engine::EngineConfig&)> budgets(std::size_t room_mb, int cpu_ms) {
+  return [=](engine::EngineConfig& cfg) {
+    cfg.room_memory_bytes = room_mb << 20;
+    cfg.cpu_budget_ms = cpu_ms;
+  };
+}
 
 }  // namespace
 
@@ -61,7 +37,7 @@ TEST_CASE("hostile 1: no message handler outlives a budget stop, and a swallowed
   REQUIRE(ordinary.is_array());
   CHECK(json::to_json(ordinary) == R"([false,"handled plain",false,"again"])");
   CHECK(result(f.call("escape_xpcall:1", "ping")).as_string() == "pong");
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 1: the handler loop at a script's top level fails that script's load only") {
@@ -69,7 +45,7 @@ TEST_CASE("hostile 1: the handler loop at a script's top level fails that script
   const json::Value reply = f.join("escape_xpcall_toplevel:1");
   CHECK(error_code(reply) == "script_error");
   CHECK(error_message(reply).find("budget") != std::string::npos);
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 2: re-entry through rooms, gsub, sort and __tostring ends in a script_error naming the limit") {
@@ -94,7 +70,7 @@ TEST_CASE("hostile 2: re-entry through rooms, gsub, sort and __tostring ends in 
   const json::Value chain = f.h->request(*f.c, R"({"op":"join","room":"reentry:chain0","payload":{"chain":1}})");
   CHECK(error_code(chain) == "script_error");
   CHECK(result(f.call("reentry:1", "ping")).as_string() == "pong");
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 3: a hook cannot place a client that is going away; a leave that stays connected can") {
@@ -133,7 +109,7 @@ TEST_CASE("hostile 4: a room rejected and opened again in one transaction is not
     CHECK(result(called).is_array());
   }
   CHECK(result(f.call("doomed_twice:1", "twice", R"(["call"])")).items()[2].as_number() >= 1);
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 6: a strict class and metatables that raise or loop never run outside the door") {
@@ -154,7 +130,7 @@ TEST_CASE("hostile 6: a strict class and metatables that raise or loop never run
   }
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
   CHECK(f.h->engine->reload_script("looping_meta.lua").is_object());  // reload: the same lookups
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 7 and 8: nothing shared is reachable from a timer handle, and no room's hooks are callable") {
@@ -180,13 +156,12 @@ TEST_CASE("hostile 7 and 8: nothing shared is reachable from a timer handle, and
 
 TEST_CASE("hostile 12: names compare with their length: a NUL is part of an action or event name") {
   Hostile f({});
-  f.rooms.write("nul.lua", R"(
+  f.script("nul.lua", R"(
 local R = { defaultState = { n = 0, last = "" }, actions = {} }
 function R.actions.inc(self) self.state.n = self.state.n + 1; return self.state.n end
 function R:onEvent(name, data, ctx) self.state.last = name end
 function R.actions.name_length(self) return #self.state.last end
 return R)");
-  f.h->engine->reload_script("nul.lua");
   REQUIRE(ok(f.join("nul:1")));
   CHECK(error_code(f.call("nul:1", "inc\\u0000junk")) == "unknown_method");
   CHECK(f.state("nul:1")->find("n")->as_number() == 0);
@@ -203,7 +178,7 @@ TEST_CASE("hostile 5: the whole VM at its memory cap: each request is answered a
     cfg.memory_bytes = 24u << 20;
     cfg.cpu_budget_ms = 2000;
   });
-  f.rooms.write("hog.lua", R"(
+  f.script("hog.lua", R"(
 local H = { defaultState = { n = 0 }, actions = {} }
 function H:onCreate()
   local hoard = {}
@@ -214,12 +189,10 @@ function H:onCreate()
 end
 function H.actions.ping() return "pong" end
 return H)");
-  f.rooms.write("small.lua", R"(
+  f.script("small.lua", R"(
 local S = { defaultState = { n = 0 }, actions = {} }
 function S.actions.inc(self) self.state.n = self.state.n + 1; return self.state.n end
 return S)");
-  f.h->engine->reload_script("hog.lua");
-  f.h->engine->reload_script("small.lua");
   int answered = 0, refused = 0;
   for (int i = 0; i < 6; ++i) {
     const json::Value r = f.join("hog:" + std::to_string(i));
@@ -243,7 +216,7 @@ return S)");
     }
   }
   CHECK(f.c->closed_with == 0);
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
   // Leaving the hogs gives the memory back: new rooms open again.
   for (int i = 0; i < 6; ++i) f.h->request(*f.c, "{\"op\":\"leave\",\"room\":\"hog:" + std::to_string(i) + "\"}");
   CHECK(ok(f.join("small:fresh")));
@@ -253,7 +226,7 @@ return S)");
 
 TEST_CASE("hostile 11: no string a script makes puts a byte that is not UTF-8 on the wire") {
   Hostile f({});
-  f.rooms.write("bytes.lua", R"(
+  f.script("bytes.lua", R"(
 local B = { defaultState = { n = 0 }, actions = {} }
 local bad = "caf\xe9 \xff\xfe"
 function B:onJoin(ctx) if ctx.payload.reject then return false, bad end end
@@ -264,7 +237,6 @@ function B.actions.raise_bad_table(self) error({ bad }) end
 function B.actions.kick_bad(self, ctx) self:kick(ctx.client, bad) end
 function B.actions.close_bad(self) self:close(bad) end
 return B)");
-  f.h->engine->reload_script("bytes.lua");
   REQUIRE(ok(f.join("bytes:1")));
   for (const char* action : {"emit_bad_name", "send_bad_name"}) {
     const json::Value r = f.call("bytes:1", action);
@@ -299,15 +271,12 @@ return B)");
   f.h->request_keep(*f.c, R"({"op":"call","room":"bytes:3","method":"close_bad"})");
   f.h->advance(5);
   lines_parse_with_left();
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 10: LuaJIT's shared string buffer cannot grow past a room's memory budget") {
-  Hostile f({}, [](engine::EngineConfig& cfg) {
-    cfg.room_memory_bytes = 16u << 20;
-    cfg.cpu_budget_ms = 2000;
-  });
-  f.rooms.write("buffers.lua", R"(
+  Hostile f({}, budgets(16, 2000));
+  f.script("buffers.lua", R"(
 local B = { actions = {} }
 function B.actions.rep(self) return (pcall(string.rep, "ab", 2^28)) end
 function B.actions.format(self) return (pcall(string.format, "%s%s", string.rep("x", 2^20), string.rep("y", 2^27))) end
@@ -318,7 +287,6 @@ function B.actions.concat(self)
 end
 function B.actions.used(self) return collectgarbage("count") end
 return B)");
-  f.h->engine->reload_script("buffers.lua");
   REQUIRE(ok(f.join("buffers:1")));
   for (const char* action : {"rep", "format", "concat"}) {
     CAPTURE(action);
@@ -329,15 +297,12 @@ return B)");
     // The VM as a whole stays near the room's budget, not hundreds of MiB over it.
     CHECK(result(f.call("buffers:1", "used")).as_number() < 48 * 1024);
   }
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("hostile 15: log lines cannot be forged, repeated failures are logged once, timers are charged, odd numbers are no UB") {
-  Hostile f({}, [](engine::EngineConfig& cfg) {
-    cfg.room_memory_bytes = 4u << 20;
-    cfg.cpu_budget_ms = 500;
-  });
-  f.rooms.write("small15.lua", R"(
+  Hostile f({}, budgets(4, 500));
+  f.script("small15.lua", R"(
 local S = { actions = {} }
 function S.actions.forge(self) atrium.log.info("hello\nerror engine fake line\r\0") end
 function S.actions.fail_often(self) self:setInterval(1, function() error("again") end) end
@@ -353,7 +318,6 @@ function S.actions.odd_numbers(self)
   return "fine"
 end
 return S)");
-  f.h->engine->reload_script("small15.lua");
   REQUIRE(ok(f.join("small15:1")));
   REQUIRE(ok(f.call("small15:1", "forge")));
   bool logged = false;
@@ -380,12 +344,12 @@ return S)");
   CHECK(after - before >= 1000.0 * 320);
   CHECK(error_code(f.call("small15:1", "timers", "[200000]")) == "budget_exceeded");
   CHECK(result(f.call("small15:1", "odd_numbers")).as_string() == "fine");
-  f.healthy_still_serves();
+  f.require_healthy_still_serves();
 }
 
 TEST_CASE("a room's onCreate that places its own joiner (found by the random walk): one membership, never two") {
   Hostile f({});
-  f.rooms.write("selfplace.lua", R"(
+  f.script("selfplace.lua", R"(
 local S = { defaultState = { joins = 0 }, actions = {} }
 function S:onCreate(ctx)
   if ctx then atrium.room(self.id):join(ctx.client, {}) end
@@ -393,13 +357,11 @@ end
 function S:onJoin(ctx) self.state.joins = self.state.joins + 1 end
 function S.actions.place(self, ctx, id) return (atrium.room(id):join(ctx.client, {})) end
 return S)");
-  f.h->engine->reload_script("selfplace.lua");
   const json::Value direct = f.join("selfplace:1");
   CHECK(error_code(direct) == "already_member");
   CHECK(f.h->engine->check_invariants().ok());
   REQUIRE(ok(f.join("selfplace:2")) == false);  // the same for any new room of the type
-  f.rooms.write("plain.lua", "local P = { actions = {} } function P.actions.place(self, ctx, id) return (atrium.room(id):join(ctx.client, {})) end return P");
-  f.h->engine->reload_script("plain.lua");
+  f.script("plain.lua", "local P = { actions = {} } function P.actions.place(self, ctx, id) return (atrium.room(id):join(ctx.client, {})) end return P");
   REQUIRE(ok(f.join("plain:1")));
   const json::Value nested = f.call("plain:1", "place", R"(["selfplace:3"])");
   CHECK((!ok(nested) || result(nested).as_bool() == false));
@@ -409,7 +371,7 @@ return S)");
 
 TEST_CASE("hostile 13 and 14: null array items survive arguments, state, rollback and the next patch") {
   Hostile f({});
-  f.rooms.write("nulls.lua", R"(
+  f.script("nulls.lua", R"(
 local N = { defaultState = { keep = {}, n = 0 }, actions = {} }
 function N.actions.store(self, ctx, v) self.state.keep = v; return v end
 function N.actions.fail_after_change(self)
@@ -421,7 +383,6 @@ end
 function N.actions.bump(self) self.state.n = self.state.n + 1 end
 function N.actions.is_null(self, ctx) return self.state.keep.w[1] == atrium.null end
 return N)");
-  f.h->engine->reload_script("nulls.lua");
   REQUIRE(ok(f.join("nulls:1")));
   FakeClient& watcher = f.h->connect();
   REQUIRE(ok(f.join("nulls:1", &watcher)));
