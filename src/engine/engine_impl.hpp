@@ -22,6 +22,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <lua.hpp>
+
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 #include "engine/protocol.hpp"
@@ -31,8 +33,6 @@
 #include "script/vm.hpp"
 #include "state/diff.hpp"
 #include "util/shared_frame.hpp"
-
-struct lua_State;
 
 namespace atrium::engine {
 
@@ -344,12 +344,30 @@ Status Engine::Impl::transact(Body&& body) {
   return s;
 }
 
+// A try block, not a protected call: it costs nothing until something throws. LuaJIT on
+// x64 Linux raises Lua errors with the C++ unwinder (docs/rooms.md, "The engine and
+// LuaJIT"), so catch (...) receives them, with the message on the Lua stack, after the
+// destructors of every frame in between ran (the scope objects that restore txn, the
+// room stack and the memory owner among them).
 template <class F>
 bool Engine::Impl::guarded(const char* what, F&& body) {
-  Status s = script::protected_call(L, body);
-  if (s) return true;
-  recover(what, s.error().message);
-  return false;
+  const int top = lua_gettop(L);
+  try {
+    body();
+    return true;
+  } catch (...) {
+    std::string message = "a Lua error";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      if (lua_gettop(L) > top && lua_type(L, -1) == LUA_TSTRING) message = lua_tostring(L, -1);
+    }
+    lua_settop(L, top);
+    recover(what, message);
+    return false;
+  }
 }
 
 }  // namespace atrium::engine
