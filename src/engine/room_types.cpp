@@ -210,7 +210,10 @@ Status Engine::Impl::compile_class(const RoomType& type, const std::string& src)
   script::HookResult r = script::call_hook(L, 0, 1, budget);
   if (!r.ok) {
     lua_settop(L, top);
-    return make_error(ErrorCode::script_error, r.message);
+    // A stop raised outside the script's own lines (in a handler the sandbox ran) has no
+    // position: say whose script it was.
+    const bool named = r.message.compare(0, type.file.size(), type.file) == 0;
+    return make_error(ErrorCode::script_error, named ? r.message : type.file + ": " + r.message);
   }
   if (!lua_istable(L, -1)) {
     lua_settop(L, top);

@@ -45,6 +45,7 @@ TEST_CASE("hostile 1: the handler loop at a script's top level fails that script
   const json::Value reply = f.join("escape_xpcall_toplevel:1");
   CHECK(error_code(reply) == "script_error");
   CHECK(error_message(reply).find("budget") != std::string::npos);
+  CHECK(error_message(reply).find("rooms/escape_xpcall_toplevel.lua") == 0);  // whose script
   f.require_healthy_still_serves();
 }
 
