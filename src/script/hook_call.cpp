@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace atrium::script {
 
@@ -23,17 +24,18 @@ struct CallScope {
   std::uintptr_t stack_floor = 0;   // frames below this address: the C stack is too deep
 };
 CallScope* g_scope = nullptr;  // one engine thread per VM: no locking by design
-int g_callbacks_outside = 0;   // CallbackScopes alive outside any call_hook
 
 const char* stop_message(Stop s) {
+  static const std::string nesting =
+      "script_error: calls nested deeper than " + std::to_string(kMaxNestedCalls) +
+      " levels (atrium.room():call and :join inside one another; two rooms calling each other?)";
+  static const std::string callbacks =
+      "script_error: callbacks nested deeper than " + std::to_string(kMaxCallbackDepth) +
+      " levels (a function given to string.gsub that calls gsub again?)";
   switch (s) {
     case Stop::budget: return kBudgetExceededMessage;
-    case Stop::nesting:
-      return "script_error: calls nested deeper than 32 levels (atrium.room():call and :join "
-             "inside one another; two rooms calling each other?)";
-    case Stop::callbacks:
-      return "script_error: callbacks nested deeper than 64 levels (a function given to "
-             "string.gsub or an __index that calls back into itself?)";
+    case Stop::nesting: return nesting.c_str();
+    case Stop::callbacks: return callbacks.c_str();
     case Stop::c_stack:
       return "script_error: calls nested too deeply for the C stack (recursion through "
              "table.sort, string.gsub or metamethods?)";
@@ -144,22 +146,17 @@ bool budget_expired() noexcept {
   return true;
 }
 
-CallbackScope::CallbackScope(lua_State* L, const char* /*what*/) {
-  if (!g_scope) {
-    ++g_callbacks_outside;
-    return;
-  }
+CallbackScope::CallbackScope(lua_State* L) {
+  if (!g_scope) return;  // outside any call_hook (the engine's own use): nothing to bound
   if (g_scope->stop != Stop::none) stop_now(L, g_scope->stop);
   if (g_scope->callbacks >= kMaxCallbackDepth) stop_now(L, Stop::callbacks);
   if (frame_address() < g_scope->stack_floor) stop_now(L, Stop::c_stack);
   ++g_scope->callbacks;
+  counted_ = true;
 }
 
 CallbackScope::~CallbackScope() {
-  if (g_scope && g_scope->callbacks > 0)
-    --g_scope->callbacks;
-  else if (g_callbacks_outside > 0)
-    --g_callbacks_outside;
+  if (counted_ && g_scope) --g_scope->callbacks;
 }
 
 HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {

@@ -68,10 +68,13 @@ bool budget_expired() noexcept;
 // call_hook it only counts.
 class CallbackScope {
  public:
-  CallbackScope(lua_State* L, const char* what);
+  explicit CallbackScope(lua_State* L);
   ~CallbackScope();
   CallbackScope(const CallbackScope&) = delete;
   CallbackScope& operator=(const CallbackScope&) = delete;
+
+ private:
+  bool counted_ = false;
 };
 
 }  // namespace atrium::script

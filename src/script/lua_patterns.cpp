@@ -631,7 +631,7 @@ void add_template(Matcher& m, luaL_Buffer* b, const char* r, std::size_t len, co
 // A function or table replacement (arg 3): false or nil keeps the match as it was.
 void add_looked_up(Matcher& m, luaL_Buffer* b, const char* s, const char* e) {
   lua_State* L = m.L;
-  const CallbackScope depth(L, "string.gsub");  // the callback may gsub again: bounded
+  const CallbackScope depth(L);  // the callback may gsub again: bounded
   if (lua_type(L, 3) == LUA_TFUNCTION) {
     lua_pushvalue(L, 3);
     lua_call(L, m.push_captures(s, e), 1);
