@@ -168,8 +168,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
 
 void Engine::Impl::finish_operation() {
   // Deferred hooks (onLeave of a kicked member, ...) may defer more: run to a fixed point.
-  // Guarded only when there is work: most operations defer nothing and doom no room, and
-  // a protected call costs about as much as an untyped emit's own work.
+  // Most operations defer nothing and doom no room.
   if (!deferred.empty()) {
     guarded("deferred", [&] {
       while (!deferred.empty()) {
@@ -241,8 +240,8 @@ void Engine::receive(ClientId id, std::string_view message) {
     return;
   }
   Request& request = req.value();
-  // Requests to untyped rooms (and ping, sync, watch) run no Lua at all: the hot path of
-  // pub/sub fan-out pays for no protected call.
+  // Requests to untyped rooms (and ping, sync, watch) run no Lua at all: no guard, and no
+  // reply that blames script memory.
   const bool touches_lua = (request.op == Op::join || request.op == Op::leave || request.op == Op::call ||
                             request.op == Op::emit) && !room_type_of(request.room).empty();
   if (!touches_lua) {

@@ -1,8 +1,8 @@
-// Join, leave, kick and close, with server-side join enforcement (patches.cpp sends
-// what changed). The order matters
-// (PROTOCOL.md): a joiner's state is exactly the state at its seq, so changes still
-// pending for the room go to the existing members as a patch before the joiner becomes
-// a member; frames a request causes for its own client go before its reply.
+// Join, leave, kick and close, with server-side join enforcement (patches.cpp sends what
+// changed). The order matters (docs/protocol.md): a joiner's state is exactly the state at
+// its seq, so changes still pending for the room go to the existing members as a patch
+// before the joiner becomes a member; frames a request causes for its own client go
+// before its reply.
 #include <lua.hpp>
 
 #include <algorithm>
