@@ -70,7 +70,8 @@ return function(core)
 
   -- An instance looks names up in its class, then here. `state` and `meta` live in the
   -- engine's box: reading them marks them exposed, so the engine knows which tables a
-  -- hook may have changed and diffs only those (DESIGN.md "Diff cost follows the change").
+  -- hook may have changed and diffs only those (docs/rooms.md "How the server finds what
+  -- changed (and what that costs)").
   function Room.newInstance(class, id, typeName, instanceName, box)
     local inst = { id = id, type = typeName, instance = instanceName }
     return setmetatable(inst, {

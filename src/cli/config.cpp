@@ -60,7 +60,7 @@ struct Setting {
   Status (*apply)(ServeOptions&, std::string_view);
 };
 
-// DESIGN.md "CLI contract": keep this table and the one there in step.
+// README.md "Settings" lists these with their defaults: keep the two tables in step.
 const Setting kSettings[] = {
     {"rooms", "DIR", "room scripts (default: rooms)",
      [](ServeOptions& o, std::string_view v) { return set_text(o.rooms, v); }},

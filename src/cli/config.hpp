@@ -1,5 +1,5 @@
 // Settings of `atrium serve`: flags, ATRIUM_* environment variables and a JSON config
-// file, merged flag > environment > file > default (DESIGN.md "CLI contract"). Pure: the
+// file, merged flag > environment > file > default (README.md "Settings"). Pure: the
 // caller hands in the environment and the file reader, so tests need no process state.
 #pragma once
 

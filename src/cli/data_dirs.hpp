@@ -1,6 +1,6 @@
 // Where the engine's own Lua (lua/) and the bundled demo (public/) live: next to an
-// installed executable, in the source tree for a build run from a checkout, or at the
-// configured install path (STYLE.md "Build": found relative to the executable's prefix).
+// installed executable (found relative to the executable's prefix), in the source tree
+// for a build run from a checkout, or at the configured install path.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,5 @@
 // `atrium serve`: reads the settings, starts the engine and the server, prints the
-// "atrium listening on HOST:PORT" line (DESIGN.md "CLI contract") and serves until
+// "atrium listening on HOST:PORT" line that tests and scripts wait for, and serves until
 // SIGTERM or SIGINT.
 #include "cli/serve.hpp"
 
@@ -135,7 +135,7 @@ int run_serve(const std::vector<std::string>& args) {
   }
   g_server.store(server->get());
   install_signal_handlers();
-  // Tests and scripts wait for this line (DESIGN.md "CLI contract").
+  // Tests and scripts wait for this exact line (tests/e2e/helpers.mjs matches it).
   std::printf("atrium listening on %s:%d\n", o.host.c_str(), (*server)->port());
   std::fflush(stdout);
 

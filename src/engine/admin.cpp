@@ -1,5 +1,6 @@
-// The engine's side of the HTTP API (DESIGN.md) and of GET /metrics: read-only views of
-// types and rooms, and the admin operations (emit, call, place, reload).
+// The engine's side of the HTTP API (docs/rooms.md "Reloading, and server-side calls over
+// HTTP") and of GET /metrics: read-only views of types and rooms, and the admin operations
+// (emit, call, place, reload).
 #include <cstdio>
 
 #include "engine/engine_impl.hpp"

@@ -13,7 +13,7 @@ class ClientSink {
   virtual ~ClientSink() = default;
   // One JSON object, no trailing newline. Called any number of times in a loop pass;
   // the transport sends everything queued for a client in one write, lines joined
-  // with '\n' (PROTOCOL.md "Transport": JSON Lines).
+  // with '\n' (docs/protocol.md "Transport": JSON Lines).
   virtual void send(const SharedFrame& line) = 0;
   // Close the connection (1001 going away, 1013 slow reader, ...). The transport calls
   // Engine::disconnect when the connection is really gone.

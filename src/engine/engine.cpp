@@ -159,8 +159,8 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
       return reply_ok(nullptr);
     }
     case Op::resume:
-      // Seats are not held after a drop yet (PROTOCOL.md "Heartbeat and reconnect"): every
-      // session is already expired, which is what a client must handle anyway.
+      // Seats are not held after a drop yet (docs/protocol.md "Heartbeat and reconnect"):
+      // every session is already expired, which is what a client must handle anyway.
       return reply_error(make_error(ErrorCode::not_found,
                                     "session expired or unknown: join the rooms again"));
   }

@@ -64,7 +64,8 @@ class Engine {
   void run_due();
   void end_of_pass();
 
-  // HTTP API (DESIGN.md). Results are JSON bodies; errors carry the PROTOCOL.md code.
+  // HTTP API (docs/rooms.md "Reloading, and server-side calls over HTTP"). Results are JSON
+  // bodies; errors carry the codes of docs/protocol.md "Error codes".
   json::Value status() const;                                  // GET /api/status
   json::Value rooms() const;                                   // GET /api/rooms
   Result<json::Value> room(std::string_view id) const;         // GET /api/rooms/:id

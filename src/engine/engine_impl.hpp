@@ -65,7 +65,8 @@ struct RoomType {
 };
 
 // 128 random bits: the welcome's `session`, as 32 hex digits. Kept raw because every idle
-// connection holds one (DESIGN.md "Per-connection memory is small").
+// connection holds one, and an idle joined connection has a budget of 2 KiB (measured in
+// bench/README.md, "Idle memory" under "Figures of the latest run").
 using SessionKey = std::array<std::uint64_t, 2>;
 
 struct Client {

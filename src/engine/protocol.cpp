@@ -115,7 +115,7 @@ Result<Request> parse_request(std::string_view text, json::Value& ref_out, bool&
     if (req.name.empty()) return bad("'event' must not be empty");
     req.body = std::move(msg.data);
   } else if (op == "watch" || op == "unwatch") {
-    // Not in PROTOCOL.md v1: the inspector's way to follow a room without joining it
+    // An addition to protocol v1: the inspector's way to follow a room without joining it
     // (docs/protocol.md "Watching a room").
     req.op = op == "watch" ? Op::watch : Op::unwatch;
     if (Status s = take_room(msg.room, req.room); !s) return s.error();

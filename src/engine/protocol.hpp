@@ -1,5 +1,5 @@
 // Where a frame is parsed: client messages -> Request, and every server frame of
-// PROTOCOL.md encoded as one JSON line.
+// docs/protocol.md encoded as one JSON line.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +24,7 @@ struct Request {
   std::string token;        // watch: the admin token, when the server has one
 };
 
-// Room ids (PROTOCOL.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'
+// Room ids (docs/protocol.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'
 // into TYPE and INSTANCE, neither empty. An id without ':' is valid and untyped.
 Status validate_room_id(std::string_view id);
 // TYPE of a valid id, or "" when it has no ':'.

@@ -12,7 +12,7 @@
 
 namespace atrium::json {
 
-inline constexpr int kMaxDepth = 64;              // PROTOCOL.md: deeper gets bad_json
+inline constexpr int kMaxDepth = 64;              // docs/protocol.md: deeper gets bad_json
 
 struct ParseOptions {
   int max_depth = kMaxDepth;

@@ -3,7 +3,7 @@
 //
 // One callback serves HTTP and WebSocket for both protocols: a client that offers no
 // subprotocol is bound to protocols[0], one that offers "atrium.v1" to protocols[1], and
-// both speak the same JSON (PROTOCOL.md "Transport").
+// both speak the same JSON (docs/protocol.md "Transport").
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,12 +23,13 @@ struct Pss {
   HttpExchange* http;
 };
 
-// What lws reads per RECEIVE, allocated per connection for its whole life: kept small for
-// idle members (DESIGN.md "Per-connection memory is small"); longer messages reassemble
+// What lws reads per RECEIVE, allocated per connection for its whole life: kept small so
+// that an idle member stays cheap (lws' default is 4 KiB); longer messages reassemble
 // (ws_session.cpp). lws also reads the socket no more than this per turn of the loop, so
 // a message longer than it costs a read and a turn per chunk: 256 bytes hold a typical
 // call or chat line in one (at 128, a 170-byte emit took two), and an idle joined
-// connection costs 1,921 bytes, within the 2 KiB budget (bench/README.md "Idle memory").
+// connection costs 1,921 bytes, within the 2 KiB budget (bench/README.md, "Idle memory"
+// under "Figures of the latest run").
 constexpr std::size_t kRxChunk = 256;
 // lws caps each send() at tx_packet_size, or at rx_buffer_size when that is 0: a small
 // rx_buffer_size would chop every write into 512-byte syscalls.

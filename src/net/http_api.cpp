@@ -1,5 +1,6 @@
-// Routes of the HTTP API (DESIGN.md "HTTP API") and the shape of their answers: JSON in
-// and out, errors as {"error":{"code","message"}} (PROTOCOL.md "Error codes").
+// Routes of the HTTP API (docs/rooms.md "Reloading, and server-side calls over HTTP") and
+// the shape of their answers: JSON in and out, errors as {"error":{"code","message"}}
+// (docs/protocol.md "Error codes").
 #include "net/http_api.hpp"
 
 #include <exception>
@@ -42,8 +43,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-// Wrong method on a route that exists: 405, with the bad_request code (PROTOCOL.md has no
-// code of its own for it).
+// Wrong method on a route that exists: 405, with the bad_request code (docs/protocol.md has
+// no code of its own for it).
 bool expect_method(const HttpRequest& request, HttpMethod wanted, HttpResponse& response) {
   if (request.method == wanted) return true;
   HttpApi::error(response, ErrorCode::bad_request,

@@ -1,4 +1,5 @@
-// The HTTP API of DESIGN.md ("HTTP API"): a request in, the engine called, a response out.
+// The HTTP API (docs/rooms.md "Reloading, and server-side calls over HTTP"): a request in,
+// the engine called, a response out.
 // It knows nothing of libwebsockets (http_exchange.cpp does the socket side), so routes are
 // plain functions of strings.
 #pragma once

@@ -1,8 +1,9 @@
 // One HTTP request/response on a libwebsockets connection.
 //
 // Routing uses lws_http_get_uri_and_method(), never the callback's `in`, whose meaning
-// differs by method in lws 4.1 (ecosystem-facts 2.8). lws percent-decodes the path and
-// folds "/../" before we see it, so room ids arrive decoded and are not decoded again.
+// differs by method in lws 4.1 (the path relative to the mount for POST, the full URI for
+// GET and the others). lws percent-decodes the path and folds "/../" before we see it, so
+// room ids arrive decoded and are not decoded again.
 // Headers and body leave in separate writes from HTTP_WRITEABLE, as HTTP/2 requires.
 // POST bodies need a Content-Length: lws 4.1 passes chunked bodies through raw and never
 // completes them, so those get 411.

@@ -1,4 +1,5 @@
-// Hot reload from the loop (DESIGN.md "Hot reload replaces methods, never state").
+// Hot reload from the loop: live rooms keep their state and get the new methods
+// (docs/rooms.md "Reloading, and server-side calls over HTTP").
 #include "net/rooms_watch.hpp"
 
 #include <unistd.h>

@@ -1,14 +1,15 @@
 // The server's life: the lws context and vhost, the service loop that also drives the
 // engine's timers, and the shutdown that closes every client with 1001.
 //
-// Loop order per pass (DESIGN.md "One write per connection per pass", here per window):
+// Loop order per pass (one write per connection per coalescing window: docs/protocol.md
+// "Notes for this server", Writes):
 // gather_input() sleeps out an open coalescing window; one turn of the event loop
 // (event_loop.hpp: lws' poll() or libuv) reads and dispatches whatever is ready, which
 // queues output; check_unread_input() looks for input lws left unread; then end_pass()
 // reloads changed scripts, runs the engine's due timers and end_of_pass(), and at the
 // window's end writes each connection's queue (ws_session.cpp flush_now). A turn sleeps
-// until the next fd event or scheduled sul (lws 4.1 ignores lws_service()'s timeout,
-// ecosystem-facts 2.5), so one sul, set at whichever of those is due first, is what wakes
+// until the next fd event or scheduled sul (lws 4.1 ignores any non-negative timeout given
+// to lws_service()), so one sul, set at whichever of those is due first, is what wakes
 // the loop for them.
 //
 // The coalescing window (server_state.hpp) opens at the first message read or output
@@ -222,8 +223,8 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   g_log_state = &s;
   lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE, emit_lws_log);
 
-  // Heartbeat (PROTOCOL.md): ping after heartbeat-ms of silence, hang up after twice that.
-  // lws counts whole seconds.
+  // Heartbeat (docs/protocol.md "Heartbeat and reconnect"): ping after heartbeat-ms of
+  // silence, hang up after twice that. lws counts whole seconds.
   static const std::uint32_t kBackoffMs[] = {1000};  // required by the struct; servers never retry
   const int ping_secs = s.config.heartbeat_ms >= 1000 ? s.config.heartbeat_ms / 1000 : 1;
   s.retry.retry_ms_table = kBackoffMs;
@@ -243,8 +244,9 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   info.iface = address->iface.c_str();
   info.vhost_name = "atrium";
   info.protocols = protocol_table();
-  // No info.extensions: permessage-deflate stays off (ecosystem-facts 2.9: its buffer
-  // lifetime and close quirks; small game frames gain little from it).
+  // No info.extensions: permessage-deflate stays off. In lws 4.1 it keeps reading a written
+  // buffer in later passes (freeing it after the write is a use-after-free), and -1 from
+  // RECEIVE does not close the connection under it; small game frames gain little from it.
   info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
   if (!address->ipv6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   info.retry_and_idle_policy = &s.retry;

@@ -24,12 +24,12 @@ struct ServerConfig {
   int heartbeat_ms = 25000;                     // ping after this silence, drop after twice it
   std::size_t outbox_bytes = 1u << 20;          // queued past it: close 1013 (slow reader)
   std::string watch_dir;                        // rooms/ to hot-reload from; empty: none
-  // The coalescing window (DESIGN.md "One write per connection per pass": coalesce under
-  // light load over a short, bounded window): output for an idle connection waits this long
-  // for more lines to join it in one write, and input that comes meanwhile is read at the
-  // window's end, in one turn of the loop (server.cpp). 0: write in the next pass, read as
-  // it comes. 2 ms: p99 under 5 ms at ~200k and ~1M deliveries/s (bench/README.md, the
-  // window curve).
+  // The coalescing window (docs/protocol.md "Notes for this server", Writes: one write per
+  // connection, coalesced under light load over a short, bounded window): output for an
+  // idle connection waits this long for more lines to join it in one write, and input that
+  // comes meanwhile is read at the window's end, in one turn of the loop (server.cpp). 0:
+  // write in the next pass, read as it comes. 2 ms: p99 under 5 ms at ~200k and ~1M
+  // deliveries/s (bench/README.md, the window curve).
   int coalesce_us = 2000;
   // "poll" (lws' own loop) or "libuv" (epoll; net/event_loop.hpp says when each is better).
   std::string event_loop = "poll";

@@ -4,12 +4,13 @@
 // on ESTABLISHED and deletes it on CLOSED; the pss only holds the pointer. The engine keeps
 // a ClientSink& to it between connect() (ESTABLISHED) and disconnect() (CLOSED), and may
 // call send() or close() from any callback of any connection: both only queue, because a
-// wsi may be written or closed only from its own callbacks (ecosystem-facts 2.3, 2.15 #8),
+// wsi may be written or closed only from its own callbacks (lws 4.1: lws_write() only from
+// that wsi's WRITEABLE, and never close another wsi synchronously from inside a callback),
 // or, for a raw write, from the loop between turns (flush_now).
 //
 // Outbound: one write at the end of the coalescing window (flush_now) or per WRITEABLE,
 // carrying everything queued as one text message of
-// JSON Lines (PROTOCOL.md "Transport", DESIGN.md "One write per connection per pass"). A
+// JSON Lines (docs/protocol.md "Transport", and "Notes for this server", Writes). A
 // lone line goes out in place from its SharedFrame headroom, framed once for all the
 // connections it goes to (ws_frame.hpp); several are joined in the server's scratch
 // buffer. Queuing a line is a push of a reference (util/frame_queue.hpp).
@@ -81,7 +82,8 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   if (culled_ || close_code_) return 0;  // closing: what the client says no longer matters
   rx_bytes_ += len;
   if (rx_bytes_ > server_.config.max_message_bytes) {
-    // Counted across fragments (PROTOCOL.md: "counted after reassembling fragments").
+    // Counted across fragments (docs/protocol.md "Transport": "counted after reassembling
+    // fragments").
     server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
                                             " bytes=" + std::to_string(rx_bytes_));
     static const char kReason[] = "message too large";
@@ -347,7 +349,7 @@ void WsSession::on_closed() {
   if (!connected_) return;
   connected_ = false;
   --server_.stats.connections;
-  // PROTOCOL.md "Heartbeat and reconnect": 1000 and 1001 from the client leave at once.
+  // docs/protocol.md "Heartbeat and reconnect": 1000 and 1001 from the client leave at once.
   const bool clean = peer_close_code_ == 1000 || peer_close_code_ == 1001;
   server_.log(engine::LogLevel::debug, "net ws_closed client=" + wire_id(client_) +
                                            " code=" + std::to_string(peer_close_code_));

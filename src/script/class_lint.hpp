@@ -21,7 +21,7 @@ struct LintFinding {
 // name the line of a table field.  [-0, +0, m]
 std::vector<LintFinding> lint_class(lua_State* L, int cls, std::string_view source);
 
-// The option names a class may set (ROOMS-API.md "A room script").
+// The option names a class may set (docs/rooms.md "What a room script is made of").
 const std::vector<std::string>& known_options();
 
 }  // namespace atrium::script

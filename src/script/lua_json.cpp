@@ -1,4 +1,4 @@
-// Lua values <-> json::Value under ROOMS-API.md "State rules", and restore(), the
+// Lua values <-> json::Value under docs/rooms.md "State rules", and restore(), the
 // rollback of a failed hook. The differ (state/diff.cpp) judges tables with the same
 // functions, so a diff and a full conversion cannot disagree.
 #include "script/lua_json.hpp"

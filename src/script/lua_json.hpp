@@ -1,4 +1,4 @@
-// Lua values <-> json::Value, under ROOMS-API.md "State rules".
+// Lua values <-> json::Value, under docs/rooms.md "State rules".
 //
 // Lua -> JSON: nil -> null; booleans; finite numbers; UTF-8 strings; a table made by
 // atrium.array() (the array marker metatable) is an array of its items 1..#t; another

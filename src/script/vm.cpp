@@ -17,8 +17,8 @@ namespace {
 
 // Opens only what room scripts may see, with the JIT engine off: room code runs in the
 // interpreter, where count hooks fire (LuaJIT never runs hooks inside compiled traces:
-// ecosystem-facts.md 3.4). io, os, debug, package, ffi and jit stay closed. The one code
-// that runs compiled is the engine's shadow walk, which calls no room code
+// docs/rooms.md "The engine and LuaJIT"). io, os, debug, package, ffi and jit stay closed.
+// The one code that runs compiled is the engine's shadow walk, which calls no room code
 // (state/shadow.cpp set_up_jit).
 void open_safe_libs(lua_State* L) {
   const struct { const char* name; lua_CFunction open; } libs[] = {

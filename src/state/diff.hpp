@@ -15,7 +15,7 @@ namespace atrium::state {
 
 // Appends to `out` the ops that take `mirror` (an object) to the Lua table at stack index
 // `idx`. Reads Lua only; nothing is modified: the caller applies the ops to the mirror
-// when the hook commits. Fails with script_error when the table breaks ROOMS-API.md
+// when the hook commits. Fails with script_error when the table breaks docs/rooms.md
 // "State rules" (functions, userdata, cycles, NaN/inf, non-UTF-8 strings, bad keys);
 // `out` is then unspecified. The message names the path: "state.players.p1.x: NaN is not
 // allowed in state". `what` names the root in messages ("state" or "meta").

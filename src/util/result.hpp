@@ -1,4 +1,4 @@
-// Error codes of PROTOCOL.md ("Error codes") and the Result type every part returns.
+// Error codes of docs/protocol.md ("Error codes") and the Result type every part returns.
 // Bad input flows as a value, never as an exception across a part boundary.
 #pragma once
 
@@ -31,7 +31,8 @@ enum class ErrorCode {
 };
 
 std::string_view to_string(ErrorCode code) noexcept;
-int http_status(ErrorCode code) noexcept;  // PROTOCOL.md: 400, 401, 404, 409, 413, 422, 429, 500
+// The HTTP status of a code, as in docs/protocol.md: 400, 401, 404, 409, 413, 422, 429, 500.
+int http_status(ErrorCode code) noexcept;
 
 struct Error {
   ErrorCode code = ErrorCode::internal;

@@ -1,6 +1,7 @@
 // Watches rooms/ with inotify and says which room scripts changed, debounced per file.
 // It watches the directory, not the files: an editor's write-to-temp-then-rename replaces
-// the file, and a watch on the file itself would die with it (ecosystem-facts.md 7).
+// the file, and a watch on the file itself would die with it (DELETE_SELF at the first
+// rename-save, and nothing from later saves).
 // The owner polls fd() for reading (the server adopts it into its event loop), calls
 // read_events() when it is readable, and take_due() when ms_until_due() reaches 0.
 #pragma once

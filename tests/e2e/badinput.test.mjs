@@ -1,4 +1,4 @@
-// Bad input never costs the connection (or the server) except where PROTOCOL.md says so:
+// Bad input never costs the connection (or the server) except where docs/protocol.md says so:
 // 1009 for a message over the limit, 1007 for invalid UTF-8.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // CPU and memory budgets: a hook that runs away is stopped with budget_exceeded, its
-// changes are rolled back, and nothing else notices (ROOMS-API.md "Sandbox").
+// changes are rolled back, and nothing else notices (docs/rooms.md "The sandbox").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid } from './helpers.mjs';

@@ -1,5 +1,6 @@
-// The CLI contract others rely on (DESIGN.md "CLI contract"): the listening line, SIGTERM,
-// settings from flags, ATRIUM_* variables and the config file, heartbeats.
+// The CLI contract others rely on: the "atrium listening on HOST:PORT" line, SIGTERM,
+// settings from flags, ATRIUM_* variables and the config file (README.md "Settings"),
+// heartbeats.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

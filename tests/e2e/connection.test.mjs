@@ -1,4 +1,4 @@
-// The connection itself: welcome, subprotocol, ping, refs (PROTOCOL.md "Transport",
+// The connection itself: welcome, subprotocol, ping, refs (docs/protocol.md "Transport",
 // "Client to server").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 // Helpers for the end-to-end suite: start the real `atrium serve`, talk to it over
-// WebSockets (JSON Lines, PROTOCOL.md) and HTTP (DESIGN.md), replay patches. Every wait
-// has a timeout so no test can hang; cleanup() kills whatever a test file started.
+// WebSockets (JSON Lines, docs/protocol.md) and HTTP (docs/rooms.md "Reloading, and
+// server-side calls over HTTP"), replay patches. Every wait has a timeout so no test can
+// hang; cleanup() kills whatever a test file started.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -252,8 +253,9 @@ export class Client {
       const { room, seq, state } = msg.result;
       const v = this.views.get(room);
       if (this.sentOps.get(msg.ref) === 'sync' && v) {
-        // PROTOCOL.md: pending changes are flushed as a patch before the sync result, so
-        // the replayed view must already be at the result's seq and equal its state.
+        // docs/protocol.md "Server to client": pending changes are flushed as a patch
+        // before the sync result, so the replayed view must already be at the result's seq
+        // and equal its state.
         v.syncs.push({ seq, viewSeq: v.seq, equal: isDeepStrictEqual(v.state, state) });
       }
       setView(room, seq, state);

@@ -1,5 +1,5 @@
-// The HTTP API on the WebSocket port (DESIGN.md "HTTP API"): routes, statuses, bodies,
-// percent-decoded ids, and the admin token on write routes.
+// The HTTP API on the WebSocket port (docs/protocol.md "Notes for this server", HTTP):
+// routes, statuses, bodies, percent-decoded ids, and the admin token on write routes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -1,5 +1,6 @@
 // Room and member lifecycle: kick, close, leave reasons, when a room is destroyed or
-// kept, timers and ticks (ROOMS-API.md "What self offers", options).
+// kept, timers and ticks (docs/rooms.md "`self`", and options in "What a room script is
+// made of").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid, sleep } from './helpers.mjs';

@@ -1,5 +1,6 @@
 // Order: frames a request causes for its own client come before its reply; replies come
-// in request order with matching refs (PROTOCOL.md "Client to server", "Order").
+// in request order with matching refs (docs/protocol.md "Client to server", and "Order:"
+// under "Server to client").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid } from './helpers.mjs';

@@ -1,5 +1,6 @@
 // State sync: applying every patch in seq order to the join state gives exactly the
-// server's public state; all members get the same bytes; batching (PROTOCOL.md "patch").
+// server's public state; all members get the same bytes; batching (docs/protocol.md
+// "Server to client", `patch`).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid, sleep } from './helpers.mjs';

@@ -1,4 +1,4 @@
-// Hot reload (DESIGN.md "Hot reload replaces methods, never state"): a rewritten script
+// Hot reload (docs/rooms.md "Reloading, and server-side calls over HTTP"): a rewritten script
 // changes the next reply and not the state; a broken rewrite keeps the old class; a
 // deleted type keeps its live rooms and refuses new ones.
 import { describe, it, before, after } from 'node:test';

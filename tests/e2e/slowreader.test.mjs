@@ -1,6 +1,7 @@
 // Slow readers: a client that stops reading while a room floods it is either brought
 // back with one fresh state or, past the hard cap, disconnected with 1013; nobody else
-// notices (PROTOCOL.md "Heartbeat and reconnect", DESIGN.md --outbox-bytes).
+// notices (docs/protocol.md "Heartbeat and reconnect"; --outbox-bytes in README.md
+// "Settings").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid, sleep } from './helpers.mjs';

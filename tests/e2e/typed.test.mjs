@@ -1,5 +1,5 @@
 // Typed rooms: joins run onCreate/onJoin server-side and may be rejected; membership
-// limits; server-side placement; what a client may call (PROTOCOL.md, ROOMS-API.md).
+// limits; server-side placement; what a client may call (docs/protocol.md, docs/rooms.md).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid } from './helpers.mjs';

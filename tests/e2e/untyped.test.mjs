@@ -1,5 +1,5 @@
 // Untyped rooms: ids whose TYPE has no script are plain pub/sub with empty state
-// (PROTOCOL.md "Ids", "Client to server").
+// (docs/protocol.md "Ids", "Client to server").
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, cleanup, connectMany, uid } from './helpers.mjs';

@@ -1,5 +1,5 @@
 // `atrium serve` settings: flags, ATRIUM_* variables and the JSON config file
-// (DESIGN.md "CLI contract"), through the pure parse_serve_options().
+// (README.md "Settings"), through the pure parse_serve_options().
 #include <doctest/doctest.h>
 
 #include <map>
@@ -50,7 +50,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("with nothing set, every setting has its DESIGN.md default") {
+TEST_CASE("with nothing set, every setting has its documented default (README.md Settings)") {
   Result<ServeOptions> r = World{}.parse({});
   REQUIRE(r.ok());
   const ServeOptions& o = r.value();

@@ -1,4 +1,4 @@
-// Request parsing and room ids (PROTOCOL.md "Ids", "Client to server").
+// Request parsing and room ids (docs/protocol.md "Ids", "Client to server").
 #include <doctest/doctest.h>
 
 #include "engine/protocol.hpp"
@@ -111,7 +111,7 @@ TEST_CASE("a field given twice takes its last value, and unknown fields are igno
   CHECK(no_data->body.is_null());
 }
 
-TEST_CASE("server frames are single JSON objects with the fields of PROTOCOL.md") {
+TEST_CASE("server frames are single JSON objects with the fields of docs/protocol.md") {
   auto patch = json::parse(encode_patch("a:b", 3, "{\"op\":\"add\",\"path\":\"/x\",\"value\":1}"));
   REQUIRE(patch.ok());
   CHECK(*patch->get_string("op") == "patch");

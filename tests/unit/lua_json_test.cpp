@@ -1,4 +1,4 @@
-// Lua <-> json::Value under ROOMS-API.md "State rules", and restore() (rollback).
+// Lua <-> json::Value under docs/rooms.md "State rules", and restore() (rollback).
 #include <doctest/doctest.h>
 
 #include <lua.hpp>

@@ -20,8 +20,9 @@ const DEFAULTS = {
 // the server holds the seat for `resume` where it can).
 const CLOSE_DEAD = 4000;
 
-/** An error from the server (`code` is one of PROTOCOL.md's codes) or from the client itself
- *  (`closed`, `disconnected`, `timeout`, `connect_failed`, `bad_json`, `no_websocket`). */
+/** An error from the server (`code` is one of the codes of docs/protocol.md) or from the
+ *  client itself (`closed`, `disconnected`, `timeout`, `connect_failed`, `bad_json`,
+ *  `no_websocket`). */
 export class AtriumError extends Error {
   constructor(code, message, options) {
     super(message || code, options);
