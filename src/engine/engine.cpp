@@ -167,17 +167,24 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
 }
 
 void Engine::Impl::finish_operation() {
-  // Deferred hooks (onLeave of a kicked member, ...) may defer more: run to a fixed point.
-  // Most operations defer nothing and doom no room.
-  if (!deferred.empty()) {
-    guarded("deferred", [&] {
-      while (!deferred.empty()) {
-        auto work = std::move(deferred);
-        deferred.clear();
-        for (auto& fn : work) fn();
-      }
-    });
+  // Deferred hooks (onLeave of a kicked member, ...) may defer more. Hooks can make that a
+  // cycle (an onLeave that places the kicked member back, whose onJoin kicks it again):
+  // at most kMaxDeferredRounds rounds per operation, and what is left waits for the next
+  // one, so such a room burns its own time, a round at a time, and the server keeps
+  // answering everyone else.
+  constexpr int kMaxDeferredRounds = 64;
+  for (int round = 0; round < kMaxDeferredRounds && !deferred.empty(); ++round) {
+    auto work = std::move(deferred);
     deferred.clear();
+    guarded("deferred", [&] {
+      for (auto& fn : work) fn();
+    });
+  }
+  if (!deferred.empty() && monotonic_ms() - deferred_warned_ms > 10000) {
+    deferred_warned_ms = monotonic_ms();
+    log(LogLevel::warn, "engine deferred_carried rounds=" + std::to_string(kMaxDeferredRounds) +
+                            " left=" + std::to_string(deferred.size()) +
+                            " (hooks keep queuing more: an onLeave that undoes a kick?)");
   }
   if (!doomed_ids.empty() || !displaced.empty()) guarded("reap", [&] { reap(); });
   // LuaJIT collects only as it allocates: once the engine had to use its reserve, a full

@@ -193,6 +193,7 @@ struct Engine::Impl {
   std::optional<Transaction> abandoned;
   std::vector<Room*> room_stack;    // rooms whose code is running (innermost last)
   std::vector<std::function<void()>> deferred;  // hooks to run after the current operation
+  std::int64_t deferred_warned_ms = 0;          // the last "deferred work carried over" log
   std::vector<std::string> doomed_ids;  // rooms doom() marked: all that reap() looks at
   // Doomed rooms a new room of the same id replaced in `rooms` within one operation: a
   // transaction may still point at them, so they too wait for reap().
@@ -236,6 +237,8 @@ struct Engine::Impl {
   void maybe_destroy_empty(Room& room);
   void reap();
   void doom(Room& room);            // destroyed at the next reap()
+  // Work for after the current operation, on `room` if it still exists then.
+  void defer(Room& room, std::function<void(Room&)> work);
 
   // transaction.cpp
   // Calls room's method `name` (an action when from_actions) with the nargs values on top

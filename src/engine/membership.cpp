@@ -247,9 +247,9 @@ void Engine::Impl::kick(Room& room, ClientId client, const std::string& message)
   if (!c || !room.find_member(client)) return;
   send(*c, encode_left(room.id, "kicked", message));
   remove_member(room, *c);
-  deferred.push_back([this, &room, client, user = c->user_id] {
-    run_on_leave(room, client, user, "kicked");
-    maybe_destroy_empty(room);
+  defer(room, [this, client, user = c->user_id](Room& r) {
+    run_on_leave(r, client, user, "kicked");
+    maybe_destroy_empty(r);
   });
 }
 
@@ -261,10 +261,10 @@ void Engine::Impl::close_room(Room& room, const std::string& message) {
     gone.emplace_back(m.client->id, m.client->user_id);
     remove_member(room, *m.client);
   }
-  deferred.push_back([this, &room, gone] {
-    for (const auto& [id, user] : gone) run_on_leave(room, id, user, "closed");
-    (void)hook_transaction(room, "onDestroy", [] { return 0; });
-    doom(room);
+  defer(room, [this, gone](Room& r) {
+    for (const auto& [id, user] : gone) run_on_leave(r, id, user, "closed");
+    (void)hook_transaction(r, "onDestroy", [] { return 0; });
+    doom(r);
   });
 }
 

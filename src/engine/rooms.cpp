@@ -2,6 +2,8 @@
 // Lua instance from its class defaults, destroy when empty, reap between operations.
 #include <lua.hpp>
 
+#include <algorithm>
+
 #include "engine/engine_impl.hpp"
 #include "script/lua_json.hpp"
 
@@ -221,6 +223,18 @@ void Engine::Impl::maybe_destroy_empty(Room& room) {
     return {};
   });
   if (!keep) doom(room);
+}
+
+void Engine::Impl::defer(Room& room, std::function<void(Room&)> work) {
+  deferred.push_back([this, target = &room, id = room.id, work = std::move(work)] {
+    // Deferred work may wait for a later operation (finish_operation): run it only if its
+    // room was not destroyed since (a new room of the same id is not it).
+    auto it = rooms.find(id);
+    const bool live = (it != rooms.end() && it->second.get() == target) ||
+                      std::any_of(displaced.begin(), displaced.end(),
+                                  [&](const std::unique_ptr<Room>& r) { return r.get() == target; });
+    if (live) work(*target);
+  });
 }
 
 void Engine::Impl::doom(Room& room) {

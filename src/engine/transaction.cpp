@@ -242,7 +242,7 @@ Status Engine::Impl::commit(Transaction& t) {
   for (auto& effect : t.effects) effect();
   for (Room* room : flush_now) flush_patch(*room);
   // A room that server code created and nobody joined goes the way of any empty room.
-  for (Room* room : t.created) deferred.push_back([this, room] { maybe_destroy_empty(*room); });
+  for (Room* room : t.created) defer(*room, [this](Room& r) { maybe_destroy_empty(r); });
   return {};
 }
 

@@ -408,3 +408,34 @@ return N)");
   CHECK(patched);
   CHECK(f.h->engine->check_invariants().ok());
 }
+
+TEST_CASE("a cycle of hooks (kicked in onJoin, placed back in onLeave) never hangs the engine (found by the random walk)") {
+  Hostile f({});
+  f.script("bounce.lua", R"(
+local B = { defaultState = { joins = 0 }, actions = {} }
+function B:onJoin(ctx)
+  self.state.joins = self.state.joins + 1
+  if not ctx.payload.anchor then self:kick(ctx.client, "out") end  -- the anchor keeps the room
+end
+function B:onLeave(ctx)
+  if ctx.reason == "kicked" then atrium.room(self.id):join(ctx.client, {}) end
+end
+return B)");
+  REQUIRE(ok(f.h->request(*f.c, R"({"op":"join","room":"bounce:1","payload":{"anchor":true}})")));
+  FakeClient& player = f.h->connect();
+  const auto t0 = std::chrono::steady_clock::now();
+  f.h->request(player, R"({"op":"join","room":"bounce:1"})");  // answered: whatever it is
+  for (int i = 0; i < 5; ++i) f.require_healthy_still_serves();  // each operation: bounded
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  bool warned = false;
+  std::string all;
+  for (const std::string& line : f.h->log) {
+    warned |= line.find("engine deferred_carried") != std::string::npos;
+    all += line.substr(0, 200) + "\n";
+  }
+  CHECK_MESSAGE(warned, all);
+  const Status invariants = f.h->engine->check_invariants();
+  CHECK_MESSAGE(invariants.ok(), (invariants.ok() ? "" : invariants.error().message));
+  f.h->engine->disconnect(player.id, false);  // the cycle ends with the connection
+  f.require_healthy_still_serves();
+}
