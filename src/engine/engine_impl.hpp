@@ -267,6 +267,7 @@ struct Engine::Impl {
   void log_failure(Room& room, std::string_view what, const script::HookResult& r);
   Status commit(Transaction& t);    // [-0, +0, m]
   void rollback(Transaction& t);   // [-0, +0, m]
+  void restore_room(Room& room);   // state and meta back to their mirrors  [-0, +0, m]
   Status diff_exposed(Room& room, int box, const char* field, const char* shadow_field,
                       const json::Value& mirror, std::vector<state::Op>& ops);
   void sync_shadow(Room& room, const char* shadow_field, const json::Value& mirror,

@@ -195,14 +195,7 @@ Result<Room*> Engine::Impl::join(Client& c, std::string_view id, const json::Val
 Status Engine::Impl::nested_join(Room& room, Client& c, const json::Value& payload, bool created) {
   Status s = enter(room, c, payload, created, /*server_side=*/true, /*activate_first=*/false);
   if (s || s.error().code != ErrorCode::join_rejected || !room.type) return s;
-  const int top = lua_gettop(L);
-  push_box(room);
-  lua_getfield(L, -1, "state");
-  script::restore(L, -1, room.mirror);
-  lua_getfield(L, -2, "meta");
-  script::restore(L, -1, room.meta_mirror);
-  lua_settop(L, top);
-  room.dirty_paths.clear();
+  restore_room(room);
   remove_member(room, c);
   if (created) doom(room);
   return s;

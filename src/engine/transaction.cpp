@@ -300,27 +300,28 @@ void Engine::Impl::sync_shadow(Room& room, const char* shadow_field, const json:
   lua_pop(L, 2);
 }
 
+// As the engine: a restore must not fail because the room is at its memory cap (the
+// reserve is there for it). What it rewrites is the mirror's, which the room had room for
+// when it was committed.
+void Engine::Impl::restore_room(Room& room) {
+  if (!room.type || room.box_ref < 0) return;
+  const script::OwnerScope as_engine(*vm, 0);
+  push_box(room);
+  const int box = lua_gettop(L);
+  lua_getfield(L, box, "state");
+  script::restore(L, -1, room.mirror);
+  lua_pop(L, 1);
+  lua_getfield(L, box, "meta");
+  script::restore(L, -1, room.meta_mirror);
+  lua_pop(L, 1);
+  set_flag(L, box, "sx", false);
+  set_flag(L, box, "mx", false);
+  lua_pop(L, 1);
+  room.dirty_paths.clear();
+}
+
 void Engine::Impl::rollback(Transaction& t) {
-  for (auto it = t.rooms.rbegin(); it != t.rooms.rend(); ++it) {
-    Room& room = **it;
-    if (!room.type || room.box_ref < 0) continue;
-    // As the engine: a rollback must not fail because the room is at its memory cap
-    // (the reserve is there for it). What it rewrites is the mirror's, which the room
-    // had room for when it was committed.
-    const script::OwnerScope as_engine(*vm, 0);
-    push_box(room);
-    const int box = lua_gettop(L);
-    lua_getfield(L, box, "state");
-    script::restore(L, -1, room.mirror);
-    lua_pop(L, 1);
-    lua_getfield(L, box, "meta");
-    script::restore(L, -1, room.meta_mirror);
-    lua_pop(L, 1);
-    set_flag(L, box, "sx", false);
-    set_flag(L, box, "mx", false);
-    lua_pop(L, 1);
-    room.dirty_paths.clear();
-  }
+  for (auto it = t.rooms.rbegin(); it != t.rooms.rend(); ++it) restore_room(**it);
   for (auto it = t.undo.rbegin(); it != t.undo.rend(); ++it) (*it)();
 }
 
