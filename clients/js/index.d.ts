@@ -11,7 +11,7 @@ export interface PatchOp {
   from?: string;
 }
 
-/** Server codes (PROTOCOL.md "Error codes") and the client's own. */
+/** Server codes (docs/protocol.md "Error codes") and the client's own. */
 export type ErrorCode =
   | 'bad_json' | 'bad_request' | 'unknown_op' | 'unauthorized' | 'not_found' | 'join_rejected'
   | 'room_full' | 'server_join_only' | 'not_member' | 'already_member' | 'unknown_method'
@@ -21,9 +21,12 @@ export type ErrorCode =
   | (string & {});
 
 export class AtriumError extends Error {
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown });
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; where?: string });
   readonly name: 'AtriumError';
   readonly code: ErrorCode;
+  /** Where in the room script the error was raised ("rooms/ttt.lua:54"), when the server
+   *  said (script errors); undefined otherwise. */
+  readonly where: string | undefined;
 }
 
 /** The minimal WebSocket the client needs: the browser's, Node 22's global, or the `ws` package. */
@@ -164,11 +167,12 @@ export class Client extends Listeners<ClientEvents> {
   close(): Promise<void>;
 }
 
-/** Connects; resolves once the server said `welcome`. url defaults to the page's /ws. */
+/** Connects; resolves once the server said `welcome`. url defaults to the page's /ws; a
+ *  ws(s) or http(s) URL with no path (or the path '/') connects to its /ws. */
 export function connect(url?: string, options?: ConnectOptions): Promise<Client>;
 
 /** Full-jitter backoff: min + random(0, min(max, min * 2^step)), at most max. */
 export function backoff(step: number, min: number, max: number): number;
-/** ws(s)://... from a ws, http or page-relative url. */
+/** ws(s)://... from a ws, http or page-relative url; no path or '/' becomes '/ws'. */
 export function resolveUrl(url?: string): string;
 export const PROTOCOL: 'atrium.v1';

@@ -1,9 +1,10 @@
 -- The engine's own Lua, run once per VM with the C core as its argument. It builds what
 -- room scripts see (a sandboxed environment per room type, with `atrium` in it) and the
 -- room base class. Room scripts never see `core` or this file's locals.
-local core, lua_dir = ...
+-- room_module: lua/atrium/room.lua's result, loaded by the engine.
+local core, room_module = ...
 
-local Room = dofile(lua_dir .. "/atrium/room.lua")(core)
+local Room = room_module(core)
 
 local pairs, type, error, tostring, select = pairs, type, error, tostring, select
 local setmetatable, rawget, rawset = setmetatable, rawget, rawset

@@ -2,6 +2,7 @@
 #include "cli/data_dirs.hpp"
 
 #include <cstdlib>
+#include <initializer_list>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,12 @@
 #endif
 #ifndef ATRIUM_INSTALL_PUBLIC_DIR
 #define ATRIUM_INSTALL_PUBLIC_DIR ""
+#endif
+#ifndef ATRIUM_SOURCE_WEB_DIR
+#define ATRIUM_SOURCE_WEB_DIR ""
+#endif
+#ifndef ATRIUM_INSTALL_WEB_DIR
+#define ATRIUM_INSTALL_WEB_DIR ""
 #endif
 
 namespace atrium::cli {
@@ -41,11 +48,23 @@ std::string find_lua_dir() {
   return ATRIUM_INSTALL_LUA_DIR;
 }
 
-std::optional<std::string> find_public_dir() {
-  for (const std::string& dir : {beside_executable("public"), std::string(ATRIUM_SOURCE_PUBLIC_DIR),
-                                 std::string(ATRIUM_INSTALL_PUBLIC_DIR)})
+namespace {
+
+std::optional<std::string> first_directory(std::initializer_list<std::string> dirs) {
+  for (const std::string& dir : dirs)
     if (is_directory(dir)) return dir;
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> find_public_dir() {
+  return first_directory({beside_executable("public"), ATRIUM_SOURCE_PUBLIC_DIR,
+                          ATRIUM_INSTALL_PUBLIC_DIR});
+}
+
+std::optional<std::string> find_web_dir() {
+  return first_directory({beside_executable("web"), ATRIUM_SOURCE_WEB_DIR, ATRIUM_INSTALL_WEB_DIR});
 }
 
 }  // namespace atrium::cli

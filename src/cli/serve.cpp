@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cli/config.hpp"
 #include "cli/data_dirs.hpp"
@@ -58,11 +60,43 @@ Result<std::string> read_whole_file(const std::string& path) {
   return text;
 }
 
-// Log lines go to stderr, one each, at or above the configured level.
-net::LogSink stderr_log(engine::LogLevel min_level) {
-  return [min_level](engine::LogLevel level, std::string_view line) {
+// Log lines go to stderr, one each, at or above the configured level. Until the server
+// listens they are held: a start that fails then ends with its one line of why, after
+// only the warnings and errors (a script that did not load), not a screen of
+// "script loaded" lines; a start that succeeds logs them all, in order.
+struct StartupLog {
+  explicit StartupLog(engine::LogLevel min) : min_level(min) {}
+  ~StartupLog() { release(min_level); }   // a start cut short by an exception loses nothing
+  StartupLog(const StartupLog&) = delete;
+  StartupLog& operator=(const StartupLog&) = delete;
+  engine::LogLevel min_level;
+  bool holding = true;
+  std::vector<std::pair<engine::LogLevel, std::string>> held;
+
+  void write(engine::LogLevel level, std::string_view line) const {
     if (static_cast<int>(level) < static_cast<int>(min_level)) return;
     std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  }
+  // Stops holding, writing what was held at `from` or above.
+  void release(engine::LogLevel from) {
+    holding = false;
+    for (const auto& [level, line] : held)
+      if (static_cast<int>(level) >= static_cast<int>(from)) write(level, line);
+    held.clear();
+  }
+  // After a failed start: warnings and errors, or everything at --log-level debug (the
+  // level that asks for lws' own account of a listener it could not make).
+  void release_after_failure() {
+    release(min_level == engine::LogLevel::debug ? engine::LogLevel::debug : engine::LogLevel::warn);
+  }
+};
+
+net::LogSink stderr_log(const std::shared_ptr<StartupLog>& startup) {
+  return [startup](engine::LogLevel level, std::string_view line) {
+    if (startup->holding)
+      startup->held.emplace_back(level, std::string(line));
+    else
+      startup->write(level, line);
   };
 }
 
@@ -87,6 +121,7 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) 
   c.host = o.host;
   c.port = o.port;
   c.public_dir = o.public_dir ? *o.public_dir : find_public_dir().value_or("");
+  c.web_dir = find_web_dir().value_or("");
   c.admin_token = o.admin_token;
   c.max_message_bytes = o.max_message_bytes;
   c.heartbeat_ms = o.heartbeat_ms;
@@ -113,7 +148,8 @@ int run_serve(const std::vector<std::string>& args) {
     return 2;
   }
   const ServeOptions& o = options.value();
-  const net::LogSink log = stderr_log(o.log_level);
+  const auto startup = std::make_shared<StartupLog>(o.log_level);
+  const net::LogSink log = stderr_log(startup);
   // A mistyped --rooms must not serve a server where every TYPE:INSTANCE is refused and
   // only untyped rooms open: say so and stop.
   std::error_code ec;
@@ -125,14 +161,17 @@ int run_serve(const std::vector<std::string>& args) {
 
   engine::Engine engine(engine_config(o, log));
   if (Status started = engine.start(); !started) {
+    startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", started.error().message.c_str());
     return 1;
   }
   Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, server_config(o, log));
   if (!server) {
+    startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", server.error().message.c_str());
     return 1;
   }
+  startup->release(engine::LogLevel::debug);
   g_server.store(server->get());
   install_signal_handlers();
   // Tests and scripts wait for this exact line (tests/e2e/helpers.mjs matches it).

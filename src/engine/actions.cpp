@@ -16,12 +16,6 @@ bool is_reserved_method(std::string_view name) {
   return false;
 }
 
-namespace {
-
-Error hook_error(const HookOutcome& o) { return make_error(o.result.code, o.result.message); }
-
-}  // namespace
-
 Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::string& event,
                                               const json::Value& data) {
   if (!room.type) {  // untyped: plain pub/sub to the other members
@@ -55,7 +49,7 @@ Result<json::Value> Engine::Impl::call_returning(Room& room, const std::string& 
     if (!o.ran || !o.result.ok) {
       found = o.ran;
       lua_settop(L, top);
-      return o.ran ? hook_error(o) : Status{};
+      return o.ran ? hook_error(o.result) : Status{};
     }
     auto v = script::to_value(L, -1, "result");
     lua_settop(L, top);

@@ -14,25 +14,38 @@ void Metrics::observe_hook(double seconds) {
     if (seconds <= kBuckets[i]) ++hook_time_counts[i];
 }
 
+namespace {
+
+json::Value string_array(const std::vector<std::string>& strings) {
+  json::Value out = json::Value::array();
+  for (const std::string& s : strings) out.push_back(json::Value(s));
+  return out;
+}
+
+}  // namespace
+
 json::Value Engine::status() const {
   const Impl& e = *impl_;
   json::Value out = json::Value::object();
   out.set("version", json::Value(ATRIUM_VERSION));
   out.set("uptime", json::Value(static_cast<double>(monotonic_ms() - e.started_ms) / 1000.0));
   out.set("connections", json::Value(static_cast<double>(e.clients.size())));
+  std::map<const RoomType*, std::size_t> live;
+  for (const auto& [id, r] : e.rooms)
+    if (!r->doomed) ++live[r->type];
   json::Value types = json::Value::array();
   for (const auto& [name, t] : e.types) {
     json::Value v = json::Value::object();
     v.set("name", json::Value(name));
-    v.set("file", json::Value(t->file));
+    v.set("file", json::Value(t->path));  // as given: the operator's editor opens it
     v.set("version", json::Value(t->version));
     v.set("loadedAt", t->loaded_at.empty() ? json::Value() : json::Value(t->loaded_at));
     v.set("error", t->deleted        ? json::Value("the script file was deleted")
                    : t->error.empty() ? json::Value()
                                       : json::Value(t->error));
-    json::Value warnings = json::Value::array();
-    for (const std::string& w : t->warnings) warnings.push_back(json::Value(w));
-    v.set("warnings", std::move(warnings));
+    v.set("warnings", string_array(t->warnings));
+    v.set("actions", string_array(t->actions));
+    v.set("rooms", json::Value(static_cast<double>(live[t.get()])));
     types.push_back(std::move(v));
   }
   out.set("types", std::move(types));
@@ -122,6 +135,52 @@ Result<json::Value> Engine::place(std::string_view id, std::string_view client, 
   e.guarded("http place", [&] { r = e.join(*c, id, payload, /*server_side=*/true); });
   e.finish_operation();
   if (!r) return r.error();
+  json::Value out = json::Value::object();
+  out.set("ok", json::Value(true));
+  return out;
+}
+
+Result<json::Value> Engine::members(std::string_view id) const {
+  Impl& e = *impl_;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Room* r = e.find_room(id);
+  if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  json::Value list = json::Value::array();
+  for (const Member& m : r->members) {
+    json::Value v = json::Value::object();
+    v.set("client", json::Value(m.client->wire_id));
+    v.set("userId", m.client->user_id.empty() ? json::Value() : json::Value(m.client->user_id));
+    v.set("joinedAt", json::Value(static_cast<double>(m.joined_at_ms)));
+    list.push_back(std::move(v));
+  }
+  json::Value out = json::Value::object();
+  out.set("members", std::move(list));
+  return out;
+}
+
+Result<json::Value> Engine::kick(std::string_view id, std::string_view client,
+                                 std::string_view message) {
+  Impl& e = *impl_;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Room* r = e.find_room(id);
+  if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  Client* c = e.find_client(client);
+  if (!c || !r->find_member(c->id))
+    return make_error(ErrorCode::not_member, std::string(client) + " is not a member of " + r->id);
+  e.guarded("http kick", [&] { e.kick(*r, c->id, std::string(message)); });
+  e.finish_operation();
+  json::Value out = json::Value::object();
+  out.set("ok", json::Value(true));
+  return out;
+}
+
+Result<json::Value> Engine::close(std::string_view id) {
+  Impl& e = *impl_;
+  if (Status s = validate_room_id(id); !s) return s.error();
+  Room* r = e.find_room(id);
+  if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
+  e.guarded("http close", [&] { e.close_room(*r, "closed by an operator"); });
+  e.finish_operation();
   json::Value out = json::Value::object();
   out.set("ok", json::Value(true));
   return out;

@@ -16,6 +16,11 @@ std::int64_t monotonic_ms() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+std::int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
 Engine::Impl::Impl(EngineConfig c) : config(std::move(c)) {
   budget.cpu_ms = config.cpu_budget_ms;
   started_ms = monotonic_ms();
@@ -98,9 +103,9 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
   auto reply_error = [&](const Error& e) {
     ++metrics.request_errors;
     if (req.has_ref)
-      send(c, encode_reply_error(req.ref, e.code, e.message));
+      send(c, encode_reply_error(req.ref, e));
     else
-      send(c, encode_error(e.code, e.message));
+      send(c, encode_error(e));
   };
   auto reply_ok = [&](const json::Value* result) {
     if (req.has_ref) send(c, encode_reply_ok(req.ref, result));
@@ -206,10 +211,14 @@ Status Engine::start() {
                                            "built without GC64 on x64: use Debian's libluajit-5.1)");
   e.L = e.vm->L();
   e.open_core_api();  // pushes core
-  lua_pushstring(e.L, e.config.lua_dir.c_str());
-  if (Status s = script::run_engine_file(e.L, e.config.lua_dir + "/atrium/prelude.lua", 2); !s)
+  // The prelude gets the room base class's module too (loaded here, not with dofile, so
+  // that its chunk is named as the engine's own: script/vm.cpp).
+  Status loaded = script::run_engine_file(e.L, e.config.lua_dir + "/atrium/room.lua", 0);
+  if (loaded) loaded = script::run_engine_file(e.L, e.config.lua_dir + "/atrium/prelude.lua", 2);
+  else lua_pop(e.L, 1);
+  if (!loaded)
     return make_error(ErrorCode::internal, "cannot load the engine's Lua from " +
-                                               e.config.lua_dir + ": " + s.error().message);
+                                               e.config.lua_dir + ": " + loaded.error().message);
   e.prelude_ref = luaL_ref(e.L, LUA_REGISTRYINDEX);
   if (!e.guarded("start", [&] { e.load_all_types(); }))
     return make_error(ErrorCode::internal, "loading the room scripts failed: out of memory");
@@ -242,8 +251,7 @@ void Engine::receive(ClientId id, std::string_view message) {
   if (!req) {
     ++e.metrics.request_errors;
     const Error& err = req.error();
-    e.send(*c, has_ref ? encode_reply_error(ref, err.code, err.message)
-                       : encode_error(err.code, err.message));
+    e.send(*c, has_ref ? encode_reply_error(ref, err) : encode_error(err));
     return;
   }
   Request& request = req.value();
@@ -255,12 +263,11 @@ void Engine::receive(ClientId id, std::string_view message) {
     e.dispatch(*c, request);
   } else if (!e.guarded("request", [&] { e.dispatch(*c, request); })) {
     if (Client* still = e.find_client(id)) {
-      const ErrorCode code = e.vm->in_reserve() || e.vm->vm_cap_hit() ? ErrorCode::budget_exceeded
-                                                                        : ErrorCode::internal;
-      const char* why = code == ErrorCode::budget_exceeded
-                            ? "the server's script memory is full: try again later"
-                            : "the request failed inside the engine";
-      e.send(*still, has_ref ? encode_reply_error(ref, code, why) : encode_error(code, why));
+      const Error err = e.vm->in_reserve() || e.vm->vm_cap_hit()
+                            ? make_error(ErrorCode::budget_exceeded,
+                                         "the server's script memory is full: try again later")
+                            : make_error(ErrorCode::internal, "the request failed inside the engine");
+      e.send(*still, has_ref ? encode_reply_error(ref, err) : encode_error(err));
     }
   }
   e.finish_operation();
@@ -269,8 +276,8 @@ void Engine::receive(ClientId id, std::string_view message) {
 void Engine::receive_binary(ClientId id) {
   Impl& e = *impl_;
   if (Client* c = e.find_client(id))
-    e.send(*c, encode_error(ErrorCode::bad_request,
-                            "binary messages are not part of atrium.v1: send JSON text"));
+    e.send(*c, encode_error(make_error(ErrorCode::bad_request,
+                                       "binary messages are not part of atrium.v1: send JSON text")));
 }
 
 void Engine::disconnect(ClientId id, bool clean) {

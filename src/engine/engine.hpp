@@ -72,6 +72,15 @@ class Engine {
   Result<json::Value> emit(std::string_view id, std::string_view event, const json::Value& data);
   Result<json::Value> call(std::string_view id, std::string_view method, const json::Value& args);
   Result<json::Value> place(std::string_view id, std::string_view client, const json::Value& payload);
+  // GET /api/rooms/:id/members: {"members":[{"client","userId","joinedAt"}]}, members that
+  // are still inside their own join included.
+  Result<json::Value> members(std::string_view id) const;
+  // POST /api/rooms/:id/kick: the member gets `left` reason "kicked" with `message`, and
+  // onLeave sees "kicked"; not_member when the client is not in the room.
+  Result<json::Value> kick(std::string_view id, std::string_view client, std::string_view message);
+  // DELETE /api/rooms/:id: as a script's room:close(): members and watchers get `left`
+  // reason "closed", onLeave runs for each, then onDestroy; the room is gone either way.
+  Result<json::Value> close(std::string_view id);
   json::Value reload();                                        // POST /api/reload
   // One script in rooms_dir changed on disk (file name, "chat.lua"): load it again, or
   // mark its type deleted when the file is gone. Returns {"name","ok","error"}.

@@ -37,6 +37,7 @@
 namespace atrium::engine {
 
 std::int64_t monotonic_ms();
+std::int64_t wall_ms();             // ms since the epoch
 
 // What one script timer costs outside Lua (its entries in the timer heap and map, the
 // room's set, its registry slot), charged to the room's memory budget while it lives.
@@ -53,12 +54,14 @@ struct RoomOptions {
 
 struct RoomType {
   std::string name;                 // "chat"
-  std::string file;                 // as users see it: "rooms/chat.lua"
-  std::string path;                 // on disk
+  std::string file;                 // as clients see it: "rooms/chat.lua"
+  std::string path;                 // as given (--rooms ../game/rooms: "../game/rooms/chat.lua"):
+                                    // logs, lint, tracebacks, GET /api/status
   int version = 0;                  // bumped by every successful load
   std::string loaded_at;            // ISO 8601, last successful load
   std::string error;                // last load error, "" when the last load succeeded
-  std::vector<std::string> warnings;  // lint of the last load: "rooms/x.lua:12: ..." 
+  std::vector<std::string> warnings;  // lint of the last load: "rooms/x.lua:12: ..."
+  std::vector<std::string> actions;   // declared actions of the serving version, sorted
   bool deleted = false;             // the file is gone: live rooms serve, joins get not_found
   int class_ref = -2;               // LUA_NOREF until a load succeeds
   RoomOptions options;
@@ -85,6 +88,7 @@ struct Member {
   ClientId id;                      // client->id, kept here so find_member scans the
                                     // vector without a cache miss per member
   bool joining;                     // inside its own join: gets no patches yet
+  std::int64_t joined_at_ms;        // wall clock, ms since the epoch (GET .../members)
 };
 
 struct Room {
@@ -220,10 +224,15 @@ struct Engine::Impl {
   Status compile_class(const RoomType& type, const std::string& src);  // [-0, +(1|0), m]
   Status swap_in(RoomType& type, int fresh, int& previous);            // [-0, +0, m]
   RoomType* find_type(std::string_view name);
+  std::string shown_rooms_dir() const;                          // "rooms"
+  // `text` with a leading path of a script in rooms_dir as clients see it:
+  // "/srv/game/rooms/ttt.lua:54" -> "rooms/ttt.lua:54".
+  std::string as_shown(std::string text) const;
   std::string script_file_of(std::string_view type_name) const;  // "rooms/chat.lua"
   void refresh_live_rooms(RoomType& type, int previous_ref);
   json::Value reload_all();
   json::Value reload_one(const std::string& file_name);
+  void forget_deleted_types();      // deleted types no live room uses any more
 
   // rooms.cpp
   Room* find_room(std::string_view id);
@@ -254,7 +263,12 @@ struct Engine::Impl {
   bool has_method(Room& room, std::string_view name);  // [-0, +0, m]
   // Calls the function below the nargs values on top of the stack, as code of `room`.
   // [-(nargs+1), +(nresults|0), -]
-  HookOutcome invoke(Room& room, int nargs, int nresults, std::string_view what);
+  // `what` names it in logs and errors: a hook's or method's name, or (action) an action's.
+  HookOutcome invoke(Room& room, int nargs, int nresults, std::string_view what,
+                     bool action = false);
+  // A failed call as a client gets it: the script's code and message, and `where` with the
+  // rooms directory shown by its name only ("rooms/ttt.lua:54", not the server's path).
+  Error hook_error(const script::HookResult& r) const;
   // A hook whose results nobody reads, inside the open transaction: its error as a
   // Status (a room without the hook is fine).  [-nargs, +0, -]
   Status run_hook(Room& room, std::string_view name, int nargs);
@@ -264,7 +278,9 @@ struct Engine::Impl {
     return transact([&]() -> Status { return run_hook(room, name, push()); });
   }
   void touch(Room& room);
-  void log_failure(Room& room, std::string_view what, const script::HookResult& r);
+  // Logs a failed call (with its traceback) and tells the room's watchers (a `fault`
+  // frame); the same failure again within 10 s is only counted.
+  void log_failure(Room& room, std::string_view what, bool action, const script::HookResult& r);
   Status commit(Transaction& t);    // [-0, +0, m]
   void rollback(Transaction& t);   // [-0, +0, m]
   void restore_room(Room& room);   // state and meta back to their mirrors  [-0, +0, m]
@@ -339,7 +355,9 @@ Status Engine::Impl::transact(Body&& body) {
     }
   } unwound{*this, t};
   Status s = body();
-  if (s && t.failure) s = make_error(t.failure->code, t.failure->message);
+  // The first failure is the one to report: a room that called another and raised its
+  // error again raised it as text, without its code and line.
+  if (t.failure) s = hook_error(*t.failure);
   if (s) s = commit(t);
   if (!s) rollback(t);
   unwound.done = true;

@@ -376,9 +376,7 @@ int l_room_state(lua_State* L) {
 }
 
 int l_now(lua_State* L) {
-  using namespace std::chrono;
-  lua_pushnumber(L, static_cast<lua_Number>(
-                        duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()));
+  lua_pushnumber(L, static_cast<lua_Number>(wall_ms()));
   return 1;
 }
 

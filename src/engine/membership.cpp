@@ -50,6 +50,8 @@ void Engine::Impl::emit_to_members(Room& room, const SharedFrame& frame, ClientI
     send_frame(*m.client, frame);
     ++metrics.events_sent;
   }
+  for (ClientId w : room.watchers)  // the inspector's event log
+    if (Client* c = find_client(w)) send_frame(*c, frame);
 }
 
 void Engine::Impl::push_ctx(const Client& c, const json::Value* payload, const char* reason) {
@@ -85,7 +87,7 @@ std::function<void()> activation(Engine::Impl& e, Room& room, ClientId client, b
 }
 
 void add_member(Engine::Impl& e, Room& room, Client& c) {
-  room.members.push_back(Member{&c, c.id, true});
+  room.members.push_back(Member{&c, c.id, true, wall_ms()});
   c.rooms.push_back(room.id);
   if (e.txn) {
     Room* r = &room;
@@ -150,7 +152,7 @@ Status Engine::Impl::enter(Room& room, Client& c, const json::Value& payload, bo
   HookOutcome o = call_method(room, "onJoin", 1, 2);
   if (o.ran && !o.result.ok) {
     lua_settop(L, top);
-    return make_error(o.result.code, o.result.message);
+    return hook_error(o.result);
   }
   if (o.ran && lua_isboolean(L, top + 1) && !lua_toboolean(L, top + 1)) {
     std::size_t n = 0;

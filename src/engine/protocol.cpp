@@ -165,30 +165,50 @@ std::string encode_reply_ok(const json::Value& ref, const json::Value* result) {
   return out;
 }
 
-static void write_error_object(ErrorCode code, std::string_view message, std::string& out) {
+void write_error_object(const Error& error, std::string& out) {
   out += "\"error\":{\"code\":";
-  json::write_string(to_string(code), out);
+  json::write_string(error.wire_code(), out);
   out += ",\"message\":";
-  json::write_string(message, out);
+  json::write_string(error.message, out);
+  if (!error.where.empty()) {
+    out += ",\"where\":";
+    json::write_string(error.where, out);
+  }
   out += '}';
 }
 
-std::string encode_reply_error(const json::Value& ref, ErrorCode code, std::string_view message) {
+std::string encode_reply_error(const json::Value& ref, const Error& error) {
   std::string out;
   open_frame(out, "reply");
   out += ",\"ref\":";
   json::write(ref, out);
   out += ",\"ok\":false,";
-  write_error_object(code, message, out);
+  write_error_object(error, out);
   out += '}';
   return out;
 }
 
-std::string encode_error(ErrorCode code, std::string_view message) {
+std::string encode_error(const Error& error) {
   std::string out;
   open_frame(out, "error");
   out += ',';
-  write_error_object(code, message, out);
+  write_error_object(error, out);
+  out += '}';
+  return out;
+}
+
+std::string encode_fault(std::string_view room, std::string_view in, const Error& error,
+                         std::string_view traceback) {
+  std::string out;
+  open_frame(out, "fault");
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ",\"in\":";
+  json::write_string(in, out);
+  out += ',';
+  write_error_object(error, out);
+  out += ",\"traceback\":";
+  json::write_string(traceback, out);
   out += '}';
   return out;
 }

@@ -39,8 +39,14 @@ Result<Request> parse_request(std::string_view text, json::Value& ref_out, bool&
 std::string encode_welcome(std::string_view session, std::string_view client,
                            std::string_view user_id, std::string_view server, int heartbeat_ms);
 std::string encode_reply_ok(const json::Value& ref, const json::Value* result);
-std::string encode_reply_error(const json::Value& ref, ErrorCode code, std::string_view message);
-std::string encode_error(ErrorCode code, std::string_view message);
+// Appends "error":{"code","message"} and, for a script's error, "where" (docs/protocol.md
+// "Error codes"): the one shape of an error in frames and HTTP bodies alike.
+void write_error_object(const Error& error, std::string& out);
+std::string encode_reply_error(const json::Value& ref, const Error& error);
+std::string encode_error(const Error& error);
+// To a room's watchers: a call into its script failed (docs/protocol.md "Watching a room").
+std::string encode_fault(std::string_view room, std::string_view in, const Error& error,
+                         std::string_view traceback);
 std::string encode_event(std::string_view room, std::string_view event, const json::Value& data,
                          std::string_view from);
 // The same line as a frame to fan out: encoded in a buffer kept for the next one, so a

@@ -4,6 +4,7 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <set>
 #include <cctype>
 #include <ctime>
 #include <filesystem>
@@ -97,12 +98,49 @@ Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions&
   return {};
 }
 
+// The names in the class's `actions` table whose values are functions, sorted (for
+// GET /api/status and the inspector). Raw reads: lua_next never runs a metamethod.
+std::vector<std::string> declared_actions(lua_State* L, int cls) {
+  std::vector<std::string> names;
+  lua_pushliteral(L, "actions");
+  lua_rawget(L, cls);
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
+        std::size_t n = 0;
+        const char* name = lua_tolstring(L, -2, &n);
+        names.emplace_back(name, n);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace
 
+// What clients are shown: the rooms directory by its own name only ("rooms/chat.lua" for
+// --rooms /srv/game/rooms), never the server's path. Logs, lint warnings, tracebacks and
+// GET /api/status use the path as given (RoomType::path), so an editor's jump-to-line works.
+std::string Engine::Impl::shown_rooms_dir() const {
+  std::error_code ec;
+  fs::path dir = fs::absolute(config.rooms_dir, ec).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  const std::string name = dir.filename().string();
+  return name.empty() ? "rooms" : name;
+}
+
+std::string Engine::Impl::as_shown(std::string text) const {
+  const std::string dir = (fs::path(config.rooms_dir) / "").string();
+  if (text.compare(0, dir.size(), dir) == 0) text.replace(0, dir.size(), shown_rooms_dir() + "/");
+  return text;
+}
+
 std::string Engine::Impl::script_file_of(std::string_view type_name) const {
-  std::string dir = fs::path(config.rooms_dir).filename().string();
-  if (dir.empty() || dir == ".") dir = "rooms";
-  return dir + "/" + std::string(type_name) + ".lua";
+  return shown_rooms_dir() + "/" + std::string(type_name) + ".lua";
 }
 
 RoomType* Engine::Impl::find_type(std::string_view name) {
@@ -149,7 +187,7 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   };
 
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(type.file + ": cannot read the file");
+  if (!in) return fail(type.path + ": cannot read the file");
   std::stringstream text;
   text << in.rdbuf();
   const std::string src = text.str();
@@ -158,13 +196,14 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   if (Status s = compile_class(type, src); !s) return fail(s.error().message);
   const int fresh = lua_gettop(L);
   RoomOptions options;
-  if (Status s = read_options(L, fresh, type.file, options); !s) {
+  if (Status s = read_options(L, fresh, type.path, options); !s) {
     lua_settop(L, top);
     return fail(s.error().message);
   }
+  std::vector<std::string> actions = declared_actions(L, fresh);
   type.warnings.clear();
   for (const script::LintFinding& f : script::lint_class(L, fresh, src)) {
-    type.warnings.push_back(type.file + ":" + std::to_string(f.line ? f.line : 1) + ": " + f.message);
+    type.warnings.push_back(type.path + ":" + std::to_string(f.line ? f.line : 1) + ": " + f.message);
     log(LogLevel::warn, "script lint type=" + name + " " + type.warnings.back());
   }
   int previous = LUA_NOREF;
@@ -176,10 +215,11 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   }
   lua_settop(L, top);
   type.options = options;
+  type.actions = std::move(actions);
   ++type.version;
   type.loaded_at = iso_now();
   type.error.clear();
-  log(LogLevel::info, "script loaded type=" + name + " file=" + type.file +
+  log(LogLevel::info, "script loaded type=" + name + " file=" + type.path +
                           " version=" + std::to_string(type.version));
   if (previous != LUA_NOREF) {
     refresh_live_rooms(type, previous);
@@ -191,7 +231,7 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
 // fresh sandbox environment and leaves the class table it returned.  [-0, +(1|0), m]
 Status Engine::Impl::compile_class(const RoomType& type, const std::string& src) {
   const int top = lua_gettop(L);
-  const std::string chunk = "@" + type.file;
+  const std::string chunk = "@" + type.path;
   if (luaL_loadbufferx(L, src.data(), src.size(), chunk.c_str(), "t") != 0) {
     std::string msg = lua_tostring(L, -1);
     lua_settop(L, top);
@@ -203,7 +243,7 @@ Status Engine::Impl::compile_class(const RoomType& type, const std::string& src)
   if (lua_pcall(L, 1, 1, 0) != 0) {
     std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "makeEnv failed";
     lua_settop(L, top);
-    return make_error(ErrorCode::script_error, type.file + ": " + msg);
+    return make_error(ErrorCode::script_error, type.path + ": " + msg);
   }
   lua_setfenv(L, -3);
   lua_pop(L, 1);  // prelude
@@ -212,14 +252,13 @@ Status Engine::Impl::compile_class(const RoomType& type, const std::string& src)
     lua_settop(L, top);
     // A stop raised outside the script's own lines (in a handler the sandbox ran) has no
     // position: say whose script it was.
-    const bool named = r.message.compare(0, type.file.size(), type.file) == 0;
-    return make_error(ErrorCode::script_error, named ? r.message : type.file + ": " + r.message);
+    return make_error(ErrorCode::script_error, (r.where.empty() ? type.path : r.where) + ": " + r.message);
   }
   if (!lua_istable(L, -1)) {
     lua_settop(L, top);
     const auto last_line = 1 + std::count(src.begin(), src.end(), '\n') - (!src.empty() && src.back() == '\n');
     return make_error(ErrorCode::script_error,
-                      type.file + ":" + std::to_string(last_line) +
+                      type.path + ":" + std::to_string(last_line) +
                           ": the script must return its class table (end it with `return` and the table)");
   }
   return {};
@@ -239,7 +278,7 @@ Status Engine::Impl::swap_in(RoomType& type, int fresh, int& previous) {
   script::HookResult snap = script::call_hook(L, 1, 1, budget);
   if (!snap.ok) {
     lua_settop(L, top);
-    return make_error(ErrorCode::script_error, type.file + ": the class could not be swapped in: " + snap.message);
+    return make_error(ErrorCode::script_error, type.path + ": the class could not be swapped in: " + snap.message);
   }
   previous = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, prelude, "replaceMethods");
@@ -250,7 +289,7 @@ Status Engine::Impl::swap_in(RoomType& type, int fresh, int& previous) {
   if (!swapped.ok) {
     luaL_unref(L, LUA_REGISTRYINDEX, previous);
     previous = LUA_NOREF;
-    return make_error(ErrorCode::script_error, type.file + ": the class could not be swapped in: " + swapped.message);
+    return make_error(ErrorCode::script_error, type.path + ": the class could not be swapped in: " + swapped.message);
   }
   return {};
 }
@@ -275,7 +314,7 @@ void Engine::Impl::refresh_live_rooms(RoomType& type, int previous_ref) {
       HookOutcome o = invoke(*room, 2, 0, "mergeDefaults");
       lua_settop(L, top);
       if (!o.result.ok)
-        return make_error(ErrorCode::script_error, type.file + ": new defaults do not apply: " + o.result.message);
+        return make_error(ErrorCode::script_error, type.path + ": new defaults do not apply: " + o.result.message);
       return {};
     });
     if (!merged) log(LogLevel::warn, "script reload_defaults_failed room=" + id + " " + merged.error().message);
@@ -311,10 +350,14 @@ json::Value Engine::Impl::reload_one(const std::string& file_name) {
     load_type(name, path.string());
   } else if (RoomType* type = find_type(name)) {
     type->deleted = true;  // live rooms keep serving; new joins get not_found
-    log(LogLevel::info, "script deleted type=" + name + " file=" + type->file);
+    log(LogLevel::info, "script deleted type=" + name + " file=" + type->path);
   }
   RoomType* type = find_type(name);
-  if (type) return type_report(*type);
+  if (type) {
+    json::Value report = type_report(*type);
+    forget_deleted_types();
+    return report;
+  }
   json::Value t = json::Value::object();
   t.set("name", json::Value(name));
   t.set("ok", json::Value(false));
@@ -329,9 +372,30 @@ json::Value Engine::Impl::reload_all() {
   load_all_types();
   json::Value list = json::Value::array();
   for (auto& [name, type] : types) list.push_back(type_report(*type));
+  forget_deleted_types();
   json::Value out = json::Value::object();
   out.set("types", std::move(list));
   return out;
+}
+
+// A deleted script's type stays while rooms of it live (they keep serving its code), and
+// goes once none does: from GET /api/status, the inspector and the registry.
+void Engine::Impl::forget_deleted_types() {
+  if (std::none_of(types.begin(), types.end(), [](const auto& t) { return t.second->deleted; }))
+    return;
+  std::set<const RoomType*> in_use;
+  for (const auto& [id, room] : rooms) in_use.insert(room->type);
+  for (const auto& room : displaced) in_use.insert(room->type);
+  for (auto it = types.begin(); it != types.end();) {
+    RoomType& type = *it->second;
+    if (!type.deleted || in_use.count(&type)) {
+      ++it;
+      continue;
+    }
+    if (type.class_ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, type.class_ref);
+    log(LogLevel::info, "script forgotten type=" + type.name + " (deleted, no live rooms)");
+    it = types.erase(it);
+  }
 }
 
 }  // namespace atrium::engine

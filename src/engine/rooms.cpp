@@ -44,7 +44,7 @@ Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* cr
     if (type->deleted)
       return make_error(ErrorCode::not_found, "room type '" + type->name + "' no longer exists");
     if (type->class_ref < 0)
-      return make_error(ErrorCode::script_error, type->error);
+      return make_error(ErrorCode::script_error, as_shown(type->error));
   }
   if (!create) return make_error(ErrorCode::not_found, "no room " + std::string(id));
   // A room doomed earlier in this operation may still be in the map: it makes way, and
@@ -259,6 +259,8 @@ void Engine::Impl::reap() {
   std::vector<std::unique_ptr<Room>> gone;
   gone.swap(displaced);
   for (auto& room : gone) destroy_room(*room);
+  gone.clear();
+  forget_deleted_types();
 }
 
 }  // namespace atrium::engine

@@ -49,7 +49,7 @@ void Engine::Impl::on_timer(const TimerEvent& ev) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ev.fn_ref);
     HookOutcome o = invoke(*room, 0, 0, "timer");
     lua_settop(L, top);
-    return o.result.ok ? Status{} : make_error(o.result.code, o.result.message);
+    return o.result.ok ? Status{} : hook_error(o.result);
   });
   if (ev.interval_ms > 0 && !room->doomed && room->timers.count(ev.id)) {
     TimerEvent again = ev;

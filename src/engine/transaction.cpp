@@ -27,7 +27,17 @@ void Engine::Impl::touch(Room& room) {
   txn->rooms.push_back(&room);
 }
 
-HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::string_view what) {
+namespace {
+
+// How errors and logs name what ran: "action 'move'", or a hook's or method's own name.
+std::string call_name(std::string_view what, bool action) {
+  return action ? "action '" + std::string(what) + "'" : std::string(what);
+}
+
+}  // namespace
+
+HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::string_view what,
+                                 bool action) {
   HookOutcome out;
   out.ran = true;
   touch(room);
@@ -53,11 +63,14 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
                              : "the server's script memory is full (--memory-mb): the room could not "
                                "allocate";
     lua_gc(L, LUA_GCCOLLECT, 0);  // what it allocated before failing is garbage now
+  } else if (!out.result.ok && out.result.message == script::kBudgetExceededMessage) {
+    out.result.message = call_name(what, action) + " ran past its CPU budget (" +
+                         std::to_string(budget.cpu_ms) + " ms)";
   }
   ++metrics.hook_calls;
   if (!out.result.ok) {
     ++metrics.hook_errors;
-    log_failure(room, what, out.result);
+    log_failure(room, what, action, out.result);
     if (txn && !txn->failure) txn->failure = out.result;  // an error anywhere fails it all
   }
   return out;
@@ -78,23 +91,35 @@ std::string indented(const std::string& text) {
 }
 
 constexpr std::int64_t kSameFailureQuietMs = 10000;
+constexpr int kRepeatsToWatchers = 20;
 
 }  // namespace
 
 // A room failing the same way again and again (a 1 ms interval that raises) is logged
 // once per kSameFailureQuietMs, with the count of those not logged: it once wrote a
 // megabyte of tracebacks every two seconds.
-void Engine::Impl::log_failure(Room& room, std::string_view what, const script::HookResult& r) {
+void Engine::Impl::log_failure(Room& room, std::string_view what, bool action,
+                               const script::HookResult& r) {
   std::string key(what);
+  key += '\x1f';
+  key += r.where;
   key += '\x1f';
   key += r.message;
   const std::int64_t now = monotonic_ms();
-  if (key == room.last_failure && now - room.last_failure_ms < kSameFailureQuietMs) {
+  const bool repeated = key == room.last_failure && now - room.last_failure_ms < kSameFailureQuietMs;
+  // Watchers (an author trying an action again in the inspector) see the first repeats too.
+  if (!room.watchers.empty() && (!repeated || room.failures_not_logged < kRepeatsToWatchers)) {
+    const SharedFrame fault(encode_fault(room.id, call_name(what, action), hook_error(r), r.traceback));
+    for (ClientId w : room.watchers)
+      if (Client* c = find_client(w)) send_frame(*c, fault);
+  }
+  if (repeated) {
     ++room.failures_not_logged;
     return;
   }
-  std::string line = "script hook_failed room=" + room.id + " hook=" + std::string(what) +
-                     " code=" + std::string(to_string(r.code));
+  std::string line = "script hook_failed room=" + room.id + (action ? " action=" : " hook=") +
+                     std::string(what) + " code=" + std::string(hook_error(r).wire_code()) +
+                     (r.where.empty() ? "" : " where=" + r.where);
   if (room.failures_not_logged > 0)
     line += " (" + std::to_string(room.failures_not_logged) + " identical failures before this were not logged)";
   log(LogLevel::warn, line + "\n" + indented(r.traceback));
@@ -158,15 +183,22 @@ HookOutcome Engine::Impl::call_method(Room& room, std::string_view name, int nar
   lua_insert(L, fn - nargs);
   push_instance(room);
   lua_insert(L, fn - nargs + 1);
-  return invoke(room, nargs + 1, nresults, name);
+  return invoke(room, nargs + 1, nresults, name, from_actions);
 }
 
 Status Engine::Impl::run_hook(Room& room, std::string_view name, int nargs) {
   const int top = lua_gettop(L) - nargs;
   HookOutcome o = call_method(room, name, nargs, 0);
   lua_settop(L, top);
-  if (o.ran && !o.result.ok) return make_error(o.result.code, o.result.message);
+  if (o.ran && !o.result.ok) return hook_error(o.result);
   return {};
+}
+
+Error Engine::Impl::hook_error(const script::HookResult& r) const {
+  Error e = make_error(r.code, r.message);
+  e.script_code = r.script_code;
+  e.where = as_shown(r.where);
+  return e;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/protocol.hpp"
 #include "json/codec.hpp"
 
 namespace atrium::net {
@@ -48,8 +49,9 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 bool expect_method(const HttpRequest& request, HttpMethod wanted, HttpResponse& response) {
   if (request.method == wanted) return true;
   HttpApi::error(response, ErrorCode::bad_request,
-                 wanted == HttpMethod::get ? "method not allowed: use GET"
-                                           : "method not allowed: use POST",
+                 wanted == HttpMethod::get    ? "method not allowed: use GET"
+                 : wanted == HttpMethod::post ? "method not allowed: use POST"
+                                              : "method not allowed: use DELETE",
                  405);
   return false;
 }
@@ -64,10 +66,7 @@ Result<json::Value> parse_body(std::string_view body) {
 }
 
 void write_result(HttpResponse& response, Result<json::Value>&& result) {
-  if (!result) {
-    HttpApi::error(response, result.error().code, result.error().message);
-    return;
-  }
+  if (!result) return HttpApi::error(response, result.error());
   json::write(result.value(), response.out());
 }
 
@@ -89,7 +88,7 @@ bool HttpApi::owns(std::string_view path) noexcept {
 }
 
 bool HttpApi::authorized(HttpMethod method, std::string_view authorization) const noexcept {
-  if (admin_token_.empty() || method != HttpMethod::post) return true;
+  if (admin_token_.empty() || method == HttpMethod::get) return true;
   const std::size_t space = authorization.find(' ');
   if (space == std::string_view::npos || !iequals(authorization.substr(0, space), "bearer"))
     return false;
@@ -100,15 +99,18 @@ bool HttpApi::authorized(HttpMethod method, std::string_view authorization) cons
 }
 
 void HttpApi::error(HttpResponse& response, ErrorCode code, std::string_view message, int status) {
-  response.status = status ? status : http_status(code);
+  error(response, make_error(code, std::string(message)));
+  if (status) response.status = status;
+}
+
+void HttpApi::error(HttpResponse& response, const Error& error) {
+  response.status = http_status(error.code);
   response.content_type = "application/json";
   response.clear_body();
   std::string& out = response.out();
-  out.append(R"({"error":{"code":)");
-  json::write_string(to_string(code), out);
-  out.append(R"(,"message":)");
-  json::write_string(message, out);
-  out.append("}}");
+  out.push_back('{');
+  engine::write_error_object(error, out);
+  out.push_back('}');
 }
 
 void HttpApi::handle(const HttpRequest& request, HttpResponse& response) noexcept {
@@ -156,18 +158,25 @@ void HttpApi::route(const HttpRequest& request, HttpResponse& response) {
   if (seg.size() >= 3 && seg.size() <= 5 && seg[1] == "rooms" && !seg[2].empty()) {
     const std::string_view action = seg.size() >= 4 ? seg[3] : std::string_view();
     const std::string_view method = seg.size() == 5 ? seg[4] : std::string_view();
-    if ((seg.size() == 4 && (action == "emit" || action == "join")) ||
+    if ((seg.size() == 4 &&
+         (action == "emit" || action == "join" || action == "members" || action == "kick")) ||
         (seg.size() == 5 && action == "call" && !method.empty()) || seg.size() == 3)
       return room_route(request, seg[2], action, method, response);
   }
   error(response, ErrorCode::not_found, "no such route");
 }
 
-// /api/rooms/:id[/emit | /join | /call/:method]
+// /api/rooms/:id[/members | /emit | /join | /kick | /call/:method]
 void HttpApi::room_route(const HttpRequest& request, std::string_view id, std::string_view action,
                          std::string_view method, HttpResponse& response) {
   if (action.empty()) {
-    if (expect_method(request, HttpMethod::get, response)) write_result(response, engine_.room(id));
+    if (request.method == HttpMethod::del) return write_result(response, engine_.close(id));
+    if (request.method != HttpMethod::get)
+      return error(response, ErrorCode::bad_request, "method not allowed: use GET or DELETE", 405);
+    return write_result(response, engine_.room(id));
+  }
+  if (action == "members") {
+    if (expect_method(request, HttpMethod::get, response)) write_result(response, engine_.members(id));
     return;
   }
   if (!expect_method(request, HttpMethod::post, response)) return;
@@ -182,6 +191,16 @@ void HttpApi::room_route(const HttpRequest& request, std::string_view id, std::s
       return error(response, ErrorCode::bad_request, "event must be a non-empty string");
     const json::Value* data = body.find("data");
     return write_result(response, engine_.emit(id, *event, data ? *data : kNull));
+  }
+  if (action == "kick") {
+    const std::string* client = body.get_string("client");
+    if (!client || client->empty())
+      return error(response, ErrorCode::bad_request, "client must be a client id string");
+    const json::Value* reason = body.find("reason");
+    if (reason && !reason->is_string() && !reason->is_null())
+      return error(response, ErrorCode::bad_request, "reason must be a string");
+    const std::string* text = body.get_string("reason");
+    return write_result(response, engine_.kick(id, *client, text ? *text : std::string_view()));
   }
   if (action == "join") {
     const std::string* client = body.get_string("client");

@@ -15,12 +15,12 @@
 
 namespace atrium::net {
 
-enum class HttpMethod { get, post, other };
+enum class HttpMethod { get, post, del, other };
 
 struct HttpRequest {
   HttpMethod method = HttpMethod::get;
   std::string_view path;    // percent-decoded already: libwebsockets decodes the URI path
-  std::string_view body;    // POST only; empty counts as {}
+  std::string_view body;    // POST and DELETE; empty counts as {}
 };
 
 // The body is built after `headroom` spare bytes, so the transport can write it without
@@ -31,6 +31,7 @@ class HttpResponse {
 
   int status = 200;
   const char* content_type = "application/json";
+  std::string location;     // a redirect's target (status 3xx), else empty
 
   std::string& out() noexcept { return bytes_; }            // append the body here
   void clear_body() { bytes_.resize(headroom_); }
@@ -50,7 +51,8 @@ class HttpApi {
   // Paths the API answers (anything else may be a static file, then 404).
   static bool owns(std::string_view path) noexcept;
 
-  // POST routes need "Authorization: Bearer <admin token>" when a token is configured.
+  // Write routes (POST, DELETE) need "Authorization: Bearer <admin token>" when a token is
+  // configured.
   bool authorized(HttpMethod method, std::string_view authorization) const noexcept;
 
   // Never throws: an exception from the engine becomes 500 internal (and a log line).
@@ -59,6 +61,8 @@ class HttpApi {
   // {"error":{"code","message"}}; status 0 means atrium::http_status(code).
   static void error(HttpResponse& response, ErrorCode code, std::string_view message,
                     int status = 0);
+  // The same for an Error: a script's own code and its `where` included.
+  static void error(HttpResponse& response, const Error& error);
 
  private:
   void route(const HttpRequest& request, HttpResponse& response);

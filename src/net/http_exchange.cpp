@@ -49,8 +49,10 @@ HttpExchange::Next HttpExchange::on_request() {
   int uri_len = 0;
   const int m = lws_http_get_uri_and_method(wsi_, &uri, &uri_len);
   if (m < 0 || !uri) return fail(ErrorCode::bad_request, "unsupported request");
-  method_ = m == LWSHUMETH_GET ? HttpMethod::get : m == LWSHUMETH_POST ? HttpMethod::post
-                                                                       : HttpMethod::other;
+  method_ = m == LWSHUMETH_GET      ? HttpMethod::get
+            : m == LWSHUMETH_POST   ? HttpMethod::post
+            : m == LWSHUMETH_DELETE ? HttpMethod::del
+                                    : HttpMethod::other;
   path_.assign(uri, static_cast<std::size_t>(uri_len));
 
   // lws reads a Content-Length body for any method and reports BODY_COMPLETION; a chunked
@@ -63,15 +65,44 @@ HttpExchange::Next HttpExchange::on_request() {
       return fail(ErrorCode::bad_request, "bad Content-Length");
     body_done_ = body_length_ == 0 || body_length_ > kMaxDrainBytes;
   }
-  if (HttpApi::owns(path_)) return method_ == HttpMethod::post ? start_post() : dispatch();
-  if (path_ == "/ws") return fail(ErrorCode::bad_request, "use a WebSocket upgrade on /ws", 426);
-  if (method_ == HttpMethod::get) {
-    if (std::optional<StaticFile> file = server_.files.resolve(path_)) return serve_file(*file);
+  if (HttpApi::owns(path_)) {
+    const bool writes = method_ == HttpMethod::post || method_ == HttpMethod::del;
+    return writes ? start_write() : dispatch();
   }
+  if (path_ == "/ws") return fail(ErrorCode::bad_request, "use a WebSocket upgrade on /ws", 426);
+  if (method_ == HttpMethod::get) return serve_static();
   return fail(ErrorCode::not_found, "no such route");
 }
 
-HttpExchange::Next HttpExchange::start_post() {
+// "/_atrium/..." is the engine's own (web/: the inspector, the client bundles), whatever
+// --public holds; every other path is --public's. The engine's pages were at /inspect and
+// /atrium-client.js before: where --public has no file of that name, they redirect.
+HttpExchange::Next HttpExchange::serve_static() {
+  constexpr std::string_view kEngine = "/_atrium";
+  const std::string_view path = path_;
+  if (path == kEngine || path == "/_atrium/") return redirect("/_atrium/inspect");
+  if (path.substr(0, kEngine.size() + 1) == "/_atrium/") {
+    if (std::optional<StaticFile> file = server_.web_files.resolve(path.substr(kEngine.size())))
+      return serve_file(*file);
+    return fail(ErrorCode::not_found, "no such file");
+  }
+  if (std::optional<StaticFile> file = server_.files.resolve(path)) return serve_file(*file);
+  if (path == "/inspect") return redirect("/_atrium/inspect");
+  if (path == "/atrium-client.js") return redirect("/_atrium/atrium-client.mjs");
+  return fail(ErrorCode::not_found, "no such route");
+}
+
+// 307: temporary, so a page a user adds at the old path later is not hidden by a cache.
+HttpExchange::Next HttpExchange::redirect(std::string location) {
+  HttpResponse response(LWS_PRE);
+  response.status = 307;
+  response.content_type = "text/plain; charset=utf-8";
+  response.out().append("see ").append(location).append("\n");
+  response.location = std::move(location);
+  return respond(std::move(response));
+}
+
+HttpExchange::Next HttpExchange::start_write() {
   if (has_header(wsi_, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
     return fail(ErrorCode::bad_request, "a request body needs Content-Length (no chunked)", 411);
   if (!server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
@@ -141,6 +172,11 @@ bool HttpExchange::write_headers() {
       lws_add_http_header_by_token(wsi_, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                    reinterpret_cast<const unsigned char*>(kNoStore),
                                    sizeof kNoStore - 1, &p, end))
+    return false;
+  if (!response_->location.empty() &&
+      lws_add_http_header_by_token(wsi_, WSI_TOKEN_HTTP_LOCATION,
+                                   reinterpret_cast<const unsigned char*>(response_->location.data()),
+                                   static_cast<int>(response_->location.size()), &p, end))
     return false;
   // HTTP/1 only: an HTTP/2 stream has no Connection header.
   if (lws_get_network_wsi(wsi_) == wsi_ &&

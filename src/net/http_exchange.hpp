@@ -26,7 +26,9 @@ class HttpExchange {
   Next on_writeable();                                // LWS_CALLBACK_HTTP_WRITEABLE
 
  private:
-  Next start_post();
+  Next start_write();
+  Next serve_static();
+  Next redirect(std::string location);
   Next dispatch();
   Next serve_file(const StaticFile& file);
   Next respond(HttpResponse response);

@@ -30,17 +30,21 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace atrium::net {
 
@@ -52,14 +56,85 @@ constexpr std::int64_t kDrainPollMs = 50;
 // lws logging is process-wide, so its sink is too.
 const Server::State* g_log_state = nullptr;
 
+// While lws_create_context() runs, lws' lines wait here (level, text). A listener that
+// cannot be made is then said in one line by the caller ("address already in use: ..."),
+// and lws' own "ERROR on binding fd 5 to port 8080 (-1 98)", "init server failed" and
+// "Failed to create default vhost" go to the debug level instead of before it.
+std::vector<std::pair<int, std::string>>* g_held_lws_lines = nullptr;
+
+void forward_lws_line(int level, std::string_view text, bool demote) {
+  const engine::LogLevel mapped = demote               ? engine::LogLevel::debug
+                                  : (level & LLL_ERR)  ? engine::LogLevel::error
+                                  : (level & LLL_WARN) ? engine::LogLevel::warn
+                                                       : engine::LogLevel::debug;
+  g_log_state->log(mapped, "lws log text=\"" + std::string(text) + "\"");
+}
+
 void emit_lws_log(int level, const char* line) {
   if (!g_log_state || !line) return;
   std::string_view text(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  const engine::LogLevel mapped = (level & LLL_ERR)    ? engine::LogLevel::error
-                                  : (level & LLL_WARN) ? engine::LogLevel::warn
-                                                       : engine::LogLevel::debug;
-  g_log_state->log(mapped, "lws log text=\"" + std::string(text) + "\"");
+  if (g_held_lws_lines)
+    g_held_lws_lines->emplace_back(level, text);
+  else
+    forward_lws_line(level, text, false);
+}
+
+// Creates the lws context with its lines held, then logs them: as they were when the
+// context was made, at debug level when it was not (the caller says why).
+lws_context* create_context_quietly(const lws_context_creation_info& info) {
+  std::vector<std::pair<int, std::string>> held;
+  g_held_lws_lines = &held;
+  lws_context* context = lws_create_context(&info);
+  g_held_lws_lines = nullptr;
+  for (const auto& [level, text] : held) forward_lws_line(level, text, context == nullptr);
+  return context;
+}
+
+// Why the listener could not be made. lws 4.1 reports a failed bind() only in its log,
+// so the same address is bound once more here, as lws binds it (SO_REUSEADDR), for its
+// errno. 0 when that cannot be tried (an interface name) or now succeeds.
+int bind_errno(const std::string& address, int port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    return 0;
+  }
+  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const int err = bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0 ? 0 : errno;
+  close(fd);
+  return err;
+}
+
+// The one line `atrium serve` prints when it cannot listen: the cause, and what to do.
+std::string listen_error(const std::string& host, const std::string& address, int port) {
+  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(port);
+  switch (const int err = bind_errno(address, port)) {
+    case EADDRINUSE:
+      return "address already in use: " + where + " (another server? try --port 0)";
+    case EACCES:
+      return "permission denied: " + where + " (ports below 1024 need privileges; try --port 8080)";
+    case EADDRNOTAVAIL:
+      return "address not available: " + where + " (no interface of this machine has it; check --host)";
+    case 0:
+      return "cannot listen on " + where + " (--log-level debug shows why)";
+    default:
+      return "cannot listen on " + where + ": " + std::strerror(err);
+  }
 }
 
 // The wake-up for engine timers. lws runs a sul that is already due at the start of
@@ -179,7 +254,7 @@ Result<ListenAddress> listen_address(const std::string& host) {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found)
-    return make_error(ErrorCode::bad_request, "cannot resolve host " + host);
+    return make_error(ErrorCode::bad_request, "cannot resolve host " + host + " (check --host)");
   const addrinfo* pick = found;
   for (const addrinfo* a = found; a; a = a->ai_next)
     if (a->ai_family == AF_INET) { pick = a; break; }
@@ -191,7 +266,7 @@ Result<ListenAddress> listen_address(const std::string& host) {
   char text[INET6_ADDRSTRLEN] = {};
   const bool ok = inet_ntop(pick->ai_family, addr, text, sizeof text) != nullptr;
   freeaddrinfo(found);
-  if (!ok) return make_error(ErrorCode::bad_request, "cannot resolve host " + host);
+  if (!ok) return make_error(ErrorCode::bad_request, "cannot resolve host " + host + " (check --host)");
   return ListenAddress{text, v6};
 }
 
@@ -206,7 +281,8 @@ Server::State::State(engine::Engine& engine_ref, ServerConfig config_in)
       config(std::move(config_in)),
       api(engine, stats, config.admin_token,
           [this](engine::LogLevel level, std::string_view line) { log(level, line); }),
-      files(config.public_dir) {}
+      files(config.public_dir),
+      web_files(config.web_dir) {}
 
 void Server::State::log(engine::LogLevel level, std::string_view line) const {
   if (config.on_log) {
@@ -255,18 +331,20 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   if (s.config.event_loop == "libuv" && std::string_view(s.loop.name()) != "libuv")
     s.log(engine::LogLevel::warn, "net event_loop_unavailable wanted=libuv using=poll");
 
-  s.context = lws_create_context(&info);
+  s.context = create_context_quietly(info);
   s.wake.context = s.context;
   if (!s.context) {
     g_log_state = nullptr;
-    return make_error(ErrorCode::internal,
-                      "cannot listen on " + s.config.host + ":" + std::to_string(s.config.port));
+    return make_error(ErrorCode::internal, listen_error(s.config.host, address->iface, s.config.port));
   }
   s.vhost = lws_get_vhost_by_name(s.context, "atrium");
   s.port = s.vhost ? lws_get_vhost_listen_port(s.vhost) : s.config.port;
   start_watching(s);
   if (!s.config.public_dir.empty() && !s.files.enabled())
     s.log(engine::LogLevel::warn, "net no_public_dir dir=" + s.config.public_dir);
+  if (!s.web_files.enabled())
+    s.log(engine::LogLevel::warn, "net no_web_dir dir=" + s.config.web_dir +
+                                      " (the inspector and /_atrium/atrium-client.mjs are missing)");
   s.log(engine::LogLevel::info, "net listening " + endpoint(s) + " loop=" + s.loop.name() +
                                     (s.files.enabled() ? " public=" + s.files.root() : ""));
   return std::unique_ptr<Server>(new Server(std::move(state)));

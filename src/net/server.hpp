@@ -19,6 +19,7 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;                              // 0: pick a free port (see Server::port())
   std::string public_dir;                       // static files at "/"; empty: none
+  std::string web_dir;                          // the engine's own pages at "/_atrium/"
   std::string admin_token;                      // HTTP write routes; empty: open
   std::size_t max_message_bytes = 65536;        // past it: close 1009
   int heartbeat_ms = 25000;                     // ping after this silence, drop after twice it

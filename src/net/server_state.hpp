@@ -44,7 +44,8 @@ struct Server::State {
   ServerConfig config;
   Stats stats;
   HttpApi api;
-  StaticFiles files;
+  StaticFiles files;                            // --public, at "/"
+  StaticFiles web_files;                        // web/: inspector and client, at "/_atrium/"
 
   EventLoop loop{config.event_loop == "libuv"};  // before the context: it outlives it
   lws_context* context = nullptr;

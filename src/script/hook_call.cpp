@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace atrium::script {
@@ -19,6 +20,7 @@ enum class Stop { none, budget, nesting, callbacks, c_stack };
 struct CallScope {
   Clock::time_point deadline;
   Stop stop = Stop::none;
+  std::string stop_where;           // the room script's line the stop happened at
   int nested = 0;                   // call_hooks inside the top-level one
   int callbacks = 0;                // CallbackScopes alive
   std::uintptr_t stack_floor = 0;   // frames below this address: the C stack is too deep
@@ -66,13 +68,35 @@ std::uintptr_t frame_address() {
   return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
 }
 
+// "rooms/x.lua:12" for the innermost frame from `level` down that runs a room script's
+// line: a chunk named "@file" (the engine names its own Lua "=..."), or "" when none does.
+std::string script_position(lua_State* L, int level) {
+  lua_Debug ar;
+  for (; lua_getstack(L, level, &ar); ++level) {
+    if (!lua_getinfo(L, "Sl", &ar)) continue;
+    if (ar.source && ar.source[0] == '@' && ar.currentline > 0)
+      return std::string(ar.source + 1) + ":" + std::to_string(ar.currentline);
+  }
+  return {};
+}
+
+// The first stop of a call wins; where it happened is kept for the reply and the log.
+void mark_stopped(lua_State* L, Stop why) {
+  if (g_scope->stop != Stop::none) return;
+  g_scope->stop = why;
+  try {
+    g_scope->stop_where = script_position(L, 0);
+  } catch (...) {  // no memory for a position: the stop stands without one
+  }
+}
+
 void on_count(lua_State* L, lua_Debug*) {
   if (!g_scope) return;
   if (g_scope->stop == Stop::none) {
     if (Clock::now() >= g_scope->deadline)
-      g_scope->stop = Stop::budget;
+      mark_stopped(L, Stop::budget);
     else if (frame_address() < g_scope->stack_floor)
-      g_scope->stop = Stop::c_stack;
+      mark_stopped(L, Stop::c_stack);
     else
       return;
   }
@@ -83,20 +107,115 @@ void on_count(lua_State* L, lua_Debug*) {
 // Stops the running call and raises. From now on the count hook fires at every
 // instruction: whatever catches the error meets it again at its next one.
 void stop_now(lua_State* L, Stop why) {
-  if (g_scope->stop == Stop::none) g_scope->stop = why;
+  mark_stopped(L, why);
   lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
   luaL_error(L, "%s", stop_message(g_scope->stop));
 }
 
+// What the message handler of the innermost running call_hook learns of its error.
+struct ErrorSlot {
+  bool filled = false;
+  ErrorCode code = ErrorCode::script_error;
+  std::string script_code, message, where;
+};
+ErrorSlot* g_error = nullptr;
+
+bool valid_script_code(std::string_view code) {
+  if (code.empty() || code.size() > 64) return false;
+  return std::all_of(code.begin(), code.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// A field of the error table, read raw (no metamethod of the script's runs in the handler).
+std::string raw_string_field(lua_State* L, int table, const char* key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, table);
+  std::string out;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    std::size_t n = 0;
+    const char* s = lua_tolstring(L, -1, &n);
+    out.assign(s, n);
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+// error("text") at level 1 reads "rooms/x.lua:12: text" (a runtime error too): the
+// position goes to `where`, the client's message is the text.
+std::string without_position(const std::string& text) {
+  const std::size_t line_end = std::min(text.find('\n'), text.size());
+  for (std::size_t colon = text.find(':'); colon < line_end; colon = text.find(':', colon + 1)) {
+    std::size_t digits = colon + 1;
+    while (digits < line_end && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == colon + 1 || text.compare(digits, 2, ": ") != 0) continue;
+    const std::string_view chunk(text.data(), colon);
+    const bool is_chunk = chunk.size() > 4 && (chunk.substr(chunk.size() - 4) == ".lua" ||
+                                               chunk.back() == ']');
+    return is_chunk ? text.substr(digits + 2) : text;
+  }
+  return text;
+}
+
+// At most `most` bytes, never ending inside a UTF-8 character (a cut one would reach the
+// client as U+FFFD).
+std::string clipped(std::string text, std::size_t most) {
+  if (text.size() <= most) return text;
+  std::size_t end = most;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
+  return text;
+}
+
+// Reads the error object (index 1) into `slot` and returns the traceback's first line.
+std::string describe_error(lua_State* L, ErrorSlot& slot) {
+  const int type = lua_type(L, 1);
+  std::string head;
+  slot.where = script_position(L, 1);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+    std::size_t n = 0;
+    const char* text = lua_tolstring(L, 1, &n);
+    head.assign(text, n);
+    slot.message = without_position(head);
+  } else if (type == LUA_TTABLE) {
+    const std::string code = raw_string_field(L, 1, "code");
+    std::string message = raw_string_field(L, 1, "message");
+    if (std::string where = raw_string_field(L, 1, "where"); !where.empty()) slot.where = where;
+    if (valid_script_code(code)) {
+      const std::optional<ErrorCode> known = error_code_named(code);
+      slot.code = known ? *known : ErrorCode::script_error;
+      if (!known) slot.script_code = code;
+    }
+    if (message.empty()) message = code.empty() ? "(error table without a message)" : code;
+    slot.message = message;
+    head = (slot.where.empty() ? "" : slot.where + ": ") +
+           (code.empty() ? "" : (valid_script_code(code) ? code : "(invalid code) " + code) + ": ") +
+           message;
+  } else {
+    slot.message = std::string("(error object is a ") + lua_typename(L, type) + " value)";
+    head = (slot.where.empty() ? "" : slot.where + ": ") + slot.message;
+  }
+  slot.message = clipped(std::move(slot.message), kMaxErrorMessageBytes);
+  slot.where = clipped(std::move(slot.where), 256);
+  slot.filled = true;
+  return head;
+}
+
 // Message handler: runs before unwinding, so the failing frame is still there.
-int add_traceback(lua_State* L) {
-  const char* msg = lua_tostring(L, 1);
-  if (!msg) msg = "(error object is not a string)";
-  luaL_traceback(L, L, msg, 1);
+int on_error(lua_State* L) {
+  std::string head;
+  try {
+    ErrorSlot none;
+    head = describe_error(L, g_error ? *g_error : none);
+  } catch (...) {  // out of memory describing it: the message stays as raised
+    const char* raised = lua_tostring(L, 1);
+    head = raised ? raised : "(error object is not a string)";
+  }
+  luaL_traceback(L, L, head.c_str(), 1);
   return 1;
 }
 
-// Pushes add_traceback, made once per VM and kept in the registry: a C function pushed
+// Pushes on_error, made once per VM and kept in the registry: a C function pushed
 // anew is a new closure, an allocation per hook call.
 void push_traceback_handler(lua_State* L) {
   static const char key = 0;
@@ -104,7 +223,7 @@ void push_traceback_handler(lua_State* L) {
   lua_rawget(L, LUA_REGISTRYINDEX);
   if (lua_isfunction(L, -1)) return;
   lua_pop(L, 1);
-  lua_pushcfunction(L, add_traceback);
+  lua_pushcfunction(L, on_error);
   lua_pushlightuserdata(L, const_cast<char*>(&key));
   lua_pushvalue(L, -2);
   lua_rawset(L, LUA_REGISTRYINDEX);
@@ -115,15 +234,14 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
-HookResult stopped_result(Stop s, std::string traceback) {
+HookResult stopped_result(Stop s, std::string where, std::string traceback) {
   HookResult r;
   r.ok = false;
   r.code = s == Stop::budget ? ErrorCode::budget_exceeded : ErrorCode::script_error;
   r.message = stop_message(s);
-  // The raised error's first line also says where it was stopped: keep it when it is
-  // the stop's own message.
-  if (traceback.find(r.message) != std::string::npos) r.message = first_line(traceback);
-  r.traceback = traceback.empty() ? r.message : std::move(traceback);
+  r.where = std::move(where);
+  r.traceback = traceback.empty() ? (r.where.empty() ? "" : r.where + ": ") + r.message
+                                  : std::move(traceback);
   return r;
 }
 
@@ -169,10 +287,10 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
     if (why == Stop::none && g_scope->nested >= kMaxNestedCalls) why = Stop::nesting;
     if (why == Stop::none && frame_address() < g_scope->stack_floor) why = Stop::c_stack;
     if (why != Stop::none) {
-      g_scope->stop = why;
+      mark_stopped(L, why);
       lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
       lua_settop(L, fn - 1);
-      return stopped_result(why, {});
+      return stopped_result(g_scope->stop, g_scope->stop_where, {});
     }
   }
   push_traceback_handler(L);
@@ -186,10 +304,15 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
     g_scope = &scope;
     lua_sethook(L, on_count, LUA_MASKCOUNT, budget.instructions_per_check);
   }
+  ErrorSlot slot;
+  ErrorSlot* const outer_slot = g_error;
+  g_error = &slot;
   ++g_scope->nested;
   const int rc = lua_pcall(L, nargs, nresults, handler);
   --g_scope->nested;
+  g_error = outer_slot;
   const Stop stop = g_scope->stop;
+  std::string stop_where = stop == Stop::none ? std::string() : g_scope->stop_where;
   if (!nested) {
     lua_sethook(L, nullptr, 0, 0);
     g_scope = nullptr;
@@ -201,7 +324,7 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
   }
   if (rc == 0) {  // it swallowed the stop and returned: the call still failed
     lua_settop(L, handler - 1);
-    return stopped_result(stop, {});
+    return stopped_result(stop, std::move(stop_where), {});
   }
   std::string traceback;
   if (rc == LUA_ERRMEM) {
@@ -211,11 +334,20 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
     traceback = msg ? msg : "(error object is not a string)";
   }
   lua_settop(L, handler - 1);  // message, handler
-  if (stop != Stop::none) return stopped_result(stop, std::move(traceback));
+  if (stop != Stop::none) return stopped_result(stop, std::move(stop_where), std::move(traceback));
   HookResult r;
   r.ok = false;
-  r.code = rc == LUA_ERRMEM ? ErrorCode::budget_exceeded : ErrorCode::script_error;
-  r.message = rc == LUA_ERRMEM ? "the room ran out of its memory budget" : first_line(traceback);
+  if (rc == LUA_ERRMEM) {
+    r.code = ErrorCode::budget_exceeded;
+    r.message = "the room ran out of its memory budget";
+  } else if (slot.filled) {
+    r.code = slot.code;
+    r.script_code = std::move(slot.script_code);
+    r.message = std::move(slot.message);
+    r.where = std::move(slot.where);
+  } else {  // the handler itself failed (LUA_ERRERR)
+    r.message = clipped(first_line(traceback), kMaxErrorMessageBytes);
+  }
   r.traceback = std::move(traceback);
   return r;
 }

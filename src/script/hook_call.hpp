@@ -10,6 +10,7 @@
 // after swallowing it still fails.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "util/result.hpp"
@@ -27,12 +28,23 @@ struct Budget {
 inline constexpr int kMaxNestedCalls = 32;     // call_hook inside call_hook: room -> room
 inline constexpr int kMaxCallbackDepth = 64;   // C functions calling back into Lua (gsub)
 
+// What a failed call raised, as a client is shown it (docs/rooms.md "Errors"):
+// error("text") gives message "text"; error({code = "not_your_turn", message = "..."})
+// gives that code (1..64 of [a-z0-9_]; a code of docs/protocol.md becomes that code, any
+// other valid one is script_code) and message; a table may carry `where` too.
 struct HookResult {
   bool ok = true;
-  ErrorCode code = ErrorCode::script_error;  // when !ok: script_error or budget_exceeded
-  std::string message;                       // one line for the client: "rooms/x.lua:12: boom"
+  ErrorCode code = ErrorCode::script_error;  // when !ok: script_error, budget_exceeded or a
+                                             // protocol code the script named
+  std::string script_code;                   // the script's own code, else empty
+  std::string message;                       // the script's text, without a position
+  std::string where;                         // "rooms/x.lua:12": the innermost line of a
+                                             // room script ("@" chunk) when it was raised
   std::string traceback;                     // the full traceback, for the log only
 };
+
+// The longest message and where a client is sent (a script's error text is its own).
+inline constexpr std::size_t kMaxErrorMessageBytes = 2048;
 
 // Makes what call_hook keeps in the VM (its traceback handler). Made on first use if not
 // before; a VM calls this at creation so that no hook call makes it under a room's memory

@@ -242,7 +242,9 @@ Status run_engine_file(lua_State* L, const std::string& path, int nargs) {
   std::stringstream text;
   text << in.rdbuf();
   const std::string src = text.str();
-  const std::string chunk = "@" + path;
+  // "=": named as is, and not a file of a room script ("@"), which is what the error
+  // handler looks for to say where a room's error was raised (hook_call.cpp).
+  const std::string chunk = "=" + path;
   if (luaL_loadbuffer(L, src.data(), src.size(), chunk.c_str()) != 0) {
     std::string msg = lua_tostring(L, -1);
     lua_pop(L, 1 + nargs);

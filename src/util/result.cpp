@@ -25,6 +25,12 @@ std::string_view to_string(ErrorCode code) noexcept {
   return "internal";
 }
 
+std::optional<ErrorCode> error_code_named(std::string_view name) noexcept {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::internal); ++i)
+    if (to_string(static_cast<ErrorCode>(i)) == name) return static_cast<ErrorCode>(i);
+  return std::nullopt;
+}
+
 int http_status(ErrorCode code) noexcept {
   switch (code) {
     case ErrorCode::bad_json:

@@ -2,6 +2,7 @@
 // Bad input flows as a value, never as an exception across a part boundary.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,15 +32,32 @@ enum class ErrorCode {
 };
 
 std::string_view to_string(ErrorCode code) noexcept;
+// The code spelled `name`, if it is one of the above.
+std::optional<ErrorCode> error_code_named(std::string_view name) noexcept;
 // The HTTP status of a code, as in docs/protocol.md: 400, 401, 404, 409, 413, 422, 429, 500.
 int http_status(ErrorCode code) noexcept;
 
 struct Error {
   ErrorCode code = ErrorCode::internal;
   std::string message;
+  // A room script's error (docs/rooms.md "Errors"): the code it gave, when that is not one
+  // of the codes above (`code` is then script_error), and where in the script it was
+  // raised ("rooms/ttt.lua:54"). Both empty otherwise.
+  std::string script_code;
+  std::string where;
+
+  // As on the wire: the script's own code, else the code's name.
+  std::string_view wire_code() const noexcept {
+    return script_code.empty() ? to_string(code) : std::string_view(script_code);
+  }
 };
 
-inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(ErrorCode code, std::string message) {
+  Error e;
+  e.code = code;
+  e.message = std::move(message);
+  return e;
+}
 
 // A value or an Error. Small on purpose: C++20 has no std::expected.
 template <class T>

@@ -166,3 +166,122 @@ describe('atrium serve', () => {
     await server.stop();
   });
 });
+
+// Runs the real binary to its end: {code, out, err}. ATRIUM_* settings from the shell
+// stay out, as for startServer (helpers.mjs).
+function atrium(args, { cwd } = {}) {
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('ATRIUM_') || k === 'ATRIUM_LUA_PATH'));
+  const r = spawnSync(BIN, args, { cwd, env, encoding: 'utf8', timeout: 10000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+// A scratch tree {base}/game/rooms with the given scripts, and {base}/work to run from.
+function gameTree(files) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-check-'));
+  tempDirs.push(base);
+  fs.mkdirSync(path.join(base, 'game', 'rooms'), { recursive: true });
+  fs.mkdirSync(path.join(base, 'work'));
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(base, 'game', 'rooms', name), text);
+  return base;
+}
+
+// A room with the mistakes of a room author's first hour, one per line.
+const firstHour = [
+  'local R = { defaultState = { n = 0 } }',            // 1
+  'function R:OnLeave(ctx) end',                        // 2: case
+  'function R:onLave(ctx) end',                         // 3: a typo
+  'R.action = {}',                                      // 4: actions, singular
+  'function R.action.go(self, ctx) return 1 end',       // 5
+  'function R:onTick(dt) self.state.n = 1 end',         // 6: no options.tickRate
+  'function R:onJoin(ctx)',                             // 7
+  '  conut = conut + 1',                                // 8: an undeclared global
+  '  tabel.insert({}, 1)',                              // 9: a misspelled library
+  'end',
+  'return R',
+].join('\n');
+
+describe('atrium check: what a room author gets wrong in the first hour', () => {
+  after(() => {
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names near misses of hooks and fields, onTick without tickRate and undeclared globals, as file:line with the path as given', T, () => {
+    const base = gameTree({ 'hello.lua': firstHour });
+    const r = atrium(['check', '../game/rooms'], { cwd: path.join(base, 'work') });
+    assert.equal(r.code, 1, r.out + r.err);
+    const lines = r.out.trim().split('\n');
+    const f = '../game/rooms/hello.lua';
+    assert.deepEqual(lines, [
+      `${f}:2: 'OnLeave' is never called: did you mean 'onLeave'?`,
+      `${f}:3: 'onLave' is never called: did you mean 'onLeave'?`,
+      `${f}:4: 'action' is never read by the engine: did you mean 'actions'? (clients can call only functions in actions)`,
+      `${f}:6: onTick never runs: options.tickRate is not set (set it to the ticks per second you want: options = { tickRate = 20 })`,
+      `${f}:8: undeclared global 'conut' (read and assigned): this line fails when it runs (declare it with local, or keep it in self.state or self.meta)`,
+      `${f}:9: undeclared global 'tabel': this line fails when it runs (did you mean 'table'?)`,
+      'checked 1 room script in ../game/rooms: 6 problems',
+    ]);
+  });
+
+  it('says why a *.lua file whose name is no room type is not loaded, and what a valid name is', T, () => {
+    const base = gameTree({ 'my room.lua': 'return {}', 'fine.lua': 'return {}' });
+    const r = atrium(['check', '../game/rooms/'], { cwd: path.join(base, 'work') });
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.deepEqual(r.out.trim().split('\n'), [
+      "../game/rooms/my room.lua: not loaded: 'my room' is not a valid room type name (the file name is the TYPE"
+        + " that clients join as TYPE:INSTANCE: 1 to 64 of A-Z a-z 0-9 _ - . @); ' ' is not allowed; rename it,"
+        + ' e.g. to my_room.lua',
+      'checked 1 room script in ../game/rooms/ (1 file skipped): 1 problem',
+    ]);
+  });
+
+  it('reports the same findings in GET /api/status when the server loads the script', T, async () => {
+    const rooms = tempRooms({ 'hello.lua': firstHour });
+    const server = await startServer({ rooms });
+    const status = (await server.http('GET', '/api/status')).json;
+    const hello = status.types.find((t) => t.name === 'hello');
+    assert.equal(hello.error, null);
+    assert.equal(hello.warnings.length, 6, hello.warnings.join('\n'));
+    assert.ok(hello.warnings.some((w) => w.endsWith("hello.lua:9: undeclared global 'tabel': this line fails when it runs (did you mean 'table'?)")),
+      hello.warnings.join('\n'));
+    await server.stop();
+    fs.rmSync(rooms, { recursive: true, force: true });
+  });
+});
+
+describe('atrium new and serve: usage and startup errors', () => {
+  after(async () => {
+    await cleanup();
+  });
+
+  it('atrium new without NAME prints its usage and exits 2, writing nothing', T, () => {
+    const base = gameTree({});
+    const work = path.join(base, 'work');
+    const r = atrium(['new'], { cwd: work });
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.err, /^usage: atrium new NAME \[--dir DIR\]\n/);
+    assert.equal(r.out, '');
+    assert.deepEqual(fs.readdirSync(work), [], 'no rooms directory was made');
+  });
+
+  it('when the port is in use, says so in one line without libwebsockets\' log and exits nonzero', T, async () => {
+    const rooms = tempRooms({ 'plain.lua': 'return { actions = {} }' });
+    const first = await startServer({ rooms });
+    const r = atrium(['serve', '--rooms', rooms, '--port', String(first.port)]);
+    assert.equal(r.code, 1, r.err);
+    assert.equal(r.err, `atrium: address already in use: 127.0.0.1:${first.port} (another server? try --port 0)\n`);
+    assert.equal(r.out, '', 'it never said it was listening');
+    assert.equal((await first.http('GET', '/healthz')).status, 200, 'the first server is untouched');
+    await first.stop();
+    fs.rmSync(rooms, { recursive: true, force: true });
+  });
+
+  it('an address this machine does not have is one line too', T, () => {
+    const rooms = tempRooms({});
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): on no interface, so bind() fails at once.
+    const r = atrium(['serve', '--rooms', rooms, '--port', '0', '--host', '192.0.2.1']);
+    assert.equal(r.code, 1, r.err);
+    assert.equal(r.err, 'atrium: address not available: 192.0.2.1:0 (no interface of this machine has it; check --host)\n');
+    fs.rmSync(rooms, { recursive: true, force: true });
+  });
+});

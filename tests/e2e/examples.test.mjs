@@ -46,7 +46,8 @@ describe('example rooms', () => {
     await a.join(room);
     for (const text of ['', '   ', 'x'.repeat(501), 42]) {
       const err = await a.fails({ op: 'call', room, method: 'send', args: [text] }, 'script_error');
-      assert.match(err.message, /chat\.lua:\d+:/);
+      assert.match(err.where, /^rooms\/chat\.lua:\d+$/);
+      assert.doesNotMatch(err.message, /\.lua:/);
     }
     assert.deepEqual((await a.sync(room)).state.messages, []);
   });

@@ -516,6 +516,18 @@ export function assertScriptMessage(message, file, line) {
   assert.doesNotMatch(message, /stack traceback|\[C\]|\n\s+/, `"${message}" must not carry a traceback`);
 }
 
+// A script's runtime error as a client gets it: the bare message (no position, no
+// traceback) and `where`, "DIR/file.lua:LINE" with DIR the rooms directory's own name.
+export function assertScriptError(error, file, line) {
+  assert.equal(typeof error.message, 'string');
+  const name = path.basename(file);
+  assert.equal(typeof error.where, 'string', `error ${JSON.stringify(error)} should have a where`);
+  assert.ok(error.where.endsWith(`/${name}:${line}`), `where "${error.where}" should be .../${name}:${line}`);
+  assert.doesNotMatch(error.where, /^\//, 'where must not carry the server\'s absolute path');
+  assert.doesNotMatch(error.message, /\.lua:\d+:/, `"${error.message}" must not carry a position`);
+  assert.doesNotMatch(error.message, /stack traceback|\[C\]|\n\s+/, `"${error.message}" must not carry a traceback`);
+}
+
 // A fresh temporary rooms directory with the given files copied from tests/e2e/rooms
 // (or given as {name: text}).
 export function tempRooms(files = {}) {

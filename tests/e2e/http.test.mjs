@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
 import {
-  startServer, cleanup, connectMany, uid, assertPrometheusText, testRooms, lineOf, assertScriptMessage,
+  startServer, cleanup, connectMany, uid, assertPrometheusText, testRooms, lineOf, assertScriptMessage, assertScriptError,
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
@@ -190,7 +190,7 @@ describe('HTTP API', () => {
     const res = await server.http('POST', `/api/rooms/${room}/call/explode`, { args: [] });
     assertError(res, 422, 'script_error');
     const file = path.join(testRooms, 'board.lua');
-    assertScriptMessage(res.json.error.message, file, lineOf(file, 'board:explode'));
+    assertScriptError(res.json.error, file, lineOf(file, 'board:explode'));
   });
 
   it('places a connected client with POST /api/rooms/:id/join: it gets joined with the state', T, async () => {

@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  startServer, cleanup, connectMany, uid, lineOf, assertScriptMessage, testRooms,
+  startServer, cleanup, connectMany, uid, lineOf, assertScriptMessage, assertScriptError, testRooms,
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
@@ -46,11 +46,11 @@ describe('script errors', () => {
     const room = `faulty:${uid()}`;
     await a.join(room);
     const boom = await a.fails({ op: 'call', room, method: 'fail', args: [] }, 'script_error');
-    assertScriptMessage(boom.message, faulty, lineOf(faulty, 'faulty:fail'));
+    assertScriptError(boom, faulty, lineOf(faulty, 'faulty:fail'));
     assert.match(boom.message, /boom/);
 
     const idx = await a.fails({ op: 'call', room, method: 'indexNil', args: [] }, 'script_error');
-    assertScriptMessage(idx.message, faulty, lineOf(faulty, 'faulty:indexNil'));
+    assertScriptError(idx, faulty, lineOf(faulty, 'faulty:indexNil'));
     assert.match(idx.message, /index/);
   });
 
@@ -59,7 +59,7 @@ describe('script errors', () => {
     const room = `faulty:${uid()}`;
     await a.join(room);
     const err = await a.fails({ op: 'call', room, method: 'typo', args: [] }, 'script_error');
-    assertScriptMessage(err.message, faulty, lineOf(faulty, 'faulty:typo'));
+    assertScriptError(err, faulty, lineOf(faulty, 'faulty:typo'));
     assert.match(err.message, /undefinedGlobalName/);
   });
 
@@ -73,7 +73,7 @@ describe('script errors', () => {
     const before = await b.sync(room);
 
     const err = await a.fails({ op: 'call', room, method: 'changeThenFail', args: [] }, 'script_error');
-    assertScriptMessage(err.message, faulty, lineOf(faulty, 'faulty:changeThenFail'));
+    assertScriptError(err, faulty, lineOf(faulty, 'faulty:changeThenFail'));
     await Promise.all([a, b].map((x) => x.nothing((m) => m.op === 'event' && m.event === 'leaked', 250, 0)));
     const after = await b.sync(room);
     assert.equal(after.seq, before.seq, 'a failed action must not advance seq');
@@ -153,7 +153,7 @@ describe('sandbox', () => {
     await a.join(room);
     const err = await a.fails({ op: 'call', room, method: 'setGlobal', args: [] }, 'script_error');
     const file = path.join(testRooms, 'sandbox.lua');
-    assertScriptMessage(err.message, file, lineOf(file, 'sandbox:setGlobal'));
+    assertScriptError(err, file, lineOf(file, 'sandbox:setGlobal'));
   });
 
   it('gives math.random numbers in [0, 1)', T, async () => {

@@ -214,6 +214,10 @@ inline std::string error_message(const json::Value& reply) {
   const json::Value* e = reply.get_object("error");
   return e && e->get_string("message") ? *e->get_string("message") : "";
 }
+inline std::string error_where(const json::Value& reply) {
+  const json::Value* e = reply.get_object("error");
+  return e && e->get_string("where") ? *e->get_string("where") : "";
+}
 inline const json::Value& result(const json::Value& reply) {
   static const json::Value none;
   const json::Value* r = reply.find("result");

@@ -117,7 +117,7 @@ TEST_CASE("server frames are single JSON objects with the fields of docs/protoco
   CHECK(*patch->get_string("op") == "patch");
   CHECK(patch->find("seq")->as_number() == 3);
   CHECK(patch->get_array("ops")->size() == 1);
-  auto err = json::parse(encode_reply_error(json::Value(5), ErrorCode::room_full, "full \"!\""));
+  auto err = json::parse(encode_reply_error(json::Value(5), make_error(ErrorCode::room_full, "full \"!\"")));
   REQUIRE(err.ok());
   CHECK(err->find("ok")->as_bool() == false);
   CHECK(*err->get_object("error")->get_string("code") == "room_full");

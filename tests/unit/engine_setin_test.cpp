@@ -113,7 +113,7 @@ struct Field {
     auto reply = h->request(*a, R"({"op":"call","room":"field:1","method":")" + method +
                                     R"(","args":)" + args + "}");
     CHECK(error_code(reply) == "script_error");
-    return error_message(reply);
+    return error_where(reply) + ": " + error_message(reply);  // where and the bare message
   }
 
   json::Value server_state() { return *h->engine->room("field:1")->get_object("state"); }

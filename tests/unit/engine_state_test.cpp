@@ -112,7 +112,7 @@ TEST_CASE("a failing action changes nothing: state, meta and queued emits roll b
   b.lines.clear();
   auto failed = h.request(a, R"({"op":"call","room":"board:1","method":"fail"})");
   CHECK(error_code(failed) == "script_error");
-  CHECK(error_message(failed).find("board.lua:") != std::string::npos);
+  CHECK(error_where(failed).find("board.lua:") != std::string::npos);
   CHECK(error_message(failed).find("boom") != std::string::npos);
   CHECK(error_message(failed).find("traceback") == std::string::npos);
   h.advance(30);

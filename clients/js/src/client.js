@@ -22,13 +22,21 @@ const CLOSE_DEAD = 4000;
 
 /** An error from the server (`code` is one of the codes of docs/protocol.md) or from the
  *  client itself (`closed`, `disconnected`, `timeout`, `connect_failed`, `bad_json`,
- *  `no_websocket`). */
+ *  `no_websocket`). `where` is the server's `error.where` when it sent one: the place in
+ *  the room script that raised it ("rooms/ttt.lua:54"); undefined otherwise. */
 export class AtriumError extends Error {
   constructor(code, message, options) {
     super(message || code, options);
     this.name = 'AtriumError';
     this.code = code;
+    this.where = typeof options?.where === 'string' ? options.where : undefined;
   }
+}
+
+// The AtriumError for a server's {code, message, where?}.
+function serverError(e, fallback) {
+  e = e && typeof e === 'object' ? e : {};
+  return new AtriumError(e.code ?? 'internal', e.message ?? fallback, { where: e.where });
 }
 
 /** Full jitter (AWS "Exponential Backoff and Jitter", as in centrifuge-js): min plus a random
@@ -46,18 +54,28 @@ function toText(data) {
   return String(data);
 }
 
-/** ws://host/ws from '/ws', 'http://host/ws' or nothing (the page's own host). */
+// scheme://authority, then the path (if any), then ?query and #fragment (if any).
+const ABSOLUTE = /^(wss?|https?):\/\/([^/?#]*)(\/[^?#]*)?(.*)$/is;
+
+/** The WebSocket URL for what connect() was given: ws(s) and http(s) URLs (http becomes ws),
+ *  or a path relative to the page ('/ws', the default). A URL with no path, or the path '/',
+ *  gets '/ws' (the server's endpoint); any other path is kept as given. */
 export function resolveUrl(url) {
   if (url == null || url === '') url = '/ws';
   url = String(url);
-  if (/^wss?:\/\//i.test(url)) return url;
-  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws');
+  const m = ABSOLUTE.exec(url);
+  if (m) {
+    const scheme = m[1].toLowerCase().replace(/^http/, 'ws');
+    const path = m[3] === undefined || m[3] === '/' ? '/ws' : m[3];
+    return `${scheme}://${m[2]}${path}${m[4]}`;
+  }
   const loc = globalThis.location;
   if (!loc || !loc.href) {
     throw new TypeError(`'${url}' is relative and there is no page location: pass ws://HOST:PORT/ws`);
   }
   const u = new URL(url, loc.href);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (u.pathname === '/') u.pathname = '/ws';
   return u.href;
 }
 
@@ -692,8 +710,7 @@ export class Client extends Emitter {
           }
           req.resolve(value);
         } else {
-          const e = msg.error ?? {};
-          req.reject(new AtriumError(e.code ?? 'internal', e.message ?? 'request failed'));
+          req.reject(serverError(msg.error, 'request failed'));
         }
         return;
       }
@@ -740,8 +757,7 @@ export class Client extends Emitter {
         return;
       }
       case 'error': {
-        const e = msg.error ?? {};
-        this._fire('error', new AtriumError(e.code ?? 'internal', e.message ?? 'server error'));
+        this._fire('error', serverError(msg.error, 'server error'));
         return;
       }
       default:

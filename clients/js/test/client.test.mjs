@@ -21,6 +21,13 @@ describe('atrium-client against atrium serve', () => {
     assert.ok((await c.ping()) >= 0);
   });
 
+  it('connects to the http origin (no path): the client adds /ws', T, async () => {
+    const c = await open({}, ctx.server.origin);
+    assert.equal(c.url, `${ctx.server.url}`);
+    assert.equal(c.status, 'open');
+    assert.equal(await c.request('ping'), 'pong');
+  });
+
   it('joins a room and gets its state and seq', T, async () => {
     const c = await open();
     const id = `board:${uid()}`;
@@ -51,7 +58,10 @@ describe('atrium-client against atrium serve', () => {
     const id = `board:${uid()}`;
     const room = await c.join(id);
     await assert.rejects(room.call('nope'), { code: 'unknown_method' });
-    await assert.rejects(room.call('fail', 'on purpose'), (e) => e.code === 'script_error' && /board\.lua:\d+: on purpose/.test(e.message));
+    // A script's error says where in the script it was raised.
+    await assert.rejects(room.call('fail', 'on purpose'), (e) => e.code === 'script_error' && /on purpose/.test(e.message)
+      && /^rooms\/board\.lua:\d+$/.test(e.where));
+    await assert.rejects(room.call('nope'), (e) => e.code === 'unknown_method' && e.where === undefined);
     await assert.rejects(c.join(id), { code: 'already_member' });
     await assert.rejects(c.join(`vip:${uid()}`), { code: 'server_join_only' });
     await room.leave();

@@ -175,15 +175,15 @@ export function tappedWebSocket() {
 export { WebSocket };
 
 // One server for a describe block, started before its tests and stopped after them with
-// every client the tests opened. ctx.open(opts) connects a client with `clientDefaults`
+// every client the tests opened. ctx.open(opts, url?) connects a client with `clientDefaults`
 // (WebSocket is always `ws`); ctx.track(c) closes another one at the end.
 export function useServer({ server: serverOptions = {}, client: clientDefaults = {} } = {}) {
   const clients = [];
   const ctx = {
     server: null,
     track(c) { clients.push(c); return c; },
-    async open(opts = {}) {
-      return ctx.track(await connect(ctx.server.url, { WebSocket, ...clientDefaults, ...opts }));
+    async open(opts = {}, url = ctx.server.url) {
+      return ctx.track(await connect(url, { WebSocket, ...clientDefaults, ...opts }));
     },
   };
   before(async () => { ctx.server = await startServer(serverOptions); });

@@ -67,9 +67,38 @@ test('resolveUrl accepts ws, http and page-relative urls', () => {
   try {
     assert.equal(resolveUrl(), 'wss://example.test:8443/ws');
     assert.equal(resolveUrl('/ws'), 'wss://example.test:8443/ws');
+    assert.equal(resolveUrl('/'), 'wss://example.test:8443/ws');
   } finally {
     delete globalThis.location;
   }
+});
+
+test('resolveUrl: a URL with no path, or the path /, means the /ws endpoint', () => {
+  assert.equal(resolveUrl('http://127.0.0.1:8080'), 'ws://127.0.0.1:8080/ws');
+  assert.equal(resolveUrl('http://127.0.0.1:8080/'), 'ws://127.0.0.1:8080/ws');
+  assert.equal(resolveUrl('https://example.test'), 'wss://example.test/ws');
+  assert.equal(resolveUrl('HTTPS://example.test/'), 'wss://example.test/ws');
+  assert.equal(resolveUrl('ws://h:1'), 'ws://h:1/ws');
+  assert.equal(resolveUrl('wss://h:1/'), 'wss://h:1/ws');
+  assert.equal(resolveUrl('ws://[::1]:9000'), 'ws://[::1]:9000/ws');
+  assert.equal(resolveUrl('http://h:1?token=a.b.c'), 'ws://h:1/ws?token=a.b.c');
+  assert.equal(resolveUrl('ws://h:1/?x=1'), 'ws://h:1/ws?x=1');
+  // Explicit paths are kept as given.
+  assert.equal(resolveUrl('ws://h:1/ws'), 'ws://h:1/ws');
+  assert.equal(resolveUrl('wss://proxy.test/atrium/ws?x=1'), 'wss://proxy.test/atrium/ws?x=1');
+  assert.equal(resolveUrl('http://h/other'), 'ws://h/other');
+});
+
+test('connect(http://host:port) opens ws://host:port/ws', async () => {
+  const { Fake, made } = fakeSocket(() => null);
+  const c = await connect('http://127.0.0.1:8080', { WebSocket: Fake });
+  assert.equal(made[0].url, 'ws://127.0.0.1:8080/ws');
+  assert.equal(c.url, 'ws://127.0.0.1:8080/ws');
+  await c.close();
+  const { Fake: Fake2, made: made2 } = fakeSocket(() => null);
+  const c2 = await connect('wss://example.test/', { WebSocket: Fake2, token: 't' });
+  assert.equal(made2[0].url, 'wss://example.test/ws?token=t');
+  await c2.close();
 });
 
 test('connect without any WebSocket fails with no_websocket', async () => {
@@ -118,6 +147,45 @@ test('a reply error becomes an AtriumError with the server code and message', as
   const { Fake } = fakeSocket((msg) => [{ op: 'reply', ref: msg.ref, ok: false, error: { code: 'join_rejected', message: 'wrong password' } }]);
   const c = await connect('ws://h/ws', { WebSocket: Fake });
   await assert.rejects(c.join('chat:x', { password: 'no' }), (e) => e instanceof AtriumError && e.code === 'join_rejected' && e.message === 'wrong password');
+  await c.close();
+});
+
+test('AtriumError.where is the reply error\'s where, undefined when absent', async () => {
+  const { Fake } = fakeSocket((msg) => {
+    if (msg.op === 'call') {
+      return [{ op: 'reply', ref: msg.ref, ok: false, error: { code: 'not_your_turn', message: "It is X's turn", where: 'rooms/ttt.lua:54' } }];
+    }
+    if (msg.op === 'join') return [{ op: 'reply', ref: msg.ref, ok: true, result: { room: msg.room, seq: 0, state: {} } }];
+    return [{ op: 'reply', ref: msg.ref, ok: false, error: { code: 'not_member', message: 'not a member' } }];
+  });
+  const c = await connect('ws://h/ws', { WebSocket: Fake });
+  const room = await c.join('ttt:1');
+  await assert.rejects(room.call('move', 4), (e) => {
+    assert.ok(e instanceof AtriumError);
+    assert.equal(e.code, 'not_your_turn');
+    assert.equal(e.message, "It is X's turn");
+    assert.equal(e.where, 'rooms/ttt.lua:54');
+    return true;
+  });
+  await assert.rejects(c.request('sync', { room: 'x:1' }), (e) => {
+    assert.equal(e.code, 'not_member');
+    assert.ok('where' in e, 'where is an own property');
+    assert.equal(e.where, undefined);
+    return true;
+  });
+  await c.close();
+  assert.equal(new AtriumError('closed').where, undefined);
+  assert.equal(new AtriumError('script_error', 'boom', { where: 'rooms/a.lua:3' }).where, 'rooms/a.lua:3');
+});
+
+test('an error frame carries where too', async () => {
+  const { Fake, made } = fakeSocket(() => null);
+  const c = await connect('ws://h/ws', { WebSocket: Fake });
+  const got = new Promise((resolve) => c.once('error', resolve));
+  made[0].push({ op: 'error', error: { code: 'script_error', message: 'boom', where: 'rooms/a.lua:7' } });
+  const e = await got;
+  assert.equal(e.code, 'script_error');
+  assert.equal(e.where, 'rooms/a.lua:7');
   await c.close();
 });
 
