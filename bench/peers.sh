@@ -7,12 +7,12 @@
 #   - the state room: Atrium's bench/rooms/field.lua under our generator against the
 #     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
 #
-#   bash bench/peers.sh            (about 13 minutes; needs the harness in ../shared/peer-bench)
+#   PEER_BENCH=DIR bash bench/peers.sh   (about 13 minutes; DIR: the team's peer harness)
 #   bash bench/peers.sh state      some of the parts: fanout max idle state
 #
 # The harness is copied to a temporary folder and its npm packages installed there (pinned
 # versions, its package.json); nothing of it enters this repository. Knobs: PEER_BENCH
-# (../shared/peer-bench), BUILD (build-bench), OUTDIR, SERVER_CPU (0), LOAD_CPU (1),
+# (required), BUILD (build-bench), OUTDIR, SERVER_CPU (0), LOAD_CPU (1),
 # MAX_INTERVALS_US, STATE_CLIENTS (1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,9 @@ for part in "${parts[@]}"; do
     { echo "unknown part: $part (${all_parts[*]})" >&2; exit 2; }
 done
 
-PEER_BENCH=${PEER_BENCH:-$root/../shared/peer-bench}
+PEER_BENCH=${PEER_BENCH:-}
+[ -n "$PEER_BENCH" ] && [ -d "$PEER_BENCH" ] ||
+  { echo "set PEER_BENCH to the peer harness folder (atrium-lite.mjs, wsload, the Colyseus room)" >&2; exit 2; }
 BUILD=${BUILD:-build-bench}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}

@@ -1,8 +1,8 @@
 // The chat page: the room list comes live from directory:main, each chat room is
 // rooms/chat.lua (messages in state, who is here from its `members` action plus
 // `chat:presence` events), and a private room asks for its password when a join is refused.
-import { connect } from '/atrium-client.js';
-import { el, showStatus, avatar, formatTime, plural, banner, lockIcon } from '/common.js';
+import { connect } from '/_atrium/atrium-client.mjs';
+import { el, showStatus, avatar, formatTime, plural, banner, lockIcon } from '/_atrium/common.js';
 
 const DIRECTORY = 'directory:main';
 const $ = (id) => document.getElementById(id);
@@ -273,8 +273,7 @@ ui.compose.addEventListener('submit', async (ev) => {
   } catch (err) {
     if (current?.room !== room) return;
     ui.text.value = text;
-    // Script errors read "rooms/chat.lua:12: message": show the message part.
-    ui.composeError.textContent = `Not sent: ${err.message.replace(/^\S+\.lua:\d+: /, '')}`;
+    ui.composeError.textContent = `Not sent: ${err.message}`;
     ui.composeError.hidden = false;
   }
 });

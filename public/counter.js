@@ -1,7 +1,7 @@
 // The shared counter: rooms/counter.lua. Every tab on the same room id sees the same value;
 // the buttons call its actions and the new value arrives as a patch.
-import { connect } from '/atrium-client.js';
-import { showStatus, banner } from '/common.js';
+import { connect } from '/_atrium/atrium-client.mjs';
+import { showStatus, banner } from '/_atrium/common.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -40,7 +40,7 @@ async function act(method, ...args) {
     const mine = await room.call('myBumps');
     ui.mine.textContent = `You changed it ${mine === 1 ? 'once' : `${mine} times`}.`;
   } catch (err) {
-    ui.error.textContent = err.message.replace(/^\S+\.lua:\d+: /, '');
+    ui.error.textContent = err.message;
   }
 }
 
@@ -81,9 +81,9 @@ async function joinCounter() {
   render(r.state);
   setEnabled(true);
   r.on('state', render);
-  r.on('left', (reason) => {
+  r.on('left', (reason, message) => {
     setEnabled(false);
-    if (reason !== 'closed') banner(ui.toasts, `You left the counter (${reason}).`, { action: 'Join again', onAction: joinCounter });
+    if (reason !== 'closed') banner(ui.toasts, `You left the counter (${reason}${message ? `: ${message}` : ''}).`, { action: 'Join again', onAction: joinCounter });
   });
 }
 

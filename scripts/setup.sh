@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing and builds build/atrium and the browser client bundle that
-# the demo pages load (public/atrium-client.js) (Debian 12).
+# the demo pages load (web/atrium-client.mjs and .js) (Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

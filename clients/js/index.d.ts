@@ -119,7 +119,15 @@ export class Room<S = any> extends Listeners<RoomEvents<S>> {
 }
 
 /** Made by client.watch(). */
-export class Watch<S = any> extends Listeners<ViewEvents<S>> {
+interface WatchEvents<S> extends ViewEvents<S> {
+  /** An event the room sent its members (not one sent to a single member). */
+  event: (ev: RoomEvent) => void;
+  /** A call into the room's script failed: where it ran ("action 'move'", "onJoin"), the
+   * error its caller got, and the server's traceback. */
+  fault: (fault: { in: string; error: AtriumError; traceback: string }) => void;
+}
+
+export class Watch<S = any> extends Listeners<WatchEvents<S>> {
   private constructor();
   readonly client: Client;
   readonly id: string;

@@ -1,57 +1,14 @@
 // Browser tests: the demo pages in public/ served by the real `atrium serve`, driven in
 // Debian's chromium by playwright-core (never a downloaded browser). Screenshots go to
 // tests/browser/artifacts/. Needs: the server binary (ATRIUM_BIN, default build/atrium),
-// public/atrium-client.js (cd clients/js && npm run build) and /usr/bin/chromium
-// (scripts/install-browser.sh).
+// web/atrium-client.mjs (cd clients/js && npm run build) and /usr/bin/chromium
+// (scripts/install-browser.sh). The inspector and playground are in inspector.test.mjs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BIN = process.env.ATRIUM_BIN ? path.resolve(process.env.ATRIUM_BIN) : path.join(repo, 'build', 'atrium');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS = path.join(here, 'artifacts');
-const WAIT = 5000;               // ms for any one expectation in a page
-const T = { timeout: 45000 };    // per test
-
-let serial = 0;
-const uid = (p) => `${p}${process.pid}x${++serial}`;
-
-// Starts `atrium serve` on a free loopback port with the example rooms and public/.
-async function startServer(args = [], rooms = path.join(repo, 'rooms')) {
-  const child = spawn(BIN, ['serve', '--rooms', rooms, '--public', path.join(repo, 'public'),
-    '--host', '127.0.0.1', '--port', '0', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stderr.on('data', (d) => { out = (out + d).slice(-100000); });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`server did not start within 10 s\n${out}`)); }, 10000);
-    child.stdout.on('data', (d) => {
-      out = (out + d).slice(-100000);
-      const m = /atrium listening on \S+:(\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${BIN}: ${e.message}`)); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${out}`)); });
-  });
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    output: () => out,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
+import { repo, T, uid, checkPrerequisites, startServer, launchBrowser, newPerson, shot } from './helpers.mjs';
 
 describe('demo pages in chromium', () => {
   let server;
@@ -60,21 +17,10 @@ describe('demo pages in chromium', () => {
 
   // A fresh browser context (its own storage: another person) with console errors collected.
   async function person() {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+    const context = await newPerson(browser);
     contexts.push(context);
-    context.setDefaultTimeout(WAIT);
-    context.errors = [];
-    context.on('page', (page) => {
-      page.on('pageerror', (e) => context.errors.push(`pageerror: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') context.errors.push(`console: ${m.text()}`); });
-    });
     return context;
   }
-
-  const shot = async (page, name, fullPage = false) => {
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage });
-  };
 
   async function openChat(context, name) {
     const page = await context.newPage();
@@ -98,18 +44,9 @@ describe('demo pages in chromium', () => {
   }
 
   before(async () => {
-    assert.ok(fs.existsSync(path.join(repo, 'public', 'atrium-client.js')),
-      'public/atrium-client.js is missing: run `npm ci && npm run build` in clients/js');
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-browser.sh`);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    checkPrerequisites();
     server = await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchBrowser();
   });
 
   after(async () => {
@@ -228,6 +165,35 @@ describe('demo pages in chromium', () => {
     assert.deepEqual(ctx.errors, []);
   });
 
+  it("the demo pages show a script's error message as the script wrote it", T, async () => {
+    const ctx = await person();
+    // Chat: 300 two-byte characters pass the input's 500-character limit, not the room's
+    // 500-byte one. The page keeps the text and shows the message, with no file or line.
+    const chat = await openChat(ctx, 'Erin');
+    await createRoom(chat, `Errors ${uid('')}`);
+    const long = 'é'.repeat(300);
+    await chat.fill('#text', long);
+    await chat.press('#text', 'Enter');
+    const composeError = chat.locator('#compose-error');
+    await composeError.waitFor();
+    assert.equal(await composeError.textContent(), 'Not sent: a message is at most 500 bytes');
+    assert.equal(await chat.inputValue('#text'), long);
+    await shot(chat, 'chat-error');
+
+    // Counter: a step the script refuses (the page offers only good ones: add a bad one).
+    const counter = await ctx.newPage();
+    await counter.goto(`${server.origin}/counter.html#counter:${uid('e')}`);
+    await counter.locator('#value', { hasText: '0' }).waitFor();
+    await counter.evaluate(() => document.getElementById('step').append(new Option('500', '500')));
+    await counter.selectOption('#step', '500');
+    await counter.click('#inc');
+    await counter.locator('#error', { hasText: 'step' }).waitFor();
+    assert.equal(await counter.textContent('#error'), 'the step must be a whole number from 1 to 100');
+    assert.equal(await counter.textContent('#value'), '0');
+    await shot(counter, 'counter-error');
+    assert.deepEqual(ctx.errors, []);
+  });
+
   it('the inspector shows a state change within a second, without joining', T, async () => {
     const ctx = await person();
     const id = `counter:${uid('i')}`;
@@ -266,7 +232,7 @@ describe('demo pages in chromium', () => {
     const rooms = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-rooms-'));
     fs.copyFileSync(path.join(repo, 'rooms', 'counter.lua'), path.join(rooms, 'counter.lua'));
     fs.writeFileSync(path.join(rooms, 'broken.lua'), '-- a syntax error on purpose\nlocal Broken = {\n  defaultState = { x = = 1 },\n}\nreturn Broken\n');
-    const guarded = await startServer(['--admin-token', 'open-sesame'], rooms);
+    const guarded = await startServer(['--admin-token', 'open-sesame'], { rooms });
     try {
       const ctx = await person();
       const id = `counter:${uid('g')}`;

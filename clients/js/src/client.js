@@ -724,11 +724,16 @@ export class Client extends Emitter {
         return;
       }
       case 'event': {
-        const room = this.rooms.get(msg.room);
-        if (!room) return;
         const ev = { event: msg.event, data: msg.data };
         if (msg.from !== undefined) ev.from = msg.from;
-        room._fire('event', ev);
+        const room = this.rooms.get(msg.room);
+        if (room) room._fire('event', ev);
+        else this.watches.get(msg.room)?._fire('event', ev);
+        return;
+      }
+      case 'fault': {
+        const w = this.watches.get(msg.room);
+        if (w) w._fire('fault', { in: msg.in, error: serverError(msg.error, 'script error'), traceback: msg.traceback });
         return;
       }
       case 'joined': {

@@ -30,6 +30,26 @@ describe('watch (no admin token)', () => {
     assert.deepEqual(w.state, room.state);
   });
 
+  it('gets the room\'s events and its script faults, with the error as an AtriumError', T, async () => {
+    const [member, inspector] = [await open(), await open()];
+    const id = `board:${uid()}`;
+    const room = await member.join(id);
+    const w = await inspector.watch(id);
+    const ev = nextEvent(w, 'event');
+    room.emit('wave', { hand: 'left' });
+    const [got] = await ev;
+    assert.equal(got.event, 'wave');
+    assert.deepEqual(got.data.data, { hand: 'left' });
+    const fault = nextEvent(w, 'fault');
+    await assert.rejects(room.call('fail'), { code: 'script_error' });
+    const [f] = await fault;
+    assert.equal(f.in, "action 'fail'");
+    assert.equal(f.error.message, 'failed on purpose');
+    assert.equal(f.error.code, 'script_error');
+    assert.match(f.error.where, /^rooms\/board\.lua:\d+$/);
+    assert.match(f.traceback, /stack traceback/);
+  });
+
   it('rejects a room that does not exist with not_found', T, async () => {
     const c = await open();
     await assert.rejects(c.watch(`board:${uid()}`), { code: 'not_found' });
