@@ -25,7 +25,7 @@ end
 function Arena:onJoin(ctx)
   local name = ctx.payload.name
   if type(name) ~= "string" or #name == 0 or #name > MAX_NAME then
-    name = "player " .. (self:memberCount() + 1)
+    name = "player " .. self:memberCount()  -- the joiner is counted already
   end
   self.state.players[key(ctx)] = {
     name = name,

@@ -9,6 +9,7 @@
 
 #include "cli/data_dirs.hpp"
 #include "engine/engine.hpp"
+#include "engine/protocol.hpp"
 
 namespace atrium::cli {
 
@@ -25,27 +26,17 @@ const char kNewUsage[] =
     "usage: atrium new NAME [--dir DIR]\n"
     "  Writes DIR/NAME.lua (default DIR: rooms), a commented starter room script.\n";
 
-bool valid_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-  return true;
-}
 
 // The rule the engine applies to a file name before it loads rooms/NAME.lua
-// (src/engine/room_types.cpp valid_type_name): NAME is the TYPE in TYPE:INSTANCE ids.
+// (engine::valid_type_name): NAME is the TYPE in TYPE:INSTANCE ids.
 const char kTypeRule[] = "1 to 64 of A-Z a-z 0-9 _ - . @";
-
-bool type_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@';
-}
 
 // Why the engine skips DIR/NAME.lua without loading it, and a name it would load.
 std::string skipped_reason(const std::string& name) {
   std::string bad, renamed;
   bool non_ascii = false;
   for (char c : name) {
-    const bool ok = type_char(c);
+    const bool ok = engine::is_type_char(c);
     if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) renamed += ok ? c : '_';  // one per UTF-8 character
     if (ok) continue;
     if (static_cast<unsigned char>(c) >= 0x80)
@@ -194,8 +185,8 @@ int run_new(const std::vector<std::string>& args) {
     std::fputs(kNewUsage, stderr);
     return 2;
   }
-  if (!valid_name(name)) {
-    std::fprintf(stderr, "atrium new: NAME must be 1..64 of [A-Za-z0-9_-] (it becomes the room TYPE)\n");
+  if (!engine::valid_type_name(name)) {
+    std::fprintf(stderr, "atrium new: NAME must be %s (it becomes the room TYPE)\n", kTypeRule);
     return 2;
   }
   std::error_code ec;

@@ -1,5 +1,7 @@
 #include "engine/protocol.hpp"
 
+#include <algorithm>
+
 #include "json/codec.hpp"
 
 namespace atrium::engine {
@@ -69,6 +71,12 @@ Status validate_room_id(std::string_view id) {
   if (colon != std::string_view::npos && (colon == 0 || colon + 1 == id.size()))
     return bad("room TYPE and INSTANCE must not be empty");
   return {};
+}
+
+bool is_type_char(char c) { return c != ':' && is_id_char(c); }
+
+bool valid_type_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), is_type_char);
 }
 
 std::string_view room_type_of(std::string_view id) {

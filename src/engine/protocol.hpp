@@ -27,6 +27,10 @@ struct Request {
 // Room ids (docs/protocol.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'
 // into TYPE and INSTANCE, neither empty. An id without ':' is valid and untyped.
 Status validate_room_id(std::string_view id);
+// A room TYPE, the file name of its script without ".lua": 1..64 of [A-Za-z0-9_.@-] (an
+// id's characters but ':'). One rule for the loader, `atrium check` and `atrium new`.
+bool is_type_char(char c);
+bool valid_type_name(std::string_view name);
 // TYPE of a valid id, or "" when it has no ':'.
 std::string_view room_type_of(std::string_view id);
 

@@ -29,14 +29,6 @@ std::string iso_now() {
   return buf;
 }
 
-bool valid_type_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@'))
-      return false;
-  return true;
-}
-
 // Pushes t[key] read raw: options and defaults are data, so no metamethod of the
 // script's runs while the engine reads them.  [-0, +1, m]
 void raw_field(lua_State* L, int t, const char* key) {

@@ -32,6 +32,7 @@ class HttpResponse {
   int status = 200;
   const char* content_type = "application/json";
   std::string location;     // a redirect's target (status 3xx), else empty
+  std::size_t head_length = 0;  // HEAD of a file: the Content-Length GET would send
 
   std::string& out() noexcept { return bytes_; }            // append the body here
   void clear_body() { bytes_.resize(headroom_); }

@@ -19,6 +19,8 @@
 // nothing is ever replayed. The API and the demo page do not need keep-alive.
 #include "net/http_exchange.hpp"
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <cstring>
 #include <utility>
@@ -49,7 +51,9 @@ HttpExchange::Next HttpExchange::on_request() {
   int uri_len = 0;
   const int m = lws_http_get_uri_and_method(wsi_, &uri, &uri_len);
   if (m < 0 || !uri) return fail(ErrorCode::bad_request, "unsupported request");
-  method_ = m == LWSHUMETH_GET      ? HttpMethod::get
+  // HEAD is answered as GET, without the body (RFC 9110 9.3.2): `curl -I` sees what GET gets.
+  head_ = m == LWSHUMETH_HEAD;
+  method_ = m == LWSHUMETH_GET || head_ ? HttpMethod::get
             : m == LWSHUMETH_POST   ? HttpMethod::post
             : m == LWSHUMETH_DELETE ? HttpMethod::del
                                     : HttpMethod::other;
@@ -156,6 +160,13 @@ HttpExchange::Next HttpExchange::respond(HttpResponse response) {
 }
 
 HttpExchange::Next HttpExchange::serve_file(const StaticFile& file) {
+  if (head_) {
+    HttpResponse response(LWS_PRE);
+    response.content_type = file.content_type;
+    struct stat st{};
+    response.head_length = ::stat(file.path.c_str(), &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
+    return respond(std::move(response));
+  }
   const int n = lws_serve_http_file(wsi_, file.path.c_str(), file.content_type, nullptr, 0);
   return n == 0 ? Next::serving_file : Next::done;  // 0: lws sends the rest on its own
 }
@@ -167,8 +178,10 @@ bool HttpExchange::write_headers() {
   unsigned char* end = buf + sizeof buf - 1;
   static const char kNoStore[] = "no-store";
   static const char kClose[] = "close";
+  const std::size_t length = head_ && response_->head_length ? response_->head_length
+                                                              : response_->body_size();
   if (lws_add_http_common_headers(wsi_, static_cast<unsigned>(response_->status),
-                                  response_->content_type, response_->body_size(), &p, end) ||
+                                  response_->content_type, length, &p, end) ||
       lws_add_http_header_by_token(wsi_, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                    reinterpret_cast<const unsigned char*>(kNoStore),
                                    sizeof kNoStore - 1, &p, end))
@@ -192,7 +205,7 @@ HttpExchange::Next HttpExchange::on_writeable() {
   if (!headers_sent_) {
     if (!write_headers()) return Next::done;
     headers_sent_ = true;
-    if (response_->body_size() == 0) return finish();
+    if (response_->body_size() == 0 || head_) return finish();
     lws_callback_on_writable(wsi_);
     return Next::wait;
   }

@@ -39,6 +39,7 @@ class HttpExchange {
   Server::State& server_;
   lws* wsi_;
   HttpMethod method_ = HttpMethod::other;
+  bool head_ = false;               // a HEAD request: GET's headers, no body
   std::string path_;
   std::string body_;
   std::size_t body_length_ = 0;     // Content-Length; 0 when absent

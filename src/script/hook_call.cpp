@@ -112,12 +112,13 @@ void stop_now(lua_State* L, Stop why) {
   luaL_error(L, "%s", stop_message(g_scope->stop));
 }
 
-// What the message handler of the innermost running call_hook learns of its error.
-struct ErrorSlot {
-  bool filled = false;
+// What the message handler of the innermost running call_hook learns of its error (made
+// only when there is one: a call that succeeds builds no strings for it).
+struct ErrorDetails {
   ErrorCode code = ErrorCode::script_error;
   std::string script_code, message, where;
 };
+using ErrorSlot = std::optional<ErrorDetails>;
 ErrorSlot* g_error = nullptr;
 
 bool valid_script_code(std::string_view code) {
@@ -168,7 +169,7 @@ std::string clipped(std::string text, std::size_t most) {
 }
 
 // Reads the error object (index 1) into `slot` and returns the traceback's first line.
-std::string describe_error(lua_State* L, ErrorSlot& slot) {
+std::string describe_error(lua_State* L, ErrorDetails& slot) {
   const int type = lua_type(L, 1);
   std::string head;
   slot.where = script_position(L, 1);
@@ -197,7 +198,6 @@ std::string describe_error(lua_State* L, ErrorSlot& slot) {
   }
   slot.message = clipped(std::move(slot.message), kMaxErrorMessageBytes);
   slot.where = clipped(std::move(slot.where), 256);
-  slot.filled = true;
   return head;
 }
 
@@ -205,8 +205,9 @@ std::string describe_error(lua_State* L, ErrorSlot& slot) {
 int on_error(lua_State* L) {
   std::string head;
   try {
-    ErrorSlot none;
-    head = describe_error(L, g_error ? *g_error : none);
+    ErrorDetails details;
+    head = describe_error(L, details);
+    if (g_error) g_error->emplace(std::move(details));
   } catch (...) {  // out of memory describing it: the message stays as raised
     const char* raised = lua_tostring(L, 1);
     head = raised ? raised : "(error object is not a string)";
@@ -312,15 +313,18 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
   --g_scope->nested;
   g_error = outer_slot;
   const Stop stop = g_scope->stop;
+  if (rc == 0 && stop == Stop::none) {
+    if (!nested) {
+      lua_sethook(L, nullptr, 0, 0);
+      g_scope = nullptr;
+    }
+    lua_remove(L, handler);
+    return HookResult{};
+  }
   std::string stop_where = stop == Stop::none ? std::string() : g_scope->stop_where;
   if (!nested) {
     lua_sethook(L, nullptr, 0, 0);
     g_scope = nullptr;
-  }
-
-  if (rc == 0 && stop == Stop::none) {
-    lua_remove(L, handler);
-    return HookResult{};
   }
   if (rc == 0) {  // it swallowed the stop and returned: the call still failed
     lua_settop(L, handler - 1);
@@ -340,11 +344,11 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
   if (rc == LUA_ERRMEM) {
     r.code = ErrorCode::budget_exceeded;
     r.message = "the room ran out of its memory budget";
-  } else if (slot.filled) {
-    r.code = slot.code;
-    r.script_code = std::move(slot.script_code);
-    r.message = std::move(slot.message);
-    r.where = std::move(slot.where);
+  } else if (slot) {
+    r.code = slot->code;
+    r.script_code = std::move(slot->script_code);
+    r.message = std::move(slot->message);
+    r.where = std::move(slot->where);
   } else {  // the handler itself failed (LUA_ERRERR)
     r.message = clipped(first_line(traceback), kMaxErrorMessageBytes);
   }

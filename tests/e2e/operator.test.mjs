@@ -240,6 +240,14 @@ describe('the engine\'s own files under /_atrium/', () => {
       assert.equal(res.status, 307, from);
       assert.equal(res.headers.location, to);
     }
+    // HEAD answers as GET does, without the body (curl -I).
+    for (const p of ['/', '/_atrium/atrium-client.mjs', '/healthz']) {
+      const [head, get] = [await server.http('HEAD', p), await server.http('GET', p)];
+      assert.equal(head.status, 200, p);
+      assert.equal(head.text, '', p);
+      assert.equal(Number(head.headers['content-length']), Buffer.byteLength(get.text), p);
+      assert.equal(head.headers['content-type'], get.headers['content-type'], p);
+    }
     assertError(await server.http('GET', '/_atrium/nothing-here'), 404, 'not_found');
     assertError(await server.http('GET', '/_atrium/../README.md'), 404, 'not_found');
     // A public dir's own /inspect wins over the redirect.

@@ -78,6 +78,10 @@ describe('atrium new', () => {
     assert.equal(again.code, 1);
     assert.equal(fs.readFileSync(file, 'utf8'), text, 'the file is unchanged');
     assert.equal(atrium(['new', 'bad name'], dir).code, 2);
+    // The same names the loader takes: '.' and '@' are TYPE characters too, ':' is not.
+    assert.equal(atrium(['new', 'team.v2@eu', '--dir', 'rooms'], dir).code, 0);
+    assert.equal(atrium(['check', 'rooms'], dir).code, 0);
+    assert.equal(atrium(['new', 'a:b'], dir).code, 2);
 
     const server = await startServer({ rooms: path.join(dir, 'rooms') });
     const c = await connect(server.url);
