@@ -17,6 +17,7 @@
 // wrong bytes to HTTP_BODY, then spins forever replaying BODY_COMPLETION, which freezes
 // the whole loop (one TCP packet from anyone was enough). Closing after each response means
 // nothing is ever replayed. The API and the demo page do not need keep-alive.
+// (docs/design.md 4.6)
 #include "net/http_exchange.hpp"
 
 #include <sys/stat.h>

@@ -29,6 +29,7 @@
 // Closing: close() lets what is queued drain, then the next WRITEABLE sets the close reason
 // and returns -1, so lws sends the close frame itself. A client that never becomes writeable
 // again is dropped by a timeout after kCloseGraceSecs.
+// (docs/design.md 4.3)
 #include "net/ws_session.hpp"
 
 #include <algorithm>
@@ -54,6 +55,7 @@ constexpr std::size_t kHardCapFactor = 4;
 // True when text ends inside a multi-byte UTF-8 sequence. lws validates every byte it
 // hands us but checks for a cut character only on a final fragment that carries payload,
 // so a message ending "\xE2" + an empty final fragment got through (seen with 4.1.6).
+// (docs/design.md 4.5)
 bool ends_mid_character(std::string_view text) noexcept {
   const std::size_t n = text.size();
   for (std::size_t back = 1; back <= 4 && back <= n; ++back) {

@@ -198,7 +198,7 @@ std::string describe_error(lua_State* L, ErrorDetails& slot) {
   }
   slot.message = clipped(std::move(slot.message), kMaxErrorMessageBytes);
   slot.where = clipped(std::move(slot.where), 256);
-  return head;
+  return clipped(std::move(head), 2 * kMaxErrorMessageBytes);  // a log line, not a megabyte
 }
 
 // Message handler: runs before unwinding, so the failing frame is still there.
