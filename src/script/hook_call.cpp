@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -20,7 +21,9 @@ enum class Stop { none, budget, nesting, callbacks, c_stack };
 struct CallScope {
   Clock::time_point deadline;
   Stop stop = Stop::none;
-  std::string stop_where;           // the room script's line the stop happened at
+  // The room script's line the stop happened at: a buffer, not a std::string, since a
+  // scope is made for every top-level call and a stop is rare.
+  std::array<char, 256> stop_where;   // call_hook clears its first byte only
   int nested = 0;                   // call_hooks inside the top-level one
   int callbacks = 0;                // CallbackScopes alive
   std::uintptr_t stack_floor = 0;   // frames below this address: the C stack is too deep
@@ -85,7 +88,10 @@ void mark_stopped(lua_State* L, Stop why) {
   if (g_scope->stop != Stop::none) return;
   g_scope->stop = why;
   try {
-    g_scope->stop_where = script_position(L, 0);
+    const std::string where = script_position(L, 0);
+    const std::size_t n = std::min(where.size(), g_scope->stop_where.size() - 1);
+    where.copy(g_scope->stop_where.data(), n);
+    g_scope->stop_where[n] = '\0';
   } catch (...) {  // no memory for a position: the stop stands without one
   }
 }
@@ -278,50 +284,14 @@ CallbackScope::~CallbackScope() {
   if (counted_ && g_scope) --g_scope->callbacks;
 }
 
-HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {
-  const int fn = lua_gettop(L) - nargs;
-  const bool nested = g_scope != nullptr;
-  if (nested) {
-    // Not called at all past a limit, and the whole top-level call is stopped: a room
-    // that catches the error cannot call again.
-    Stop why = g_scope->stop;
-    if (why == Stop::none && g_scope->nested >= kMaxNestedCalls) why = Stop::nesting;
-    if (why == Stop::none && frame_address() < g_scope->stack_floor) why = Stop::c_stack;
-    if (why != Stop::none) {
-      mark_stopped(L, why);
-      lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
-      lua_settop(L, fn - 1);
-      return stopped_result(g_scope->stop, g_scope->stop_where, {});
-    }
-  }
-  push_traceback_handler(L);
-  lua_insert(L, fn);  // handler goes under the function
-  const int handler = fn;
+namespace {
 
-  CallScope scope;
-  if (!nested) {
-    scope.deadline = Clock::now() + std::chrono::milliseconds(budget.cpu_ms);
-    scope.stack_floor = stack_floor_from(frame_address());
-    g_scope = &scope;
-    lua_sethook(L, on_count, LUA_MASKCOUNT, budget.instructions_per_check);
-  }
-  ErrorSlot slot;
-  ErrorSlot* const outer_slot = g_error;
-  g_error = &slot;
-  ++g_scope->nested;
-  const int rc = lua_pcall(L, nargs, nresults, handler);
-  --g_scope->nested;
-  g_error = outer_slot;
+// What call_hook answers for a call that failed or was stopped (rc: lua_pcall's), after
+// ending the scope it opened. Out of line: the succeeding call is the one to keep short.
+[[gnu::noinline, gnu::cold]] HookResult failed_call(lua_State* L, int rc, int handler, bool nested,
+                                                    ErrorSlot& slot) {
   const Stop stop = g_scope->stop;
-  if (rc == 0 && stop == Stop::none) {
-    if (!nested) {
-      lua_sethook(L, nullptr, 0, 0);
-      g_scope = nullptr;
-    }
-    lua_remove(L, handler);
-    return HookResult{};
-  }
-  std::string stop_where = stop == Stop::none ? std::string() : g_scope->stop_where;
+  std::string stop_where = stop == Stop::none ? std::string() : g_scope->stop_where.data();
   if (!nested) {
     lua_sethook(L, nullptr, 0, 0);
     g_scope = nullptr;
@@ -354,6 +324,54 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
   }
   r.traceback = std::move(traceback);
   return r;
+}
+
+}  // namespace
+
+HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {
+  const int fn = lua_gettop(L) - nargs;
+  const bool nested = g_scope != nullptr;
+  if (nested) {
+    // Not called at all past a limit, and the whole top-level call is stopped: a room
+    // that catches the error cannot call again.
+    Stop why = g_scope->stop;
+    if (why == Stop::none && g_scope->nested >= kMaxNestedCalls) why = Stop::nesting;
+    if (why == Stop::none && frame_address() < g_scope->stack_floor) why = Stop::c_stack;
+    if (why != Stop::none) {
+      mark_stopped(L, why);
+      lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
+      lua_settop(L, fn - 1);
+      return stopped_result(g_scope->stop, g_scope->stop_where.data(), {});
+    }
+  }
+  push_traceback_handler(L);
+  lua_insert(L, fn);  // handler goes under the function
+  const int handler = fn;
+
+  CallScope scope;
+  scope.stop_where[0] = '\0';
+  if (!nested) {
+    scope.deadline = Clock::now() + std::chrono::milliseconds(budget.cpu_ms);
+    scope.stack_floor = stack_floor_from(frame_address());
+    g_scope = &scope;
+    lua_sethook(L, on_count, LUA_MASKCOUNT, budget.instructions_per_check);
+  }
+  ErrorSlot slot;
+  ErrorSlot* const outer_slot = g_error;
+  g_error = &slot;
+  ++g_scope->nested;
+  const int rc = lua_pcall(L, nargs, nresults, handler);
+  --g_scope->nested;
+  g_error = outer_slot;
+  if (rc == 0 && g_scope->stop == Stop::none) {
+    if (!nested) {
+      lua_sethook(L, nullptr, 0, 0);
+      g_scope = nullptr;
+    }
+    lua_remove(L, handler);
+    return HookResult{};
+  }
+  return failed_call(L, rc, handler, nested, slot);
 }
 
 }  // namespace atrium::script
