@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test (Debian 12; installs what is missing):
-#   1. unit tests (doctest) in build/
+#   1. unit tests (doctest) in build/, and the embedding hygiene checks (tests/embed/)
 #   2. end-to-end tests (node:test + ws) against the real build/atrium
 #   3. the JS client's tests against the real server, and the pages in headless Chromium
 #      (Debian's chromium, driven by playwright-core)
@@ -63,6 +63,7 @@ e2e() {  # binary
 step configure bash -c '[ -f build/build.ninja ] || meson setup build --wrap-mode=nofallback -Dwerror=true'
 step build ninja -C build
 step unit unit build
+step embed bash tests/embed/hygiene.sh build
 step npm bash -c 'cd tests/e2e && { [ -f package-lock.json ] && npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }'
 step e2e e2e build/atrium
 step client-npm bash -c 'cd clients/js && npm ci --no-audit --no-fund && npm run build'

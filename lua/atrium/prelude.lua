@@ -102,6 +102,13 @@ local function make_atrium(typeName)
     json = { encode = core.json_encode, decode = core.json_decode },
     array = core.array,
     null = core.null,  -- a null item of an array (nil would end the array there)
+    -- atrium.host.NAME(...): a function of the program that embeds the engine.
+    host = setmetatable({}, {
+      __index = function(_, name)
+        return function(...) return core.host_call(name, ...) end
+      end,
+      __newindex = function() error("atrium.host is the host's: it cannot be assigned", 2) end,
+    }),
   }
 end
 

@@ -28,7 +28,7 @@ json::Value Engine::status() const {
   const Impl& e = *impl_;
   json::Value out = json::Value::object();
   out.set("version", json::Value(ATRIUM_VERSION));
-  out.set("uptime", json::Value(static_cast<double>(monotonic_ms() - e.started_ms) / 1000.0));
+  out.set("uptime", json::Value(static_cast<double>(e.now() - e.started_ms) / 1000.0));
   out.set("connections", json::Value(static_cast<double>(e.clients.size())));
   std::map<const RoomType*, std::size_t> live;
   for (const auto& [id, r] : e.rooms)

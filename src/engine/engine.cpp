@@ -23,7 +23,7 @@ std::int64_t wall_ms() {
 
 Engine::Impl::Impl(EngineConfig c) : config(std::move(c)) {
   budget.cpu_ms = config.cpu_budget_ms;
-  started_ms = monotonic_ms();
+  started_ms = now();
 }
 
 Engine::Impl::~Impl() {
@@ -185,8 +185,8 @@ void Engine::Impl::finish_operation() {
       for (auto& fn : work) fn();
     });
   }
-  if (!deferred.empty() && monotonic_ms() - deferred_warned_ms > 10000) {
-    deferred_warned_ms = monotonic_ms();
+  if (!deferred.empty() && now() - deferred_warned_ms > 10000) {
+    deferred_warned_ms = now();
     log(LogLevel::warn, "engine deferred_carried rounds=" + std::to_string(kMaxDeferredRounds) +
                             " left=" + std::to_string(deferred.size()) +
                             " (hooks keep queuing more: an onLeave that undoes a kick?)");
@@ -299,11 +299,19 @@ void Engine::disconnect(ClientId id, bool clean) {
   e.finish_operation();
 }
 
-std::int64_t Engine::ms_until_next() const { return impl_->timers.ms_until_next(monotonic_ms()); }
+std::int64_t Engine::ms_until_next() const { return impl_->timers.ms_until_next(impl_->now()); }
+
+void Engine::register_host_function(std::string name, HostFunction fn) {
+  impl_->host_functions[std::move(name)] = std::move(fn);
+}
+
+void Engine::set_host_time(std::int64_t now_ms) {
+  if (now_ms > impl_->host_now_ms) impl_->host_now_ms = now_ms;  // never backwards
+}
 
 void Engine::run_due() {
   Impl& e = *impl_;
-  const std::int64_t now = monotonic_ms();
+  const std::int64_t now = e.now();
   TimerEvent ev;
   // Bounded: timers that come due while these run wait for the next pass.
   for (std::size_t n = e.timers.size(); n > 0 && e.timers.pop_due(now, ev); --n) {

@@ -16,6 +16,10 @@ namespace atrium::engine {
 
 using ClientId = std::uint64_t;                   // on the wire: "c" + decimal
 
+// A function of the embedding host that room scripts call as atrium.host.NAME(...): the
+// arguments as one JSON array in, JSON text out; an error fails the script's call.
+using HostFunction = std::function<Result<std::string>(std::string_view args_json)>;
+
 enum class LogLevel { debug, info, warn, error };
 
 struct EngineConfig {
@@ -30,6 +34,9 @@ struct EngineConfig {
   // Rooms one connection may be in at once (server-side placements count; watches do
   // not): past it, a join answers not_allowed.
   int max_rooms_per_connection = 128;
+  // Time moves only through set_host_time() (an embedding host's step(now_ms)): timers,
+  // ticks, patch beats and atrium.now() follow it. The CPU budget stays wall-clock.
+  bool host_clock = false;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;
@@ -63,6 +70,11 @@ class Engine {
   std::int64_t ms_until_next() const;
   void run_due();
   void end_of_pass();
+  // With host_clock: the host's time, in ms (any origin; it never goes backwards).
+  void set_host_time(std::int64_t now_ms);
+  // atrium.host.NAME for every room script from now on (a second one of a name replaces
+  // the first). It runs inside the script's call: it must not call back into this engine.
+  void register_host_function(std::string name, HostFunction fn);
 
   // HTTP API (docs/rooms.md "Reloading, and server-side calls over HTTP"). Results are JSON
   // bodies; errors carry the codes of docs/protocol.md "Error codes".

@@ -36,6 +36,8 @@
 
 namespace atrium::engine {
 
+// The real clocks. The engine reads time only through Impl::now() and Impl::wall_now(),
+// which follow the host's clock instead when EngineConfig::host_clock is set.
 std::int64_t monotonic_ms();
 std::int64_t wall_ms();             // ms since the epoch
 
@@ -188,6 +190,12 @@ struct Engine::Impl {
   ClientId next_client = 1;
   std::mt19937_64 random{std::random_device{}()};
   std::int64_t started_ms = 0;
+  std::int64_t host_now_ms = 0;
+  std::map<std::string, HostFunction, std::less<>> host_functions;  // atrium.host.NAME     // host_clock: the time of the last set_host_time()
+  // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or the
+  // host's. atrium.now() and joinedAt: the real wall clock, or the host's.
+  std::int64_t now() const { return config.host_clock ? host_now_ms : monotonic_ms(); }
+  std::int64_t wall_now() const { return config.host_clock ? host_now_ms : wall_ms(); }
 
   Transaction* txn = nullptr;       // the open transaction, if any
   Transaction spare_txn;            // transact() reuses its vectors: no allocation per call

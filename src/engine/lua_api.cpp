@@ -284,7 +284,7 @@ int l_room_set_timer(lua_State* L) {
     ev.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   ev.interval_ms = every ? std::max<std::int64_t>(1, static_cast<std::int64_t>(ms)) : 0;
-  ev.due_ms = monotonic_ms() + static_cast<std::int64_t>(ms);
+  ev.due_ms = e.now() + static_cast<std::int64_t>(ms);
   const int fn_ref = ev.fn_ref;
   const TimerId id = e.timers.add(std::move(ev));
   room.timers.insert(id);
@@ -376,7 +376,7 @@ int l_room_state(lua_State* L) {
 }
 
 int l_now(lua_State* L) {
-  lua_pushnumber(L, static_cast<lua_Number>(wall_ms()));
+  lua_pushnumber(L, static_cast<lua_Number>(engine_of(L).wall_now()));
   return 1;
 }
 
@@ -423,6 +423,34 @@ int l_json_decode(lua_State* L) {
   auto v = json::parse(std::string_view(s, n));
   if (!v) return raise(L, "json.decode: " + v.error().message);
   script::push_value(L, v.value());
+  return 1;
+}
+
+// core.host_call(name, ...): atrium.host.NAME(...), a function the embedding host
+// registered (Engine::register_host_function). Arguments go as one JSON array and the JSON
+// text it answers comes back as a value; a host function that fails fails the script's call.
+int l_host_call(lua_State* L) {
+  Impl& e = engine_of(L);
+  const std::string name = check_string(L, 1);
+  const auto fn = e.host_functions.find(name);
+  if (fn == e.host_functions.end())
+    return raise(L, "atrium.host." + name + ": the host registered no such function");
+  json::Value args = json::Value::array();
+  for (int i = 2; i <= lua_gettop(L); ++i) args.push_back(arg_value(L, i, "host function argument"));
+  std::string args_json;
+  json::write(args, args_json);
+  Result<std::string> answer = make_error(ErrorCode::internal, "not called");
+  try {
+    answer = fn->second(args_json);
+  } catch (const std::exception& ex) {
+    answer = make_error(ErrorCode::script_error, ex.what());
+  } catch (...) {
+    answer = make_error(ErrorCode::script_error, "it threw");
+  }
+  if (!answer) return raise(L, "atrium.host." + name + " failed: " + answer.error().message);
+  auto value = json::parse(answer.value());
+  if (!value) return raise(L, "atrium.host." + name + " answered text that is not JSON: " + value.error().message);
+  script::push_value(L, value.value());
   return 1;
 }
 
@@ -520,7 +548,8 @@ void Engine::Impl::open_core_api() {
       {"now", l_now}, {"log", l_log},
       {"json_encode", l_json_encode}, {"json_decode", l_json_decode},
       {"array", l_array}, {"is_array", l_is_array}, {"random", l_random},
-      {"randomseed", l_randomseed}, {"stopped", l_stopped}, {nullptr, nullptr},
+      {"randomseed", l_randomseed}, {"stopped", l_stopped}, {"host_call", l_host_call},
+      {nullptr, nullptr},
   };
   lua_newtable(L);
   const int core = lua_gettop(L);

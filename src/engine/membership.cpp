@@ -87,7 +87,7 @@ std::function<void()> activation(Engine::Impl& e, Room& room, ClientId client, b
 }
 
 void add_member(Engine::Impl& e, Room& room, Client& c) {
-  room.members.push_back(Member{&c, c.id, true, wall_ms()});
+  room.members.push_back(Member{&c, c.id, true, e.wall_now()});
   c.rooms.push_back(room.id);
   if (e.txn) {
     Room* r = &room;

@@ -26,7 +26,7 @@ void Engine::Impl::schedule_patch(Room& room) {
   TimerEvent ev;
   ev.kind = TimerKind::patch;
   ev.room = room.id;
-  ev.due_ms = next_patch_due(room.patch_due_ms, room.type->options.patch_rate_ms, monotonic_ms());
+  ev.due_ms = next_patch_due(room.patch_due_ms, room.type->options.patch_rate_ms, now());
   room.patch_timer = timers.add(std::move(ev));
 }
 

@@ -12,7 +12,7 @@ void Engine::Impl::schedule_tick(Room& room) {
   if (!room.type || room.tick_timer || room.doomed) return;
   const double hz = room.type->options.tick_rate;
   if (hz <= 0) return;
-  const std::int64_t now = monotonic_ms();
+  const std::int64_t now = this->now();
   TimerEvent ev;
   ev.kind = TimerKind::tick;
   ev.room = room.id;
@@ -27,7 +27,7 @@ void Engine::Impl::on_timer(const TimerEvent& ev) {
   if (ev.kind == TimerKind::tick) {
     if (!room || room->tick_timer != ev.id) return;
     room->tick_timer = 0;
-    const std::int64_t now = monotonic_ms();
+    const std::int64_t now = this->now();
     const double dt = static_cast<double>(now - room->last_tick_ms) / 1000.0;
     room->last_tick_ms = now;
     (void)hook_transaction(*room, "onTick", [&] {
@@ -53,7 +53,7 @@ void Engine::Impl::on_timer(const TimerEvent& ev) {
   });
   if (ev.interval_ms > 0 && !room->doomed && room->timers.count(ev.id)) {
     TimerEvent again = ev;
-    again.due_ms = monotonic_ms() + ev.interval_ms;
+    again.due_ms = now() + ev.interval_ms;
     timers.add(std::move(again));  // keeps its id: handles stay valid
   } else {
     if (room->timers.erase(ev.id)) vm->uncharge(room->mem_owner, kTimerCost);

@@ -105,7 +105,7 @@ void Engine::Impl::log_failure(Room& room, std::string_view what, bool action,
   key += r.where;
   key += '\x1f';
   key += r.message;
-  const std::int64_t now = monotonic_ms();
+  const std::int64_t now = this->now();
   const bool repeated = key == room.last_failure && now - room.last_failure_ms < kSameFailureQuietMs;
   // Watchers (an author trying an action again in the inspector) see the first repeats too.
   if (!room.watchers.empty() && (!repeated || room.failures_not_logged < kRepeatsToWatchers)) {
