@@ -406,7 +406,7 @@ int l_log(lua_State* L) {
 
 // core.stopped(): the running call was stopped (budget, nesting): pcall must not hide it.
 int l_stopped(lua_State* L) {
-  lua_pushboolean(L, script::call_stopped());
+  lua_pushboolean(L, script::call_stopped(L));
   return 1;
 }
 

@@ -10,9 +10,9 @@
 #include <optional>
 #include <string>
 
-namespace atrium::script {
+#include "script/vm.hpp"
 
-namespace {
+namespace atrium::script {
 
 using Clock = std::chrono::steady_clock;
 
@@ -28,7 +28,16 @@ struct CallScope {
   int callbacks = 0;                // CallbackScopes alive
   std::uintptr_t stack_floor = 0;   // frames below this address: the C stack is too deep
 };
-CallScope* g_scope = nullptr;  // one engine thread per VM: no locking by design
+
+// The context of `L`: its Vm's, or, for a state made elsewhere (benchmarks, tests), the
+// thread's.
+HookContext& hook_context(lua_State* L) noexcept {
+  if (Vm* vm = Vm::of(L)) return vm->hook_context();
+  static thread_local HookContext fallback;
+  return fallback;
+}
+
+namespace {
 
 const char* stop_message(Stop s) {
   static const std::string nesting =
@@ -85,37 +94,40 @@ std::string script_position(lua_State* L, int level) {
 
 // The first stop of a call wins; where it happened is kept for the reply and the log.
 void mark_stopped(lua_State* L, Stop why) {
-  if (g_scope->stop != Stop::none) return;
-  g_scope->stop = why;
+  HookContext& h = hook_context(L);
+  if (h.scope->stop != Stop::none) return;
+  h.scope->stop = why;
   try {
     const std::string where = script_position(L, 0);
-    const std::size_t n = std::min(where.size(), g_scope->stop_where.size() - 1);
-    where.copy(g_scope->stop_where.data(), n);
-    g_scope->stop_where[n] = '\0';
+    const std::size_t n = std::min(where.size(), h.scope->stop_where.size() - 1);
+    where.copy(h.scope->stop_where.data(), n);
+    h.scope->stop_where[n] = '\0';
   } catch (...) {  // no memory for a position: the stop stands without one
   }
 }
 
 void on_count(lua_State* L, lua_Debug*) {
-  if (!g_scope) return;
-  if (g_scope->stop == Stop::none) {
-    if (Clock::now() >= g_scope->deadline)
+  HookContext& h = hook_context(L);
+  if (!h.scope) return;
+  if (h.scope->stop == Stop::none) {
+    if (Clock::now() >= h.scope->deadline)
       mark_stopped(L, Stop::budget);
-    else if (frame_address() < g_scope->stack_floor)
+    else if (frame_address() < h.scope->stack_floor)
       mark_stopped(L, Stop::c_stack);
     else
       return;
   }
   lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
-  luaL_error(L, "%s", stop_message(g_scope->stop));
+  luaL_error(L, "%s", stop_message(h.scope->stop));
 }
 
 // Stops the running call and raises. From now on the count hook fires at every
 // instruction: whatever catches the error meets it again at its next one.
 void stop_now(lua_State* L, Stop why) {
+  HookContext& h = hook_context(L);
   mark_stopped(L, why);
   lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
-  luaL_error(L, "%s", stop_message(g_scope->stop));
+  luaL_error(L, "%s", stop_message(h.scope->stop));
 }
 
 // What the message handler of the innermost running call_hook learns of its error (made
@@ -125,7 +137,6 @@ struct ErrorDetails {
   std::string script_code, message, where;
 };
 using ErrorSlot = std::optional<ErrorDetails>;
-ErrorSlot* g_error = nullptr;
 
 bool valid_script_code(std::string_view code) {
   if (code.empty() || code.size() > 64) return false;
@@ -213,7 +224,7 @@ int on_error(lua_State* L) {
   try {
     ErrorDetails details;
     head = describe_error(L, details);
-    if (g_error) g_error->emplace(std::move(details));
+    if (void* slot = hook_context(L).error) static_cast<ErrorSlot*>(slot)->emplace(std::move(details));
   } catch (...) {  // out of memory describing it: the message stays as raised
     const char* raised = lua_tostring(L, 1);
     head = raised ? raised : "(error object is not a string)";
@@ -259,42 +270,45 @@ void prepare_hook_calls(lua_State* L) {
   lua_pop(L, 1);
 }
 
-bool in_hook() noexcept { return g_scope != nullptr; }
+bool call_stopped(lua_State* L) noexcept {
+  const HookContext& h = hook_context(L);
+  return h.scope && h.scope->stop != Stop::none;
+}
 
-bool call_stopped() noexcept { return g_scope && g_scope->stop != Stop::none; }
-
-bool budget_expired() noexcept {
-  if (!g_scope) return false;
-  if (g_scope->stop == Stop::budget) return true;
-  if (g_scope->stop != Stop::none || Clock::now() < g_scope->deadline) return false;
-  g_scope->stop = Stop::budget;  // the hook re-arms itself at count 1 when it next fires
+bool budget_expired(lua_State* L) noexcept {
+  HookContext& h = hook_context(L);
+  if (!h.scope) return false;
+  if (h.scope->stop == Stop::budget) return true;
+  if (h.scope->stop != Stop::none || Clock::now() < h.scope->deadline) return false;
+  h.scope->stop = Stop::budget;  // the hook re-arms itself at count 1 when it next fires
   return true;
 }
 
-CallbackScope::CallbackScope(lua_State* L) {
-  if (!g_scope) return;  // outside any call_hook (the engine's own use): nothing to bound
-  if (g_scope->stop != Stop::none) stop_now(L, g_scope->stop);
-  if (g_scope->callbacks >= kMaxCallbackDepth) stop_now(L, Stop::callbacks);
-  if (frame_address() < g_scope->stack_floor) stop_now(L, Stop::c_stack);
-  ++g_scope->callbacks;
+CallbackScope::CallbackScope(lua_State* L) : context_(&hook_context(L)) {
+  HookContext& h = *context_;
+  if (!h.scope) return;  // outside any call_hook (the engine's own use): nothing to bound
+  if (h.scope->stop != Stop::none) stop_now(L, h.scope->stop);
+  if (h.scope->callbacks >= kMaxCallbackDepth) stop_now(L, Stop::callbacks);
+  if (frame_address() < h.scope->stack_floor) stop_now(L, Stop::c_stack);
+  ++h.scope->callbacks;
   counted_ = true;
 }
 
 CallbackScope::~CallbackScope() {
-  if (counted_ && g_scope) --g_scope->callbacks;
+  if (counted_ && context_->scope) --context_->scope->callbacks;
 }
 
 namespace {
 
 // What call_hook answers for a call that failed or was stopped (rc: lua_pcall's), after
 // ending the scope it opened. Out of line: the succeeding call is the one to keep short.
-[[gnu::noinline, gnu::cold]] HookResult failed_call(lua_State* L, int rc, int handler, bool nested,
-                                                    ErrorSlot& slot) {
-  const Stop stop = g_scope->stop;
-  std::string stop_where = stop == Stop::none ? std::string() : g_scope->stop_where.data();
+[[gnu::noinline, gnu::cold]] HookResult failed_call(lua_State* L, HookContext& h, int rc, int handler,
+                                                    bool nested, ErrorSlot& slot) {
+  const Stop stop = h.scope->stop;
+  std::string stop_where = stop == Stop::none ? std::string() : h.scope->stop_where.data();
   if (!nested) {
     lua_sethook(L, nullptr, 0, 0);
-    g_scope = nullptr;
+    h.scope = nullptr;
   }
   if (rc == 0) {  // it swallowed the stop and returned: the call still failed
     lua_settop(L, handler - 1);
@@ -329,19 +343,20 @@ namespace {
 }  // namespace
 
 HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept {
+  HookContext& h = hook_context(L);
   const int fn = lua_gettop(L) - nargs;
-  const bool nested = g_scope != nullptr;
+  const bool nested = h.scope != nullptr;
   if (nested) {
     // Not called at all past a limit, and the whole top-level call is stopped: a room
     // that catches the error cannot call again.
-    Stop why = g_scope->stop;
-    if (why == Stop::none && g_scope->nested >= kMaxNestedCalls) why = Stop::nesting;
-    if (why == Stop::none && frame_address() < g_scope->stack_floor) why = Stop::c_stack;
+    Stop why = h.scope->stop;
+    if (why == Stop::none && h.scope->nested >= kMaxNestedCalls) why = Stop::nesting;
+    if (why == Stop::none && frame_address() < h.scope->stack_floor) why = Stop::c_stack;
     if (why != Stop::none) {
       mark_stopped(L, why);
       lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
       lua_settop(L, fn - 1);
-      return stopped_result(g_scope->stop, g_scope->stop_where.data(), {});
+      return stopped_result(h.scope->stop, h.scope->stop_where.data(), {});
     }
   }
   push_traceback_handler(L);
@@ -353,25 +368,25 @@ HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget
   if (!nested) {
     scope.deadline = Clock::now() + std::chrono::milliseconds(budget.cpu_ms);
     scope.stack_floor = stack_floor_from(frame_address());
-    g_scope = &scope;
+    h.scope = &scope;
     lua_sethook(L, on_count, LUA_MASKCOUNT, budget.instructions_per_check);
   }
   ErrorSlot slot;
-  ErrorSlot* const outer_slot = g_error;
-  g_error = &slot;
-  ++g_scope->nested;
+  void* const outer_slot = h.error;
+  h.error = &slot;
+  ++h.scope->nested;
   const int rc = lua_pcall(L, nargs, nresults, handler);
-  --g_scope->nested;
-  g_error = outer_slot;
-  if (rc == 0 && g_scope->stop == Stop::none) {
+  --h.scope->nested;
+  h.error = outer_slot;
+  if (rc == 0 && h.scope->stop == Stop::none) {
     if (!nested) {
       lua_sethook(L, nullptr, 0, 0);
-      g_scope = nullptr;
+      h.scope = nullptr;
     }
     lua_remove(L, handler);
     return HookResult{};
   }
-  return failed_call(L, rc, handler, nested, slot);
+  return failed_call(L, h, rc, handler, nested, slot);
 }
 
 }  // namespace atrium::script

@@ -57,12 +57,20 @@ void prepare_hook_calls(lua_State* L);
 // the outer call's budget.  [-(nargs+1), +(nresults|0), -]
 HookResult call_hook(lua_State* L, int nargs, int nresults, const Budget& budget) noexcept;
 
-// True while a call_hook is running (used to tell nested calls from top-level ones).
-bool in_hook() noexcept;
+// What call_hook keeps for one Lua state while a call runs in it: the top-level call's
+// scope and the innermost call's error slot. A Vm holds its state's, so engines in one
+// process (on one thread or several, or one stepped from another's host function) never
+// see each other's calls.
+struct CallScope;
+struct HookContext {
+  CallScope* scope = nullptr;
+  void* error = nullptr;            // the innermost call's error slot (hook_call.cpp)
+};
+HookContext& hook_context(lua_State* L) noexcept;
 
 // True when the running top-level call was stopped (budget or depth): what the
 // sandbox's pcall and xpcall ask before they let a script see an error.
-bool call_stopped() noexcept;
+bool call_stopped(lua_State* L) noexcept;
 
 // The error both the count hook and budget_expired's callers raise.
 inline constexpr const char* kBudgetExceededMessage =
@@ -72,7 +80,7 @@ inline constexpr const char* kBudgetExceededMessage =
 // true when a call_hook is running and its deadline has passed. Marks that call as
 // exceeded, so once the caller raises kBudgetExceededMessage the call is reported as
 // budget_exceeded. Always false outside a call_hook.
-bool budget_expired() noexcept;
+bool budget_expired(lua_State* L) noexcept;
 
 // For C functions that call back into Lua (a gsub replacement function, a table's
 // __index). Counts the nesting while it lives; constructing one past kMaxCallbackDepth,
@@ -86,6 +94,7 @@ class CallbackScope {
   CallbackScope& operator=(const CallbackScope&) = delete;
 
  private:
+  HookContext* context_;
   bool counted_ = false;
 };
 

@@ -36,13 +36,14 @@ constexpr std::ptrdiff_t cap_position = -2;  // "()": captures a position
 // ---------------------------------------------------------------------------------------
 // The step budget
 
-// Steps left before the next look at the clock. One counter for the engine thread (no
-// locking, like hook_call's scope), so a gsub whose replacement function calls find
-// spends from the same purse, and a call that raised leaves the next one asking at once.
-int g_countdown = pattern_steps_per_check;
+// Steps left before the next look at the clock, per thread, so a gsub whose replacement
+// function calls find spends from the same purse, and a call that raised leaves the next
+// one asking at once. Sharing it between engines on a thread moves only when the clock is
+// read, never whose budget it is (budget_expired reads the state's own call).
+[[gnu::tls_model("initial-exec")]] thread_local int g_countdown = pattern_steps_per_check;
 
 [[gnu::cold, gnu::noinline]] void check_budget(lua_State* L) {
-  if (budget_expired()) {
+  if (budget_expired(L)) {
     g_countdown = 0;  // every later step asks again: a pcall around us cannot outlast it
     luaL_error(L, "%s", kBudgetExceededMessage);
   }

@@ -71,6 +71,11 @@ static_assert(sizeof(BlockHeader) == 16);
 
 }  // namespace
 
+Vm* Vm::of(lua_State* L) noexcept {
+  void* ud = nullptr;
+  return lua_getallocf(L, &ud) == &Vm::allocate ? static_cast<Vm*>(ud) : nullptr;
+}
+
 void* Vm::allocate(void* ud, void* ptr, std::size_t osize, std::size_t nsize) noexcept {
   return static_cast<Vm*>(ud)->reallocate(ptr, osize, nsize);
 }

@@ -29,6 +29,8 @@
 
 struct lua_State;
 
+#include "script/hook_call.hpp"
+
 namespace atrium::script {
 
 using Owner = std::uint32_t;  // 0: the engine itself
@@ -38,6 +40,9 @@ class Vm {
   // memory_cap: the whole Lua heap; room_cap: what one owner may hold. Check ok():
   // a LuaJIT that refuses custom allocators (non-GC64 on x64) gives no state.
   Vm(std::size_t memory_cap, std::size_t room_cap);
+  // The Vm whose state L is, or nullptr for a state made some other way.
+  static Vm* of(lua_State* L) noexcept;
+  HookContext& hook_context() noexcept { return hook_context_; }
   bool ok() const noexcept { return L_ != nullptr; }
   ~Vm();
   Vm(const Vm&) = delete;
@@ -78,6 +83,7 @@ class Vm {
   void* reallocate(void* ptr, std::size_t osize, std::size_t nsize) noexcept;
 
   lua_State* L_ = nullptr;
+  HookContext hook_context_;         // call_hook's, for this state (script/hook_call.hpp)
   std::size_t used_ = 0;
   std::size_t cap_;
   std::size_t room_cap_;

@@ -265,3 +265,37 @@ TEST_CASE("two engines in one thread keep to themselves, and a bad start is an e
   CHECK_FALSE(atrium::Engine::create(bad, &error));
   CHECK(error.find("engine's Lua") != std::string::npos);
 }
+
+TEST_CASE("an engine stepped from another's host function keeps its own calls and budget") {
+  Rooms rooms;
+  rooms.write("clock.lua", kClock);
+  rooms.write("spin.lua", "local S = {}\nS.actions = {}\nfunction S.actions.spin() while true do end end\n"
+                          "function S.actions.fine() return 1 end\nreturn S\n");
+  std::string error;
+  atrium::Options o = options_for(rooms);
+  o.cpu_budget_ms = 50;
+  auto outer = atrium::Engine::create(o, &error);
+  auto inner = atrium::Engine::create(o, &error);
+  REQUIRE(outer);
+  REQUIRE(inner);
+  auto in_client = inner->connect();
+  in_client->send(R"({"op":"join","room":"spin:1"})");
+  inner->step(0);
+  std::vector<std::string> inner_lines;
+  outer->register_function("add", [&](std::string_view) {
+    // The inner engine's call is stopped by its own budget; the outer call goes on.
+    in_client->send(R"({"op":"call","room":"spin:1","method":"spin","ref":7})");
+    in_client->send(R"({"op":"call","room":"spin:1","method":"fine","ref":8})");
+    inner->step(1);
+    for (std::string line; in_client->receive(line);) inner_lines.push_back(line);
+    return std::string("42");
+  });
+  auto c = outer->connect();
+  c->send(R"({"op":"join","room":"clock:o","ref":1})");
+  c->send(R"({"op":"call","room":"clock:o","method":"host","args":[1,2],"ref":2})");
+  outer->step(0);
+  CHECK(contains(drain(*c), R"({"op":"reply","ref":2,"ok":true,"result":42})"));
+  CHECK(contains(inner_lines, R"("ref":7,"ok":false,"error":{"code":"budget_exceeded")"));
+  CHECK(contains(inner_lines, R"({"op":"reply","ref":8,"ok":true,"result":1})"));
+}
+
