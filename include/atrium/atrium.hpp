@@ -81,9 +81,11 @@ class ATRIUM_API Engine {
   // host_clock, now_ms is the only clock (it never goes backwards: an earlier time counts as
   // the latest one); without it, now_ms is ignored and the real clock runs.
   void step(std::int64_t now_ms) noexcept;
-  // Opens the WebSocket + HTTP listener on this engine, with the same routes as
-  // `atrium serve`. Returns the port, or -1 with *error set. (Not built yet: it always
-  // answers -1; docs/embedding.md says what works today.)
+  // Opens the WebSocket + HTTP listener on this engine (port 0: any free port), with the
+  // same routes as `atrium serve`, in either clock mode: remote players join the rooms the
+  // local ones are in. Returns the port, or -1 with *error set. Sockets are served inside
+  // step(), without waiting: the host's step rate is their latency. Also hot-reloads
+  // rooms_dir, as `atrium serve` does.
   int listen(std::string_view host, int port, std::string* error) noexcept;
   // A function room scripts call as atrium.host.NAME(args...): the args arrive as one JSON
   // array (`[6,7,"x"]`); the JSON text returned becomes the Lua value the script gets (text

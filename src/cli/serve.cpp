@@ -121,7 +121,8 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) 
   c.host = o.host;
   c.port = o.port;
   c.public_dir = o.public_dir ? *o.public_dir : find_public_dir().value_or("");
-  c.web_dir = find_web_dir().value_or("");
+  // Not found: the install path, so that the server says what is missing.
+  c.web_dir = find_web_dir().value_or(ATRIUM_INSTALL_WEB_DIR);
   c.admin_token = o.admin_token;
   c.max_message_bytes = o.max_message_bytes;
   c.heartbeat_ms = o.heartbeat_ms;

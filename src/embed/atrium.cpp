@@ -14,6 +14,7 @@
 
 #include "engine/client_sink.hpp"
 #include "engine/engine.hpp"
+#include "net/server.hpp"
 
 namespace atrium {
 
@@ -61,6 +62,8 @@ struct Engine::Impl {
   };
 
   std::unique_ptr<engine::Engine> core;
+  std::unique_ptr<net::Server> server;  // after core: destroyed before it
+  std::string rooms_dir;
   bool host_clock = false;
   std::int64_t now = 0;             // host_clock: the engine's time
   std::vector<Input> inputs;        // in the order sent, handled at the next step
@@ -118,6 +121,9 @@ void Engine::Impl::step(std::int64_t now_ms) {
   }
   core->run_due();
   core->end_of_pass();
+  if (server) {
+    if (Status s = server->serve_ready(); !s) log(3, "embed serve_failed what=" + s.error().message);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -177,7 +183,9 @@ Engine::Engine(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 Engine::~Engine() {
   if (!impl_) return;
   try {
-    impl_->core->shutdown();
+    impl_->core->shutdown();  // every member gets left "closed"; sockets get 1001
+    if (impl_->server) (void)impl_->server->serve_ready();
+    impl_->server.reset();
   } catch (...) {
   }
   for (auto& c : impl_->clients) c->engine = nullptr;
@@ -192,6 +200,7 @@ std::unique_ptr<Engine> Engine::create(const Options& o, std::string* error) noe
     if (!is_directory(o.rooms_dir)) return fail("rooms_dir is not a directory: " + o.rooms_dir);
     auto impl = std::make_unique<Impl>();
     impl->host_clock = o.host_clock;
+    impl->rooms_dir = o.rooms_dir;
     impl->on_log = o.on_log;
     engine::EngineConfig c;
     c.rooms_dir = o.rooms_dir;
@@ -240,9 +249,33 @@ void Engine::step(std::int64_t now_ms) noexcept {
   }
 }
 
-int Engine::listen(std::string_view, int, std::string* error) noexcept {
-  if (error) *error = "listen() is not built yet: serve WebSocket players with `atrium serve`";
-  return -1;
+int Engine::listen(std::string_view host, int port, std::string* error) noexcept {
+  auto fail = [&](std::string why) {
+    if (error) *error = std::move(why);
+    return -1;
+  };
+  try {
+    if (impl_->server) return fail("this engine listens already, on port " + std::to_string(impl_->server->port()));
+    net::ServerConfig c;
+    c.host = std::string(host);
+    c.port = port;
+    c.coalesce_us = 0;          // step() is the loop: what a pass queues goes out in the next
+    c.watch_dir = impl_->rooms_dir;  // hot reload, as `atrium serve` does
+    if (impl_->on_log) {
+      auto sink = impl_->on_log;
+      c.on_log = [sink](engine::LogLevel level, std::string_view line) {
+        sink(static_cast<int>(level), line);
+      };
+    }
+    auto made = net::Server::create(*impl_->core, std::move(c));
+    if (!made) return fail(made.error().message);
+    impl_->server = std::move(made.value());
+    return impl_->server->port();
+  } catch (const std::exception& e) {
+    return fail(std::string("cannot listen: ") + e.what());
+  } catch (...) {
+    return fail("cannot listen");
+  }
 }
 
 void Engine::register_function(std::string_view name,

@@ -354,7 +354,7 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   start_watching(s);
   if (!s.config.public_dir.empty() && !s.files.enabled())
     s.log(engine::LogLevel::warn, "net no_public_dir dir=" + s.config.public_dir);
-  if (!s.web_files.enabled())
+  if (!s.config.web_dir.empty() && !s.web_files.enabled())
     s.log(engine::LogLevel::warn, "net no_web_dir dir=" + s.config.web_dir +
                                       " (the inspector and /_atrium/atrium-client.mjs are missing)");
   s.log(engine::LogLevel::info, "net listening " + endpoint(s) + " loop=" + s.loop.name() +
@@ -381,6 +381,16 @@ int Server::port() const noexcept { return state_->port; }
 void Server::request_stop() noexcept {
   state_->stop_requested.store(true);
   if (state_->context) lws_cancel_service(state_->context);  // an eventfd write
+}
+
+Status Server::serve_ready() {
+  State& s = *state_;
+  // lws polls until its next timer, which may be a heartbeat seconds away; a cancel first
+  // makes that poll return at once, with whatever sockets are ready served.
+  lws_cancel_service(s.context);
+  if (!s.loop.run_once(s.context)) return make_error(ErrorCode::internal, "event loop failed");
+  end_pass(s);
+  return {};
 }
 
 Status Server::run() {

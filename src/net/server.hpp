@@ -56,6 +56,11 @@ class Server {
   // Async-signal-safe and thread-safe: sets a flag and wakes the loop.
   void request_stop() noexcept;
 
+  // One pass that does not wait (for a host that owns the loop: libatrium's step): serves
+  // what the sockets have ready, then the engine's due work and the writes whose coalescing
+  // window is over. Instead of run(), never with it.
+  Status serve_ready();
+
   struct State;
 
  private:

@@ -61,16 +61,17 @@ int main(int, char** argv) {
 }
 CPP
 lib="$root/$build/src/embed"
-luajit_libs=$(pkg-config --libs luajit)
+static_deps=$(echo $(pkg-config --libs luajit libwebsockets) $(pkg-config --exists libuv && pkg-config --libs libuv))
 check "a -fno-exceptions -fno-rtti host links the static library and plays a room" bash -c "
   $cxx -std=c++17 -fno-exceptions -fno-rtti -Wall -Werror -I '$root/include' '$work/host.cpp' \
-    '$lib/libatrium.a' $luajit_libs -lpthread -o '$work/host-static' && '$work/host-static' '$work/rooms' '$root/lua'"
+    '$lib/libatrium.a' $static_deps -lpthread -o '$work/host-static' && '$work/host-static' '$work/rooms' '$root/lua'"
 check "the same host links the shared library and plays a room" bash -c "
   $cxx -std=c++17 -fno-exceptions -fno-rtti -Wall -Werror -I '$root/include' '$work/host.cpp' \
     -L '$lib' -latrium -o '$work/host-shared' && LD_LIBRARY_PATH='$lib' '$work/host-shared' '$work/rooms' '$root/lua'"
 # The installed tree, as a host on another machine gets it: headers, libraries, lua/ and
 # atrium.pc, found through pkg-config alone.
-dest="$work/dest"
+dest="$root/$build/embed-install"   # kept: examples/embed's binary runs from it
+rm -rf "$dest"
 check "meson install puts the header, both libraries, lua/ and atrium.pc in place" bash -c "
   DESTDIR='$dest' meson install -C '$root/$build' --quiet --no-rebuild >/dev/null"
 pc_file=$(find "$dest" -name atrium.pc | head -n 1)
@@ -83,6 +84,12 @@ check "a host builds from the installed tree with pkg-config (shared and --stati
     '$(pc --variable=libdir)/libatrium.a' $(pc --libs --static | sed 's/-latrium//') \
     -o '$work/host-pc-static' &&
   '$work/host-pc-static' '$work/rooms' '$(pc --variable=luadir)'"
+# examples/embed/, built the way its comment says (the e2e suite runs it: embed.test.mjs).
+mkdir -p "$root/$build/examples"
+check "examples/embed/arena_host.cpp builds from the installed tree" bash -c "
+  $cxx -std=c++17 -Wall -Werror '$root/examples/embed/arena_host.cpp' $(pc --cflags) $(pc --libs) \
+    -Wl,-rpath,'$(pc --variable=libdir)' -o '$root/$build/examples/arena-host' &&
+  rm -rf '$root/$build/examples/lua' && cp -r '$(pc --variable=luadir)' '$root/$build/examples/lua'"
 check "libatrium.so exports only atrium symbols" bash -c "
   nm -D --defined-only -C '$lib/libatrium.so' | awk '{ \$1 = \"\"; \$2 = \"\"; print }' | sed 's/^ *//' > '$work/exports'
   test -s '$work/exports' && ! grep -v '^atrium::' '$work/exports'"

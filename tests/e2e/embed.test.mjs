@@ -1,0 +1,59 @@
+// A listen-server: examples/embed/arena_host.cpp links libatrium (built from the installed
+// tree by tests/embed/hygiene.sh, which scripts/test.sh runs before this suite), plays
+// arena:main with its own LocalClient and takes WebSocket players in the same room.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { connect, repo, exampleRooms } from './helpers.mjs';
+
+const T = { timeout: 20000 };
+// build/'s, whichever server binary the rest of the suite runs (the ASan pass included).
+const EXAMPLES = process.env.ATRIUM_EMBED_EXAMPLES ?? path.join(repo, 'build', 'examples');
+const HOST = path.join(EXAMPLES, 'arena-host');
+const LUA = path.join(EXAMPLES, 'lua');
+
+function startHost() {
+  assert.ok(fs.existsSync(HOST), `${HOST} is missing: build it with bash tests/embed/hygiene.sh`);
+  const child = spawn(HOST, ['--rooms', exampleRooms, '--lua', LUA, '--port', '0', '--seconds', '15'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const port = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`arena-host did not listen within 5 s:\n${out}`)), 5000);
+    child.stdout.on('data', () => {
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+  });
+  return { child, port, output: () => out };
+}
+
+describe('embedded engine with a listener', () => {
+  const hosts = [];
+  after(() => { for (const h of hosts) h.child.kill('SIGKILL'); });
+
+  it('puts a local player and a WebSocket player in one room, each seeing the other', T, async () => {
+    const host = startHost();
+    hosts.push(host);
+    const port = await host.port;
+    const ws = await connect(`ws://127.0.0.1:${port}/ws`);
+    const joined = await ws.ok({ op: 'join', room: 'arena:main', payload: { name: 'Remote' } });
+    const players = Object.values(joined.state.players).map((p) => p.name);
+    assert.ok(players.includes('Host'), `the host's local player is in the room: ${players}`);
+    assert.ok(players.includes('Remote'));
+    // The local player walks (a move every 500 ms): the remote member gets its patches.
+    const hostKey = Object.keys(joined.state.players).find((k) => joined.state.players[k].name === 'Host');
+    await ws.next((m) => m.op === 'patch' && m.room === 'arena:main' &&
+      m.ops.some((op) => op.path.startsWith(`/players/${hostKey}`)), 4000);
+    // And the host sees the remote one in the room's state.
+    const deadline = Date.now() + 5000;
+    while (!/arena: .*Remote/.test(host.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.match(host.output(), /arena: .*Host.*Remote|arena: .*Remote.*Host/);
+    await ws.close();
+  });
+});
