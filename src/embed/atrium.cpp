@@ -206,6 +206,7 @@ std::unique_ptr<Engine> Engine::create(const Options& o, std::string* error) noe
     c.rooms_dir = o.rooms_dir;
     c.lua_dir = lua_dir_of(o);
     c.host_clock = o.host_clock;
+    c.seed = o.seed;
     c.cpu_budget_ms = o.cpu_budget_ms;
     c.room_memory_bytes = o.room_memory_mb << 20;
     c.memory_bytes = o.memory_mb << 20;

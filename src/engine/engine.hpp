@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,9 @@ struct EngineConfig {
   // Time moves only through set_host_time() (an embedding host's step(now_ms)): timers,
   // ticks, patch beats and atrium.now() follow it. The CPU budget stays wall-clock.
   bool host_clock = false;
+  // Set: every room's math.random starts from this seed and the room's id (the same rooms
+  // draw the same numbers in every process). Unset: from the engine's random device.
+  std::optional<std::uint64_t> seed;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;

@@ -191,6 +191,7 @@ struct Engine::Impl {
   std::mt19937_64 random{std::random_device{}()};
   std::int64_t started_ms = 0;
   std::int64_t host_now_ms = 0;
+  std::uint64_t engine_rng = 0x9E3779B97F4A7C15ull;  // math.random outside any room's call
   std::map<std::string, HostFunction, std::less<>> host_functions;  // atrium.host.NAME     // host_clock: the time of the last set_host_time()
   // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or the
   // host's. atrium.now() and joinedAt: the real wall clock, or the host's.
@@ -244,6 +245,7 @@ struct Engine::Impl {
 
   // rooms.cpp
   Room* find_room(std::string_view id);
+  std::uint64_t room_seed(std::string_view id);
   Result<Room*> open_room(std::string_view id, bool create, bool* created);
   // For server code (atrium.room(id):call, POST .../call): creates a typed room on demand
   // and runs its onCreate with no ctx. Inside a transaction.

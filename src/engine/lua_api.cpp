@@ -478,8 +478,7 @@ int l_is_array(lua_State* L) {
 // math.random per room: xorshift64* state kept in the room, so rooms do not disturb each
 // other and stay deterministic for a given seed.
 std::uint64_t& rng_of(Impl& e) {
-  static std::uint64_t engine_rng = 0x9E3779B97F4A7C15ull;
-  return e.room_stack.empty() ? engine_rng : e.room_stack.back()->rng;
+  return e.room_stack.empty() ? e.engine_rng : e.room_stack.back()->rng;
 }
 
 double next_unit(std::uint64_t& s) {

@@ -21,6 +21,18 @@ std::size_t Room::active_count() const {
   return n;
 }
 
+// math.random's first state for a room: from the configured seed and the room's id (FNV-1a,
+// then a splitmix64 round), or from the random device.
+std::uint64_t Engine::Impl::room_seed(std::string_view id) {
+  if (!config.seed) return random() | 1;
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : id) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  std::uint64_t z = *config.seed + h + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return (z ^ (z >> 31)) | 1;
+}
+
 Room* Engine::Impl::find_room(std::string_view id) {
   auto it = rooms.find(std::string(id));
   return it == rooms.end() || it->second->doomed ? nullptr : it->second.get();
@@ -60,7 +72,7 @@ Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* cr
   if (type) {
     room->type_name = type->name;
     room->instance = std::string(id.substr(type_name.size() + 1));
-    room->rng = random() | 1;
+    room->rng = room_seed(room->id);
     if (Status s = instantiate(*room); !s) return s.error();
   }
   Room* r = room.get();

@@ -47,6 +47,7 @@ function C.actions.mark(self, ctx, what)
   return atrium.now()
 end
 function C.actions.host(self, ctx, a, b) return atrium.host.add(a, b) end
+function C.actions.roll() return { math.random(1000000), math.random(1000000) } end
 function C.actions.badhost(self, ctx) return atrium.host.nothing() end
 function C.actions.nonjson(self, ctx) return atrium.host.broken() end
 return C
@@ -297,5 +298,29 @@ TEST_CASE("an engine stepped from another's host function keeps its own calls an
   CHECK(contains(drain(*c), R"({"op":"reply","ref":2,"ok":true,"result":42})"));
   CHECK(contains(inner_lines, R"("ref":7,"ok":false,"error":{"code":"budget_exceeded")"));
   CHECK(contains(inner_lines, R"({"op":"reply","ref":8,"ok":true,"result":1})"));
+}
+
+TEST_CASE("Options::seed: a room draws the same numbers in every engine, another room others") {
+  Rooms rooms;
+  rooms.write("clock.lua", kClock);
+  auto rolls = [&](std::uint64_t seed, const std::string& room) {
+    atrium::Options o = options_for(rooms);
+    o.seed = seed;
+    std::string error;
+    auto engine = atrium::Engine::create(o, &error);
+    REQUIRE(engine);
+    auto c = engine->connect();
+    c->send(R"({"op":"join","room":")" + room + R"("})");
+    c->send(R"({"op":"call","room":")" + room + R"(","method":"roll","ref":5})");
+    engine->step(0);
+    for (const std::string& l : drain(*c))
+      if (l.find(R"("ref":5)") != std::string::npos) return l;
+    return std::string();
+  };
+  const std::string first = rolls(42, "clock:a");
+  CHECK(first.find(R"("ok":true,"result":[)") != std::string::npos);
+  CHECK(rolls(42, "clock:a") == first);
+  CHECK(rolls(42, "clock:b") != first);
+  CHECK(rolls(43, "clock:a") != first);
 }
 
