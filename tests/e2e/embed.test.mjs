@@ -6,13 +6,21 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, repo, exampleRooms } from './helpers.mjs';
+import { connect, repo, exampleRooms, sleep } from './helpers.mjs';
 
 const T = { timeout: 20000 };
 // build/'s, whichever server binary the rest of the suite runs (the ASan pass included).
 const EXAMPLES = process.env.ATRIUM_EMBED_EXAMPLES ?? path.join(repo, 'build', 'examples');
 const HOST = path.join(EXAMPLES, 'arena-host');
 const LUA = path.join(EXAMPLES, 'lua');
+const SCENARIO = path.join(repo, 'tests', 'embed', 'equivalence.scenario');
+
+// The same line from two clients of one engine reads the same once the room id, the client
+// id and the welcome's random session are put aside.
+function normalized(line, room, client) {
+  return line.split(room).join('ROOM').split(`"${client}"`).join('"CLIENT"')
+    .replace(/"session":"[0-9a-f]{32}"/, '"session":"-"');
+}
 
 function startHost() {
   assert.ok(fs.existsSync(HOST), `${HOST} is missing: build it with bash tests/embed/hygiene.sh`);
@@ -54,6 +62,51 @@ describe('embedded engine with a listener', () => {
     const deadline = Date.now() + 5000;
     while (!/arena: .*Remote/.test(host.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.match(host.output(), /arena: .*Host.*Remote|arena: .*Remote.*Host/);
+    await ws.close();
+  });
+
+  it('gives a LocalClient and a WebSocket client the same lines, byte for byte', T, async () => {
+    assert.ok(fs.existsSync(path.join(EXAMPLES, 'equivalence-host')), 'build it with bash tests/embed/hygiene.sh');
+    const child = spawn(path.join(EXAMPLES, 'equivalence-host'), [exampleRooms, LUA, SCENARIO],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
+    hosts.push({ child });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => { out += d; });
+    const until = async (re, ms = 8000) => {
+      for (const end = Date.now() + ms; !re.test(out); await sleep(20))
+        if (Date.now() > end) throw new Error(`no ${re} from equivalence-host:\n${out}`);
+    };
+    await until(/listening (\d+)/);
+    const port = Number(/listening (\d+)/.exec(out)[1]);
+
+    // The WebSocket plays the scenario as the host will: each message after the previous
+    // reply and 150 quiet ms.
+    const ws = await connect(`ws://127.0.0.1:${port}/ws`);
+    const wsRoom = 'counter:ws';
+    const mark = () => ws.log.length;
+    const settle = async (ref) => {
+      if (ref !== undefined) await ws.next((m) => m.op === 'reply' && m.ref === ref, 5000);
+      for (let seen = mark(); ; seen = mark()) {
+        await sleep(150);
+        if (mark() === seen) return;
+      }
+    };
+    const scenario = fs.readFileSync(SCENARIO, 'utf8').split('\n').filter(Boolean);
+    for (const text of scenario) {
+      const message = text.split('$ROOM').join(wsRoom);
+      ws.ws.send(message);
+      await settle(JSON.parse(message).ref);
+    }
+    const wsLines = ws.log.map((m) => normalized(m.$line, wsRoom, ws.welcome.client));
+
+    child.stdin.write('go counter:local\n');
+    await until(/\ndone\n/);
+    const local = out.split('\n').filter((l) => l.startsWith('line ')).map((l) => l.slice(5));
+    const localClient = JSON.parse(local[0]).client;
+    const localLines = local.map((l) => normalized(l, 'counter:local', localClient));
+    assert.ok(wsLines.length >= scenario.length + 3, wsLines.join('\n'));
+    assert.deepEqual(localLines, wsLines);
     await ws.close();
   });
 });

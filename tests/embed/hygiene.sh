@@ -90,6 +90,9 @@ check "examples/embed/arena_host.cpp builds from the installed tree" bash -c "
   $cxx -std=c++17 -Wall -Werror '$root/examples/embed/arena_host.cpp' $(pc --cflags) $(pc --libs) \
     -Wl,-rpath,'$(pc --variable=libdir)' -o '$root/$build/examples/arena-host' &&
   rm -rf '$root/$build/examples/lua' && cp -r '$(pc --variable=luadir)' '$root/$build/examples/lua'"
+check "tests/embed/equivalence_host.cpp builds from the installed tree" bash -c "
+  $cxx -std=c++17 -Wall -Werror -pthread '$root/tests/embed/equivalence_host.cpp' $(pc --cflags) $(pc --libs) \
+    -Wl,-rpath,'$(pc --variable=libdir)' -o '$root/$build/examples/equivalence-host'"
 check "libatrium.so exports only atrium symbols" bash -c "
   nm -D --defined-only -C '$lib/libatrium.so' | awk '{ \$1 = \"\"; \$2 = \"\"; print }' | sed 's/^ *//' > '$work/exports'
   test -s '$work/exports' && ! grep -v '^atrium::' '$work/exports'"
