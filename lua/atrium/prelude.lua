@@ -30,6 +30,16 @@ local allowed = {
 
 local G = _G
 local os_time, os_clock, os_date = core.os_time, core.os_clock, core.os_date
+if core.host_clock then
+  -- An embedding host's clock (EngineConfig::host_clock): "now" is its time, in every form.
+  local now, floor, real_time, real_date = core.now, math.floor, os_time, os_date
+  os_time = function(t)
+    if t == nil then return floor(now() / 1000) end
+    return real_time(t)
+  end
+  os_clock = function() return now() / 1000 end
+  os_date = function(format, t) return real_date(format, t or floor(now() / 1000)) end
+end
 
 local function copy_library(name)
   local src, dst = name == "_" and G or G[name], {}

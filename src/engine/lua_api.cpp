@@ -570,6 +570,8 @@ void Engine::Impl::open_core_api() {
     lua_setfield(L, core, (std::string("os_") + name).c_str());
   }
   lua_pop(L, 1);
+  lua_pushboolean(L, config.host_clock);  // os.time/clock/date follow the host's clock
+  lua_setfield(L, core, "host_clock");
   lua_pushnil(L);
   lua_setglobal(L, LUA_OSLIBNAME);
 }

@@ -48,6 +48,7 @@ function C.actions.mark(self, ctx, what)
 end
 function C.actions.host(self, ctx, a, b) return atrium.host.add(a, b) end
 function C.actions.roll() return { math.random(1000000), math.random(1000000) } end
+function C.actions.times() return { os.time(), os.clock(), os.date("!%Y-%m-%d %H:%M:%S") } end
 function C.actions.badhost(self, ctx) return atrium.host.nothing() end
 function C.actions.nonjson(self, ctx) return atrium.host.broken() end
 return C
@@ -322,5 +323,19 @@ TEST_CASE("Options::seed: a room draws the same numbers in every engine, another
   CHECK(rolls(42, "clock:a") == first);
   CHECK(rolls(42, "clock:b") != first);
   CHECK(rolls(43, "clock:a") != first);
+}
+
+TEST_CASE("under the host clock, os.time, os.clock and os.date are the host's time too") {
+  Rooms rooms;
+  rooms.write("clock.lua", kClock);
+  std::string error;
+  auto engine = atrium::Engine::create(options_for(rooms), &error);
+  REQUIRE(engine);
+  auto c = engine->connect();
+  c->send(R"({"op":"join","room":"clock:t"})");
+  engine->step(86400000 + 1500);  // one day and 1.5 s after the epoch
+  c->send(R"({"op":"call","room":"clock:t","method":"times","ref":3})");
+  engine->step(86400000 + 2250);
+  CHECK(contains(drain(*c), R"({"op":"reply","ref":3,"ok":true,"result":[86402,86402.25,"1970-01-02 00:00:02"]})"));
 }
 
