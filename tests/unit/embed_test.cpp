@@ -74,6 +74,15 @@ atrium::Options options_for(const Rooms& rooms, bool host_clock = true) {
   return o;
 }
 
+// An engine on `rooms` with the host clock (tweaked by `options` when given), or a failed check.
+std::unique_ptr<atrium::Engine> start(const Rooms& rooms, atrium::Options options = {}) {
+  if (options.rooms_dir.empty()) options = options_for(rooms);
+  std::string error;
+  auto engine = atrium::Engine::create(options, &error);
+  REQUIRE_MESSAGE(engine, error);
+  return engine;
+}
+
 std::vector<std::string> drain(atrium::LocalClient& c) {
   std::vector<std::string> lines;
   for (std::string line; c.receive(line);) lines.push_back(line);
@@ -92,9 +101,7 @@ bool contains(const std::vector<std::string>& lines, const std::string& part) {
 std::vector<std::string> clock_scenario(int step_ms) {
   Rooms rooms;
   rooms.write("clock.lua", kClock);
-  std::string error;
-  auto engine = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE_MESSAGE(engine, error);
+  auto engine = start(rooms);
   auto a = engine->connect();
   auto b = engine->connect("bea");
   const std::map<std::int64_t, std::pair<atrium::LocalClient*, std::string>> inputs = {
@@ -145,9 +152,7 @@ std::vector<std::string> clock_scenario(int step_ms) {
 TEST_CASE("a LocalClient joins, calls and gets the state as patches, as the wire has them") {
   Rooms rooms;
   rooms.write("gate.lua", kGate);
-  std::string error;
-  auto engine = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE_MESSAGE(engine, error);
+  auto engine = start(rooms);
   auto a = engine->connect("ada");
   CHECK(a->id() == "c1");
   const std::vector<std::string> hello = drain(*a);
@@ -175,9 +180,7 @@ TEST_CASE("a LocalClient joins, calls and gets the state as patches, as the wire
 TEST_CASE("close() leaves cleanly; a client outliving its engine is harmless") {
   Rooms rooms;
   rooms.write("gate.lua", kGate);
-  std::string error;
-  auto engine = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE(engine);
+  auto engine = start(rooms);
   auto a = engine->connect();
   auto b = engine->connect();
   for (auto* c : {a.get(), b.get()}) c->send(R"({"op":"join","room":"gate:1","payload":{"key":"open"}})");
@@ -215,9 +218,7 @@ TEST_CASE("the host clock drives timers, ticks and patch beats: any step size, t
 TEST_CASE("atrium.host.NAME calls the host; its failures are the script's") {
   Rooms rooms;
   rooms.write("clock.lua", kClock);
-  std::string error;
-  auto engine = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE(engine);
+  auto engine = start(rooms);
   std::vector<std::string> seen;
   engine->register_function("add", [&](std::string_view args) {
     seen.emplace_back(args);
@@ -240,11 +241,8 @@ TEST_CASE("atrium.host.NAME calls the host; its failures are the script's") {
 TEST_CASE("two engines in one thread keep to themselves, and a bad start is an error") {
   Rooms rooms;
   rooms.write("gate.lua", kGate);
-  std::string error;
-  auto one = atrium::Engine::create(options_for(rooms), &error);
-  auto two = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE(one);
-  REQUIRE(two);
+  auto one = start(rooms);
+  auto two = start(rooms);
   auto a = one->connect();
   auto b = two->connect();
   CHECK(a->id() == b->id());  // each engine numbers its own clients
@@ -260,6 +258,7 @@ TEST_CASE("two engines in one thread keep to themselves, and a bad start is an e
 
   atrium::Options bad = options_for(rooms);
   bad.rooms_dir = (rooms.dir / "missing").string();
+  std::string error;
   CHECK_FALSE(atrium::Engine::create(bad, &error));
   CHECK(error.find("rooms_dir") != std::string::npos);
   bad = options_for(rooms);
@@ -273,13 +272,10 @@ TEST_CASE("an engine stepped from another's host function keeps its own calls an
   rooms.write("clock.lua", kClock);
   rooms.write("spin.lua", "local S = {}\nS.actions = {}\nfunction S.actions.spin() while true do end end\n"
                           "function S.actions.fine() return 1 end\nreturn S\n");
-  std::string error;
   atrium::Options o = options_for(rooms);
   o.cpu_budget_ms = 50;
-  auto outer = atrium::Engine::create(o, &error);
-  auto inner = atrium::Engine::create(o, &error);
-  REQUIRE(outer);
-  REQUIRE(inner);
+  auto outer = start(rooms, o);
+  auto inner = start(rooms, o);
   auto in_client = inner->connect();
   in_client->send(R"({"op":"join","room":"spin:1"})");
   inner->step(0);
@@ -307,9 +303,7 @@ TEST_CASE("Options::seed: a room draws the same numbers in every engine, another
   auto rolls = [&](std::uint64_t seed, const std::string& room) {
     atrium::Options o = options_for(rooms);
     o.seed = seed;
-    std::string error;
-    auto engine = atrium::Engine::create(o, &error);
-    REQUIRE(engine);
+    auto engine = start(rooms, o);
     auto c = engine->connect();
     c->send(R"({"op":"join","room":")" + room + R"("})");
     c->send(R"({"op":"call","room":")" + room + R"(","method":"roll","ref":5})");
@@ -328,9 +322,7 @@ TEST_CASE("Options::seed: a room draws the same numbers in every engine, another
 TEST_CASE("under the host clock, os.time, os.clock and os.date are the host's time too") {
   Rooms rooms;
   rooms.write("clock.lua", kClock);
-  std::string error;
-  auto engine = atrium::Engine::create(options_for(rooms), &error);
-  REQUIRE(engine);
+  auto engine = start(rooms);
   auto c = engine->connect();
   c->send(R"({"op":"join","room":"clock:t"})");
   engine->step(86400000 + 1500);  // one day and 1.5 s after the epoch
