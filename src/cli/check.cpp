@@ -52,20 +52,6 @@ std::string skipped_reason(const std::string& name) {
   return why + "; rename it, e.g. to " + renamed.substr(0, 64) + ".lua";
 }
 
-// Messages name a script by the engine's `file` for it; `atrium check` prints the path
-// as the user gave it (../game/rooms/hello.lua), so an editor can jump to the line.
-std::string as_given(const std::string& message, const std::string& file, const std::string& given) {
-  if (file.empty() || file == given) return message;
-  std::string out;
-  std::size_t from = 0;
-  for (std::size_t at; (at = message.find(file, from)) != std::string::npos; from = at + file.size()) {
-    const char before = at ? message[at - 1] : ' ';
-    out.append(message, from, at - from);
-    out += std::isspace(static_cast<unsigned char>(before)) || before == '(' || before == '"' ? given : file;
-  }
-  return out.append(message, from);
-}
-
 std::string starter(const std::string& name) {
   return "-- rooms/" + name + ".lua: " + name + " rooms (" + name + ":<instance>). Started by `atrium new`:\n"
          "-- edit freely; the server reloads it on save. The API: docs/rooms.md.\n"
@@ -131,15 +117,13 @@ int run_check(const std::vector<std::string>& args) {
   for (const json::Value& t : status.get_array("types")->items()) {
     ++scripts;
     const std::string name = t.get_string("name") ? *t.get_string("name") : "";
-    const std::string file = t.get_string("file") ? *t.get_string("file") : "";
-    const std::string given = (fs::path(dir) / (name + ".lua")).string();
     loaded.insert(name);
     if (const std::string* error = t.get_string("error")) {
-      std::printf("%s\n", as_given(*error, file, given).c_str());
+      std::printf("%s\n", error->c_str());
       ++problems;
     }
     for (const json::Value& w : t.get_array("warnings")->items()) {
-      std::printf("%s\n", as_given(w.as_string(), file, given).c_str());
+      std::printf("%s\n", w.as_string().c_str());
       ++problems;
     }
   }

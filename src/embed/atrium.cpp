@@ -41,7 +41,7 @@ constexpr int kMaxInstantsPerStep = 100000;
 
 // What a LocalClient and its engine share: the engine may outlive the client (its member
 // leaves at the next step) and the client the engine (then every call does nothing).
-struct LocalClient::State final : engine::ClientSink {
+struct LocalClient::State final : engine::ClientSink, std::enable_shared_from_this<State> {
   Engine::Impl* engine = nullptr;   // null once the engine is gone
   engine::ClientId id = 0;
   std::string wire_id;
@@ -85,8 +85,7 @@ struct Engine::Impl {
 void LocalClient::State::close(int code, std::string_view) {
   if (closed || !engine) return;
   closed = true;
-  for (auto& c : engine->clients)
-    if (c.get() == this) return engine->queue_close(c, code == 1000 || code == 1001);
+  engine->queue_close(shared_from_this(), code == 1000 || code == 1001);
 }
 
 void Engine::Impl::run_timers_until(std::int64_t until) {

@@ -107,9 +107,10 @@ void Engine::Impl::log_failure(Room& room, std::string_view what, bool action,
   key += r.message;
   const std::int64_t now = this->now();
   const bool repeated = key == room.last_failure && now - room.last_failure_ms < kSameFailureQuietMs;
+  const Error error = hook_error(r);  // what the caller was answered
   // Watchers (an author trying an action again in the inspector) see the first repeats too.
   if (!room.watchers.empty() && (!repeated || room.failures_not_logged < kRepeatsToWatchers)) {
-    const SharedFrame fault(encode_fault(room.id, call_name(what, action), hook_error(r), r.traceback));
+    const SharedFrame fault(encode_fault(room.id, call_name(what, action), error, r.traceback));
     for (ClientId w : room.watchers)
       if (Client* c = find_client(w)) send_frame(*c, fault);
   }
@@ -118,7 +119,7 @@ void Engine::Impl::log_failure(Room& room, std::string_view what, bool action,
     return;
   }
   std::string line = "script hook_failed room=" + room.id + (action ? " action=" : " hook=") +
-                     std::string(what) + " code=" + std::string(hook_error(r).wire_code()) +
+                     std::string(what) + " code=" + std::string(error.wire_code()) +
                      (r.where.empty() ? "" : " where=" + r.where);
   if (room.failures_not_logged > 0)
     line += " (" + std::to_string(room.failures_not_logged) + " identical failures before this were not logged)";

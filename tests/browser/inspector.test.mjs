@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  repo, T, uid, checkPrerequisites, startServer, launchBrowser, newPerson, shot, tempRooms, api, until,
+  repo, T, WAIT, uid, checkPrerequisites, startServer, launchBrowser, newPerson, shot, tempRooms, api, until,
 } from './helpers.mjs';
 
 const WIDE = { width: 1440, height: 900 };
@@ -395,6 +395,22 @@ describe('inspector and playground in chromium', () => {
     await page.locator('#status[data-status="open"]').waitFor();
     await page.locator('#detail-title', { hasText: 'counter:nowhere' }).waitFor();
     assert.deepEqual(ctx.errors, []);
+  });
+
+  it('says so on the page when its module cannot load', T, async () => {
+    const pub = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-public-'));
+    // The demo page without its module (counter.js): what a page whose bundle is missing does.
+    fs.copyFileSync(path.join(repo, 'public', 'counter.html'), path.join(pub, 'counter.html'));
+    const own = await startServer([], { rooms: rooms.dir, pub });
+    try {
+      const page = await (await person()).newPage();
+      await page.goto(`${own.origin}/counter.html`);
+      await page.locator('#status', { hasText: 'Not loaded' }).waitFor({ timeout: WAIT });
+      await page.locator('#toasts .banner', { hasText: 'could not load its scripts' }).waitFor({ timeout: WAIT });
+    } finally {
+      await own.stop();
+      fs.rmSync(pub, { recursive: true, force: true });
+    }
   });
 
   it('works when --public is a directory with only an index.html', T, async () => {

@@ -146,6 +146,7 @@ describe('operator routes and watchers', () => {
     await a.until(() => a.view(room)?.state?.lastLeave === `kicked:${b.welcome.client}`);
     assertError(await server.http('POST', `/api/rooms/${room}/kick`, { client: b.welcome.client }, auth), 409, 'not_member');
     assertError(await server.http('POST', `/api/rooms/${room}/kick`, {}, auth), 400, 'bad_request');
+    assertError(await server.http('POST', `/api/rooms/${room}/kick`, { client: a.welcome.client, reason: 5 }, auth), 400, 'bad_request');
     assertError(await server.http('POST', `/api/rooms/game:${uid()}/kick`, { client: a.welcome.client }, auth), 404, 'not_found');
   });
 
