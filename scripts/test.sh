@@ -65,8 +65,10 @@ step build ninja -C build
 step unit unit build
 step embed bash tests/embed/hygiene.sh build
 step npm bash -c 'cd tests/e2e && { [ -f package-lock.json ] && npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }'
-step e2e e2e build/atrium
+# The client bundles are built first: the server serves them under /_atrium/, and the e2e
+# tests fetch them from a clean clone, where they are not yet built (they are gitignored).
 step client-npm bash -c 'cd clients/js && npm ci --no-audit --no-fund && npm run build'
+step e2e e2e build/atrium
 step client bash -c "cd clients/js && ATRIUM_BIN=$root/build/atrium npm test"
 step browser-deps bash -c 'bash scripts/install-browser.sh && cd tests/browser && npm ci --no-audit --no-fund'
 step browser bash -c "cd tests/browser && ATRIUM_BIN=$root/build/atrium npm test"
