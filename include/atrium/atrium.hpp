@@ -32,6 +32,9 @@ struct Options {
   int cpu_budget_ms = 200;          // as the serve flags of the same names
   std::size_t room_memory_mb = 64;
   std::size_t memory_mb = 1024;
+  // Non-empty: every input and output is recorded to this file, as `atrium serve --record`
+  // does; `atrium replay FILE --verify` runs it again and compares (docs/embedding.md).
+  std::string record_path;
   // level: 0 debug, 1 info, 2 warn, 3 error. Default: stderr.
   std::function<void(int level, std::string_view line)> on_log;
 };

@@ -116,6 +116,8 @@ const Setting kSettings[] = {
        o.untyped = v == "on";
        return {};
      }},
+    {"record", "FILE", "record every input and output to FILE, for atrium replay (default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.record, v); }},
     {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},
 };
 

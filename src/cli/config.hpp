@@ -32,6 +32,7 @@ struct ServeOptions {
   std::size_t memory_mb = 1024;
   int max_rooms_per_connection = 128;
   bool untyped = true;
+  std::string record;                       // "": no record (atrium replay)
   engine::LogLevel log_level = engine::LogLevel::info;
 };
 

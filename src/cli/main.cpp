@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli/check.hpp"
+#include "cli/replay.hpp"
 #include "cli/serve.hpp"
 
 namespace {
@@ -16,6 +17,7 @@ const char kUsage[] =
     "  serve      serve the rooms in --rooms over WebSocket and HTTP (atrium serve --help)\n"
     "  check      load and lint room scripts: atrium check [DIR]\n"
     "  new        write a starter room script: atrium new NAME [--dir DIR]\n"
+    "  replay     run a record of serve --record again and compare: atrium replay FILE --verify\n"
     "\n"
     "  --help     this text\n"
     "  --version  the version\n";
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return atrium::cli::run_serve({args.begin() + 1, args.end()});
     if (command == "check") return atrium::cli::run_check({args.begin() + 1, args.end()});
     if (command == "new") return atrium::cli::run_new({args.begin() + 1, args.end()});
+    if (command == "replay") return atrium::cli::run_replay({args.begin() + 1, args.end()});
     std::fprintf(stderr, "atrium: unknown command \"%s\" (see atrium --help)\n", command.c_str());
     return 2;
   } catch (const std::exception& e) {

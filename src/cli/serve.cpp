@@ -112,6 +112,7 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.untyped_rooms = o.untyped;
   c.log_level = o.log_level;
   c.admin_token = o.admin_token;
+  c.record_path = o.record;
   c.on_log = log;
   return c;
 }

@@ -91,8 +91,27 @@ Result<json::Value> Engine::room(std::string_view id) const {
   return v;
 }
 
+namespace {
+
+// The HTTP API calls below that change anything are inputs of a record (Impl::http_input).
+json::Value http_call(const char* op, std::initializer_list<std::pair<const char*, json::Value>> fields) {
+  json::Value call = json::Value::object();
+  call.set("http", json::Value(op));
+  for (const auto& [key, value] : fields) call.set(key, value);
+  return call;
+}
+
+}  // namespace
+
 Result<json::Value> Engine::emit(std::string_view id, std::string_view event, const json::Value& data) {
-  Impl& e = *impl_;
+  return impl_->http_input(
+      [&] { return http_call("emit", {{"room", json::Value(id)}, {"event", json::Value(event)}, {"data", data}}); },
+      [&] { return impl_->emit_now(id, event, data); });
+}
+
+Result<json::Value> Engine::Impl::emit_now(std::string_view id, std::string_view event,
+                                           const json::Value& data) {
+  Impl& e = *this;
   if (event.empty()) return make_error(ErrorCode::bad_request, "'event' must be a non-empty string");
   if (Status s = validate_room_id(id); !s) return s.error();
   Room* r = e.find_room(id);
@@ -105,7 +124,14 @@ Result<json::Value> Engine::emit(std::string_view id, std::string_view event, co
 }
 
 Result<json::Value> Engine::call(std::string_view id, std::string_view method, const json::Value& args) {
-  Impl& e = *impl_;
+  return impl_->http_input(
+      [&] { return http_call("call", {{"room", json::Value(id)}, {"method", json::Value(method)}, {"args", args}}); },
+      [&] { return impl_->call_now(id, method, args); });
+}
+
+Result<json::Value> Engine::Impl::call_now(std::string_view id, std::string_view method,
+                                           const json::Value& args) {
+  Impl& e = *this;
   if (method.empty()) return make_error(ErrorCode::bad_request, "method must not be empty");
   if (!args.is_array()) return make_error(ErrorCode::bad_request, "'args' must be an array");
   Result<json::Value> out = make_error(ErrorCode::internal, "not run");
@@ -126,7 +152,14 @@ Result<json::Value> Engine::call(std::string_view id, std::string_view method, c
 }
 
 Result<json::Value> Engine::place(std::string_view id, std::string_view client, const json::Value& payload) {
-  Impl& e = *impl_;
+  return impl_->http_input(
+      [&] { return http_call("place", {{"room", json::Value(id)}, {"client", json::Value(client)}, {"payload", payload}}); },
+      [&] { return impl_->place_now(id, client, payload); });
+}
+
+Result<json::Value> Engine::Impl::place_now(std::string_view id, std::string_view client,
+                                            const json::Value& payload) {
+  Impl& e = *this;
   if (Status s = validate_room_id(id); !s) return s.error();
   Client* c = e.find_client(client);
   if (!c) return make_error(ErrorCode::not_found, "no connected client " + std::string(client));
@@ -160,7 +193,14 @@ Result<json::Value> Engine::members(std::string_view id) const {
 
 Result<json::Value> Engine::kick(std::string_view id, std::string_view client,
                                  std::string_view message) {
-  Impl& e = *impl_;
+  return impl_->http_input(
+      [&] { return http_call("kick", {{"room", json::Value(id)}, {"client", json::Value(client)}, {"message", json::Value(message)}}); },
+      [&] { return impl_->kick_now(id, client, message); });
+}
+
+Result<json::Value> Engine::Impl::kick_now(std::string_view id, std::string_view client,
+                                           std::string_view message) {
+  Impl& e = *this;
   if (Status s = validate_room_id(id); !s) return s.error();
   Room* r = e.find_room(id);
   if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
@@ -175,7 +215,12 @@ Result<json::Value> Engine::kick(std::string_view id, std::string_view client,
 }
 
 Result<json::Value> Engine::close(std::string_view id) {
-  Impl& e = *impl_;
+  return impl_->http_input([&] { return http_call("close", {{"room", json::Value(id)}}); },
+                           [&] { return impl_->close_now(id); });
+}
+
+Result<json::Value> Engine::Impl::close_now(std::string_view id) {
+  Impl& e = *this;
   if (Status s = validate_room_id(id); !s) return s.error();
   Room* r = e.find_room(id);
   if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
@@ -187,6 +232,8 @@ Result<json::Value> Engine::close(std::string_view id) {
 }
 
 json::Value Engine::reload() {
+  impl_->enter();
+  if (impl_->recorder) impl_->recorder->reload(nullptr);
   json::Value out;
   impl_->guarded("reload", [&] { out = impl_->reload_all(); });
   impl_->finish_operation();
@@ -194,6 +241,11 @@ json::Value Engine::reload() {
 }
 
 json::Value Engine::reload_script(std::string_view file_name) {
+  impl_->enter();
+  if (impl_->recorder) {
+    const std::string file(file_name);
+    impl_->recorder->reload(&file);
+  }
   json::Value out;
   impl_->guarded("reload", [&] { out = impl_->reload_one(std::string(file_name)); });
   impl_->finish_operation();

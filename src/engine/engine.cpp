@@ -49,6 +49,22 @@ void Engine::Impl::recover(const char* what, const std::string& error) {
   lua_gc(L, LUA_GCCOLLECT, 0);
 }
 
+void Engine::Impl::enter() {
+  if (!recorder) return;
+  if (!config.host_clock) {
+    fixed_now_ms = monotonic_ms();
+    fixed_wall_ms = wall_ms();
+  }
+  recorder->clock(fixed_now_ms, fixed_wall_ms);
+}
+
+void Engine::Impl::flush_record() {
+  if (!recorder || recorder->flush() || record_failed) return;
+  record_failed = true;
+  log(LogLevel::error, "engine record_failed path=" + config.record_path +
+                           " (a write failed: the record ends before this point)");
+}
+
 void Engine::Impl::log(LogLevel level, const std::string& line) const {
   if (level < config.log_level) return;
   if (config.on_log) {
@@ -77,7 +93,9 @@ Client* Engine::Impl::find_client(std::string_view wire_id) {
 void Engine::Impl::send(Client& c, std::string line) { send_frame(c, SharedFrame(line)); }
 
 void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
-  if (c.sink) c.sink->send(frame);
+  if (!c.sink) return;
+  if (recorder) recorder->out(c.wire_id, frame.view());
+  c.sink->send(frame);
 }
 
 namespace {
@@ -220,6 +238,13 @@ Status Engine::start() {
     return make_error(ErrorCode::internal, "cannot load the engine's Lua from " +
                                                e.config.lua_dir + ": " + loaded.error().message);
   e.prelude_ref = luaL_ref(e.L, LUA_REGISTRYINDEX);
+  if (!e.config.record_path.empty()) {
+    auto opened = Recorder::open(e.config.record_path, e.config, e.shown_rooms_dir(), e.random_seed);
+    if (!opened) return opened.error();
+    e.recorder = std::move(opened).value();
+    e.enter();
+    e.recorder->write_clock();
+  }
   if (!e.guarded("start", [&] { e.load_all_types(); }))
     return make_error(ErrorCode::internal, "loading the room scripts failed: out of memory");
   return {};
@@ -227,9 +252,11 @@ Status Engine::start() {
 
 ClientId Engine::connect(ClientSink& sink, std::string user_id) {
   Impl& e = *impl_;
+  e.enter();
   auto c = std::make_unique<Client>();
   c->id = e.next_client++;
   c->wire_id = "c" + std::to_string(c->id);
+  if (e.recorder) e.recorder->connect(c->wire_id, user_id);
   c->session = {e.random(), e.random()};
   c->user_id = std::move(user_id);
   c->sink = &sink;
@@ -244,6 +271,8 @@ void Engine::receive(ClientId id, std::string_view message) {
   Impl& e = *impl_;
   Client* c = e.find_client(id);
   if (!c) return;
+  e.enter();
+  if (e.recorder) e.recorder->message(c->wire_id, message);
   ++e.metrics.requests;
   json::Value ref;
   bool has_ref = false;
@@ -275,8 +304,11 @@ void Engine::receive(ClientId id, std::string_view message) {
 
 void Engine::receive_binary(ClientId id) {
   Impl& e = *impl_;
-  if (Client* c = e.find_client(id))
-    e.send(*c, encode_error(make_error(ErrorCode::bad_request,
+  Client* c = e.find_client(id);
+  if (!c) return;
+  e.enter();
+  if (e.recorder) e.recorder->binary(c->wire_id);
+  e.send(*c, encode_error(make_error(ErrorCode::bad_request,
                                        "binary messages are not part of atrium.v1: send JSON text")));
 }
 
@@ -284,6 +316,8 @@ void Engine::disconnect(ClientId id, bool clean) {
   Impl& e = *impl_;
   Client* c = e.find_client(id);
   if (!c) return;
+  e.enter();
+  if (e.recorder) e.recorder->disconnect(c->wire_id, clean);
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
   c->leaving = true;  // and no hook may place it anywhere while its onLeave hooks run
   for (const std::string& rid : std::vector<std::string>(c->watching))
@@ -299,19 +333,36 @@ void Engine::disconnect(ClientId id, bool clean) {
   e.finish_operation();
 }
 
-std::int64_t Engine::ms_until_next() const { return impl_->timers.ms_until_next(impl_->now()); }
+// A recording engine's clock stands still between inputs: how long to wait is the real
+// clock's business.
+std::int64_t Engine::ms_until_next() const {
+  Impl& e = *impl_;
+  return e.timers.ms_until_next(e.recorder && !e.config.host_clock ? monotonic_ms() : e.now());
+}
 
 void Engine::register_host_function(std::string name, HostFunction fn) {
   impl_->host_functions[std::move(name)] = std::move(fn);
 }
 
 void Engine::set_host_time(std::int64_t now_ms) {
-  if (now_ms > impl_->host_now_ms) impl_->host_now_ms = now_ms;  // never backwards
+  Impl& e = *impl_;
+  if (!e.config.host_clock || now_ms <= e.fixed_now_ms) return;  // never backwards
+  e.fixed_now_ms = now_ms;
+  e.fixed_wall_ms = now_ms;
+}
+
+void Engine::set_clocks(std::int64_t now_ms, std::int64_t wall_ms) {
+  Impl& e = *impl_;
+  if (!e.config.host_clock) return;
+  e.fixed_now_ms = now_ms;
+  e.fixed_wall_ms = wall_ms;
 }
 
 void Engine::run_due() {
   Impl& e = *impl_;
+  e.enter();
   const std::int64_t now = e.now();
+  if (e.recorder && e.timers.ms_until_next(now) == 0) e.recorder->timers();
   TimerEvent ev;
   // Bounded: timers that come due while these run wait for the next pass.
   for (std::size_t n = e.timers.size(); n > 0 && e.timers.pop_due(now, ev); --n) {
@@ -320,10 +371,24 @@ void Engine::run_due() {
   }
 }
 
-void Engine::end_of_pass() { impl_->finish_operation(); }
+void Engine::end_of_pass() {
+  Impl& e = *impl_;
+  if (e.recorder) {
+    if (!e.deferred.empty() || !e.doomed_ids.empty() || !e.displaced.empty()) {
+      e.enter();
+      e.recorder->pass();
+    }
+    e.finish_operation();
+    e.flush_record();
+    return;
+  }
+  e.finish_operation();
+}
 
 void Engine::shutdown() {
   Impl& e = *impl_;
+  e.enter();
+  if (e.recorder) e.recorder->shutdown();
   std::vector<ClientId> ids;
   for (auto& [id, c] : e.clients) ids.push_back(id);
   for (ClientId id : ids) {
@@ -336,9 +401,13 @@ void Engine::shutdown() {
           (void)e.leave(*c, *room, "closed");
         }
     });
-    if (c->sink) c->sink->close(1001, "server shutting down");
+    if (c->sink) {
+      if (e.recorder) e.recorder->closed(c->wire_id, 1001);
+      c->sink->close(1001, "server shutting down");
+    }
   }
   e.finish_operation();
+  e.flush_record();
 }
 
 std::size_t Engine::connection_count() const { return impl_->clients.size(); }

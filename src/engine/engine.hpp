@@ -41,6 +41,13 @@ struct EngineConfig {
   // Set: every room's math.random starts from this seed and the room's id (the same rooms
   // draw the same numbers in every process). Unset: from the engine's random device.
   std::optional<std::uint64_t> seed;
+  // Set: the engine's own random draws (welcome sessions; math.random's first state when
+  // `seed` is unset) come from this. Unset: from the random device. Replay sets it.
+  std::optional<std::uint64_t> random_seed;
+  // Set: start() opens this file and records every input and output to it, for
+  // `atrium replay` (docs/embedding.md "Record and replay"). The clocks are then read once
+  // per input, so that a replay can give each input the time it had.
+  std::string record_path;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;
@@ -76,6 +83,9 @@ class Engine {
   void end_of_pass();
   // With host_clock: the host's time, in ms (any origin; it never goes backwards).
   void set_host_time(std::int64_t now_ms);
+  // With host_clock: both clocks exactly, the wall clock apart (replay gives each input the
+  // readings it was recorded with).
+  void set_clocks(std::int64_t now_ms, std::int64_t wall_ms);
   // atrium.host.NAME for every room script from now on (a second one of a name replaces
   // the first). It runs inside the script's call: it must not call back into this engine.
   void register_host_function(std::string name, HostFunction fn);

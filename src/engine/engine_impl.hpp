@@ -27,6 +27,7 @@
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 #include "engine/protocol.hpp"
+#include "engine/recorder.hpp"
 #include "engine/timers.hpp"
 #include "json/value.hpp"
 #include "script/hook_call.hpp"
@@ -188,15 +189,44 @@ struct Engine::Impl {
   Timers timers;
   Metrics metrics;
   ClientId next_client = 1;
-  std::mt19937_64 random{std::random_device{}()};
+  std::uint64_t random_seed = config.random_seed ? *config.random_seed : std::random_device{}();
+  std::mt19937_64 random{random_seed};
   std::int64_t started_ms = 0;
-  std::int64_t host_now_ms = 0;
   std::uint64_t engine_rng = 0x9E3779B97F4A7C15ull;  // math.random outside any room's call
-  std::map<std::string, HostFunction, std::less<>> host_functions;  // atrium.host.NAME     // host_clock: the time of the last set_host_time()
-  // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or the
-  // host's. atrium.now() and joinedAt: the real wall clock, or the host's.
-  std::int64_t now() const { return config.host_clock ? host_now_ms : monotonic_ms(); }
-  std::int64_t wall_now() const { return config.host_clock ? host_now_ms : wall_ms(); }
+  std::map<std::string, HostFunction, std::less<>> host_functions;  // atrium.host.NAME
+  std::unique_ptr<Recorder> recorder;  // config.record_path (recorder.hpp)
+
+  // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or a
+  // fixed reading. atrium.now() and joinedAt: the real wall clock, or a fixed reading.
+  // Fixed: under host_clock (set_host_time), and while recording (enter() reads the real
+  // clocks once per input, so every hook of the input sees the time the record says).
+  bool fixed_clock = config.host_clock || !config.record_path.empty();
+  std::int64_t fixed_now_ms = 0;
+  std::int64_t fixed_wall_ms = 0;
+  std::int64_t now() const { return fixed_clock ? fixed_now_ms : monotonic_ms(); }
+  std::int64_t wall_now() const { return fixed_clock ? fixed_wall_ms : wall_ms(); }
+  // The HTTP API calls that change something (admin.cpp), once recorded.
+  Result<json::Value> emit_now(std::string_view id, std::string_view event, const json::Value& data);
+  Result<json::Value> call_now(std::string_view id, std::string_view method, const json::Value& args);
+  Result<json::Value> place_now(std::string_view id, std::string_view client, const json::Value& payload);
+  Result<json::Value> kick_now(std::string_view id, std::string_view client, std::string_view message);
+  Result<json::Value> close_now(std::string_view id);
+
+  // An input begins: a recording engine reads its clocks and records them.
+  void enter();
+  // The record so far to its file; a failed write is logged once.
+  void flush_record();
+  bool record_failed = false;
+  // An HTTP API call as an input: `call` builds its record entry (only when recording),
+  // `run` does it; its result is recorded as its output.
+  template <class Call, class Run>
+  Result<json::Value> http_input(Call&& call, Run&& run) {
+    enter();
+    if (recorder) recorder->http(call());
+    Result<json::Value> r = run();
+    if (recorder) recorder->result(r);
+    return r;
+  }
 
   Transaction* txn = nullptr;       // the open transaction, if any
   Transaction spare_txn;            // transact() reuses its vectors: no allocation per call

@@ -447,6 +447,7 @@ int l_host_call(lua_State* L) {
   } catch (...) {
     answer = make_error(ErrorCode::script_error, "it threw");
   }
+  if (e.recorder) e.recorder->host(name, args_json, answer);
   if (!answer) return raise(L, "atrium.host." + name + " failed: " + answer.error().message);
   auto value = json::parse(answer.value());
   if (!value) return raise(L, "atrium.host." + name + " answered text that is not JSON: " + value.error().message);

@@ -183,6 +183,7 @@ void Engine::Impl::load_type(const std::string& name, const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   const std::string src = text.str();
+  if (recorder) recorder->script(fs::path(path).filename().string(), src);
 
   const int top = lua_gettop(L);
   if (Status s = compile_class(type, src); !s) return fail(s.error().message);
@@ -341,6 +342,7 @@ json::Value Engine::Impl::reload_one(const std::string& file_name) {
   if (fs::is_regular_file(path, ec)) {
     load_type(name, path.string());
   } else if (RoomType* type = find_type(name)) {
+    if (recorder) recorder->script_gone(path.filename().string());
     type->deleted = true;  // live rooms keep serving; new joins get not_found
     log(LogLevel::info, "script deleted type=" + name + " file=" + type->path);
   }
@@ -359,8 +361,11 @@ json::Value Engine::Impl::reload_one(const std::string& file_name) {
 
 json::Value Engine::Impl::reload_all() {
   std::error_code ec;
-  for (auto& [name, type] : types)
-    if (!fs::exists(type->path, ec)) type->deleted = true;
+  for (auto& [name, type] : types) {
+    if (type->deleted || fs::exists(type->path, ec)) continue;
+    if (recorder) recorder->script_gone(fs::path(type->path).filename().string());
+    type->deleted = true;
+  }
   load_all_types();
   json::Value list = json::Value::array();
   for (auto& [name, type] : types) list.push_back(type_report(*type));

@@ -1,0 +1,220 @@
+// The record file's writer: one JSON object per line, buffered, flushed once per pass.
+#include "engine/recorder.hpp"
+
+#include <climits>
+#include <cstring>
+
+#include "engine/engine.hpp"
+#include "json/codec.hpp"
+
+namespace atrium::engine {
+
+namespace {
+
+// uint64 seeds go as decimal text: a JSON number reads back exactly only below 2^53.
+json::Value seed_text(std::uint64_t n) { return json::Value(std::to_string(n)); }
+
+}  // namespace
+
+// A client's line goes in raw, not as a string: the record stays readable, and a replay
+// compares whole entries.
+void append_out_entry(std::string& buf, std::string_view client, std::string_view line) {
+  buf += "{\"out\":";
+  json::write_string(client, buf);
+  buf += ",\"line\":";
+  buf.append(line);
+  buf += "}";
+}
+
+json::Value closed_entry(std::string_view client, int code) {
+  json::Value e = json::Value::object();
+  e.set("closed", json::Value(client));
+  e.set("code", json::Value(code));
+  return e;
+}
+
+json::Value result_entry(const Result<json::Value>& r) {
+  json::Value e = json::Value::object();
+  if (r) {
+    e.set("result", r.value());
+  } else {
+    e.set("error", json::Value(r.error().message));
+    e.set("code", json::Value(std::string(r.error().wire_code())));
+  }
+  return e;
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const EngineConfig& config,
+                                                 std::string_view rooms_dir,
+                                                 std::uint64_t random_seed) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return make_error(ErrorCode::internal, "cannot write the record " + path + ": " + std::strerror(errno));
+  std::unique_ptr<Recorder> r(new Recorder(f));
+  json::Value settings = json::Value::object();
+  settings.set("server_name", json::Value(config.server_name));
+  settings.set("admin_token", json::Value(config.admin_token));
+  settings.set("heartbeat_ms", json::Value(config.heartbeat_ms));
+  settings.set("cpu_budget_ms", json::Value(config.cpu_budget_ms));
+  settings.set("room_memory_bytes", json::Value(static_cast<double>(config.room_memory_bytes)));
+  settings.set("memory_bytes", json::Value(static_cast<double>(config.memory_bytes)));
+  settings.set("max_rooms_per_connection", json::Value(config.max_rooms_per_connection));
+  settings.set("untyped_rooms", json::Value(config.untyped_rooms));
+  json::Value header = json::Value::object();
+  header.set("atrium_record", json::Value(kRecordFormat));
+  header.set("engine", json::Value(ATRIUM_VERSION));
+  header.set("rooms_dir", json::Value(rooms_dir));
+  header.set("host_clock", json::Value(config.host_clock));
+  header.set("seed", config.seed ? seed_text(*config.seed) : json::Value());
+  header.set("random_seed", seed_text(random_seed));
+  header.set("settings", std::move(settings));
+  r->line(header);
+  r->flush();
+  if (r->failed_) return make_error(ErrorCode::internal, "cannot write the record " + path);
+  return r;
+}
+
+Recorder::~Recorder() {
+  flush();
+  std::fclose(file_);
+}
+
+void Recorder::line(const json::Value& v) {
+  json::write(v, buf_);
+  buf_.push_back('\n');
+  if (buf_.size() > (1u << 20)) flush();
+}
+
+// Client text goes as a JSON string when it is UTF-8, else as its bytes: replay must feed
+// the engine the very bytes it got (a bad byte's offset is in the error it answers).
+void Recorder::text_field(json::Value& entry, std::string_view text) {
+  if (json::is_valid_utf8(text)) {
+    entry.set("text", json::Value(text));
+    return;
+  }
+  json::Value bytes = json::Value::array();
+  for (const char c : text) bytes.push_back(json::Value(static_cast<int>(static_cast<unsigned char>(c))));
+  entry.set("bytes", std::move(bytes));
+}
+
+void Recorder::clock(std::int64_t now_ms, std::int64_t wall_ms) {
+  pending_now_ms_ = now_ms;
+  pending_wall_ms_ = wall_ms;
+}
+
+// An input's entry, after the clocks it ran at when they changed since the last input:
+// passes that find nothing to do leave no trace.
+void Recorder::input(const json::Value& v) {
+  write_clock();
+  line(v);
+}
+
+void Recorder::write_clock() {
+  if (pending_now_ms_ == now_ms_ && pending_wall_ms_ == wall_ms_) return;
+  now_ms_ = pending_now_ms_;
+  wall_ms_ = pending_wall_ms_;
+  json::Value e = json::Value::object();
+  e.set("time", json::Value(static_cast<double>(now_ms_)));
+  e.set("wall", json::Value(static_cast<double>(wall_ms_)));
+  line(e);
+}
+
+void Recorder::connect(std::string_view client, std::string_view user_id) {
+  json::Value e = json::Value::object();
+  e.set("connect", json::Value(client));
+  if (!user_id.empty()) e.set("user", json::Value(user_id));
+  input(e);
+}
+
+void Recorder::message(std::string_view client, std::string_view text) {
+  json::Value e = json::Value::object();
+  e.set("message", json::Value(client));
+  text_field(e, text);
+  input(e);
+}
+
+void Recorder::binary(std::string_view client) {
+  json::Value e = json::Value::object();
+  e.set("binary", json::Value(client));
+  input(e);
+}
+
+void Recorder::disconnect(std::string_view client, bool clean) {
+  json::Value e = json::Value::object();
+  e.set("disconnect", json::Value(client));
+  e.set("clean", json::Value(clean));
+  input(e);
+}
+
+void Recorder::timers() {
+  json::Value e = json::Value::object();
+  e.set("timers", json::Value(true));
+  input(e);
+}
+
+void Recorder::pass() {
+  json::Value e = json::Value::object();
+  e.set("pass", json::Value(true));
+  input(e);
+}
+
+void Recorder::reload(const std::string* file) {
+  json::Value e = json::Value::object();
+  e.set("reload", file ? json::Value(*file) : json::Value());
+  input(e);
+}
+
+void Recorder::http(json::Value call) { input(call); }
+
+void Recorder::shutdown() {
+  json::Value e = json::Value::object();
+  e.set("shutdown", json::Value(true));
+  input(e);
+}
+
+void Recorder::script(std::string_view file, std::string_view source) {
+  json::Value e = json::Value::object();
+  e.set("script", json::Value(file));
+  text_field(e, source);
+  line(e);
+}
+
+void Recorder::script_gone(std::string_view file) {
+  json::Value e = json::Value::object();
+  e.set("script", json::Value(file));
+  e.set("gone", json::Value(true));
+  line(e);
+}
+
+void Recorder::host(std::string_view name, std::string_view args, const Result<std::string>& result) {
+  json::Value e = json::Value::object();
+  e.set("host", json::Value(name));
+  e.set("args", json::Value(args));
+  if (result) {
+    e.set("result", json::Value(result.value()));
+  } else {
+    e.set("error", json::Value(result.error().message));
+  }
+  line(e);
+}
+
+void Recorder::out(std::string_view client, std::string_view line) {
+  append_out_entry(buf_, client, line);
+  buf_.push_back('\n');
+  if (buf_.size() > (1u << 20)) flush();
+}
+
+void Recorder::closed(std::string_view client, int code) { line(closed_entry(client, code)); }
+
+void Recorder::result(const Result<json::Value>& r) { line(result_entry(r)); }
+
+bool Recorder::flush() {
+  if (!buf_.empty()) {
+    if (std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size() || std::fflush(file_) != 0)
+      failed_ = true;
+    buf_.clear();
+  }
+  return !failed_;
+}
+
+}  // namespace atrium::engine
