@@ -35,6 +35,9 @@ struct Options {
   // Non-empty: every input and output is recorded to this file, as `atrium serve --record`
   // does; `atrium replay FILE --verify` runs it again and compares (docs/embedding.md).
   std::string record_path;
+  // Every hook runs twice, the second time from the same state in tables of another layout;
+  // a hook whose changes differ is logged with its line (docs/embedding.md "Synctest").
+  bool synctest = false;
   // level: 0 debug, 1 info, 2 warn, 3 error. Default: stderr.
   std::function<void(int level, std::string_view line)> on_log;
 };

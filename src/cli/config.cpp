@@ -116,6 +116,12 @@ const Setting kSettings[] = {
        o.untyped = v == "on";
        return {};
      }},
+    {"synctest", "on|off", "run every hook twice from the same state and log hooks whose changes differ (default: off)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       if (v != "on" && v != "off") return bad("must be on or off");
+       o.synctest = v == "on";
+       return {};
+     }},
     {"record", "FILE", "record every input and output to FILE, for atrium replay (default: none)",
      [](ServeOptions& o, std::string_view v) { return set_text(o.record, v); }},
     {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},

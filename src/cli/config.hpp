@@ -33,6 +33,7 @@ struct ServeOptions {
   int max_rooms_per_connection = 128;
   bool untyped = true;
   std::string record;                       // "": no record (atrium replay)
+  bool synctest = false;
   engine::LogLevel log_level = engine::LogLevel::info;
 };
 

@@ -113,6 +113,7 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.log_level = o.log_level;
   c.admin_token = o.admin_token;
   c.record_path = o.record;
+  c.synctest = o.synctest;
   c.on_log = log;
   return c;
 }

@@ -210,6 +210,7 @@ std::unique_ptr<Engine> Engine::create(const Options& o, std::string* error) noe
     c.room_memory_bytes = o.room_memory_mb << 20;
     c.memory_bytes = o.memory_mb << 20;
     c.record_path = o.record_path;
+    c.synctest = o.synctest;
     if (o.on_log) {
       auto sink = o.on_log;
       c.on_log = [sink](engine::LogLevel level, std::string_view line) {

@@ -232,7 +232,7 @@ Result<json::Value> Engine::Impl::close_now(std::string_view id) {
 }
 
 json::Value Engine::reload() {
-  impl_->enter();
+  impl_->begin_input();
   if (impl_->recorder) impl_->recorder->reload(nullptr);
   json::Value out;
   impl_->guarded("reload", [&] { out = impl_->reload_all(); });
@@ -241,7 +241,7 @@ json::Value Engine::reload() {
 }
 
 json::Value Engine::reload_script(std::string_view file_name) {
-  impl_->enter();
+  impl_->begin_input();
   if (impl_->recorder) {
     const std::string file(file_name);
     impl_->recorder->reload(&file);

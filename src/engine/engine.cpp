@@ -49,7 +49,7 @@ void Engine::Impl::recover(const char* what, const std::string& error) {
   lua_gc(L, LUA_GCCOLLECT, 0);
 }
 
-void Engine::Impl::enter() {
+void Engine::Impl::begin_input() {
   if (!recorder) return;
   if (!config.host_clock) {
     fixed_now_ms = monotonic_ms();
@@ -242,7 +242,7 @@ Status Engine::start() {
     auto opened = Recorder::open(e.config.record_path, e.config, e.shown_rooms_dir(), e.random_seed);
     if (!opened) return opened.error();
     e.recorder = std::move(opened).value();
-    e.enter();
+    e.begin_input();
     e.recorder->write_clock();
   }
   if (!e.guarded("start", [&] { e.load_all_types(); }))
@@ -252,7 +252,7 @@ Status Engine::start() {
 
 ClientId Engine::connect(ClientSink& sink, std::string user_id) {
   Impl& e = *impl_;
-  e.enter();
+  e.begin_input();
   auto c = std::make_unique<Client>();
   c->id = e.next_client++;
   c->wire_id = "c" + std::to_string(c->id);
@@ -271,7 +271,7 @@ void Engine::receive(ClientId id, std::string_view message) {
   Impl& e = *impl_;
   Client* c = e.find_client(id);
   if (!c) return;
-  e.enter();
+  e.begin_input();
   if (e.recorder) e.recorder->message(c->wire_id, message);
   ++e.metrics.requests;
   json::Value ref;
@@ -306,7 +306,7 @@ void Engine::receive_binary(ClientId id) {
   Impl& e = *impl_;
   Client* c = e.find_client(id);
   if (!c) return;
-  e.enter();
+  e.begin_input();
   if (e.recorder) e.recorder->binary(c->wire_id);
   e.send(*c, encode_error(make_error(ErrorCode::bad_request,
                                        "binary messages are not part of atrium.v1: send JSON text")));
@@ -316,7 +316,7 @@ void Engine::disconnect(ClientId id, bool clean) {
   Impl& e = *impl_;
   Client* c = e.find_client(id);
   if (!c) return;
-  e.enter();
+  e.begin_input();
   if (e.recorder) e.recorder->disconnect(c->wire_id, clean);
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
   c->leaving = true;  // and no hook may place it anywhere while its onLeave hooks run
@@ -360,7 +360,7 @@ void Engine::set_clocks(std::int64_t now_ms, std::int64_t wall_ms) {
 
 void Engine::run_due() {
   Impl& e = *impl_;
-  e.enter();
+  e.begin_input();
   const std::int64_t now = e.now();
   if (e.recorder && e.timers.ms_until_next(now) == 0) e.recorder->timers();
   TimerEvent ev;
@@ -375,7 +375,7 @@ void Engine::end_of_pass() {
   Impl& e = *impl_;
   if (e.recorder) {
     if (!e.deferred.empty() || !e.doomed_ids.empty() || !e.displaced.empty()) {
-      e.enter();
+      e.begin_input();
       e.recorder->pass();
     }
     e.finish_operation();
@@ -387,7 +387,7 @@ void Engine::end_of_pass() {
 
 void Engine::shutdown() {
   Impl& e = *impl_;
-  e.enter();
+  e.begin_input();
   if (e.recorder) e.recorder->shutdown();
   std::vector<ClientId> ids;
   for (auto& [id, c] : e.clients) ids.push_back(id);

@@ -143,6 +143,10 @@ struct Transaction {
   std::vector<std::function<void()>> undo;          // membership changes, run at rollback
   std::vector<Room*> created;                       // rooms created inside it
   std::optional<script::HookResult> failure;        // sticky: an error anywhere fails it all
+  // Synctest only (EngineConfig::synctest): each touched room's math.random state before
+  // its first call, and the first hook called, as "action 'draw' at rooms/luck.lua:9".
+  std::vector<std::pair<Room*, std::uint64_t>> rng_before;
+  std::string first_hook;
 
   // Empty again, keeping the vectors' memory for the next transaction (unless a rare big
   // one made them large).
@@ -153,6 +157,8 @@ struct Transaction {
     reset(undo);
     reset(created);
     failure.reset();
+    rng_before.clear();
+    first_hook.clear();
   }
 
  private:
@@ -195,10 +201,12 @@ struct Engine::Impl {
   std::uint64_t engine_rng = 0x9E3779B97F4A7C15ull;  // math.random outside any room's call
   std::map<std::string, HostFunction, std::less<>> host_functions;  // atrium.host.NAME
   std::unique_ptr<Recorder> recorder;  // config.record_path (recorder.hpp)
+  // Synctest: the engine's own random states when the open transaction began.
+  std::pair<std::mt19937_64, std::uint64_t> random_before;
 
   // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or a
   // fixed reading. atrium.now() and joinedAt: the real wall clock, or a fixed reading.
-  // Fixed: under host_clock (set_host_time), and while recording (enter() reads the real
+  // Fixed: under host_clock (set_host_time), and while recording (begin_input() reads the real
   // clocks once per input, so every hook of the input sees the time the record says).
   bool fixed_clock = config.host_clock || !config.record_path.empty();
   std::int64_t fixed_now_ms = 0;
@@ -213,7 +221,7 @@ struct Engine::Impl {
   Result<json::Value> close_now(std::string_view id);
 
   // An input begins: a recording engine reads its clocks and records them.
-  void enter();
+  void begin_input();
   // The record so far to its file; a failed write is logged once.
   void flush_record();
   bool record_failed = false;
@@ -221,7 +229,7 @@ struct Engine::Impl {
   // `run` does it; its result is recorded as its output.
   template <class Call, class Run>
   Result<json::Value> http_input(Call&& call, Run&& run) {
-    enter();
+    begin_input();
     if (recorder) recorder->http(call());
     Result<json::Value> r = run();
     if (recorder) recorder->result(r);
@@ -329,6 +337,21 @@ struct Engine::Impl {
   void sync_shadow(Room& room, const char* shadow_field, const json::Value& mirror,
                    const std::vector<state::Op>& ops);
   template <class Body> Status transact(Body&& body);
+  // synctest.cpp: the body once more from the state before it, in tables of another
+  // layout; what differs is reported. The second run is the one committed.
+  template <class Body> Status run_again(Transaction& t, Body& body);
+  struct RunChanges {              // a run's changes, as text, per touched room
+    struct RoomRun {
+      std::string room;             // by id: a room the first run made is made anew
+      std::string state_ops, meta_ops, emits;
+    };
+    std::vector<RoomRun> rooms;
+  };
+  std::unique_ptr<RunChanges> changes_of(Transaction& t);
+  void rewind_for_rerun(Transaction& t);
+  void compare_runs(Transaction& t, const RunChanges& first);
+  void note_first_hook(std::string_view what, bool action, int fn_index);
+  Status room_changes(Room& room, std::vector<state::Op>& state_ops, std::vector<state::Op>& meta_ops);
   void push_instance(Room& room);  // [-0, +1, -]
   void push_box(Room& room);       // [-0, +1, -]
   std::string where(const Room& room) const;   // "rooms/chat.lua"
@@ -382,6 +405,7 @@ Status Engine::Impl::transact(Body&& body) {
   if (txn) return body();
   Transaction t = std::move(spare_txn);
   txn = &t;
+  if (config.synctest) random_before = {random, engine_rng};
   // A Lua error raised by the engine's own code (guarded) unwinds through here: the
   // transaction is kept for guarded() to roll back, and none is left open.
   struct Unwound {
@@ -398,12 +422,24 @@ Status Engine::Impl::transact(Body&& body) {
   // The first failure is the one to report: a room that called another and raised its
   // error again raised it as text, without its code and line.
   if (t.failure) s = hook_error(*t.failure);
+  if (s && config.synctest) s = run_again(t, body);
   if (s) s = commit(t);
   if (!s) rollback(t);
   unwound.done = true;
   txn = nullptr;
   t.clear();
   spare_txn = std::move(t);
+  return s;
+}
+
+template <class Body>
+Status Engine::Impl::run_again(Transaction& t, Body& body) {
+  std::unique_ptr<RunChanges> first = changes_of(t);
+  if (!first) return {};  // the first run breaks the State rules: commit will say so
+  rewind_for_rerun(t);
+  Status s = body();
+  if (t.failure) s = hook_error(*t.failure);
+  if (s) compare_runs(t, *first);
   return s;
 }
 

@@ -25,6 +25,7 @@ void Engine::Impl::touch(Room& room) {
   for (Room* r : txn->rooms)
     if (r == &room) return;
   txn->rooms.push_back(&room);
+  if (config.synctest) txn->rng_before.emplace_back(&room, room.rng);
 }
 
 namespace {
@@ -47,6 +48,7 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
       std::vector<Room*>& stack;
       ~OnStack() { stack.pop_back(); }
     };
+    if (config.synctest) note_first_hook(what, action, lua_gettop(L) - nargs);
     room_stack.push_back(&room);
     const OnStack on_stack{room_stack};
     const script::OwnerScope as_room(*vm, room.mem_owner);
@@ -229,22 +231,7 @@ Status Engine::Impl::commit(Transaction& t) {
   std::vector<RoomChanges> per_room(t.rooms.size() > 1 ? t.rooms.size() : 0);
   auto changes = [&](std::size_t i) -> RoomChanges& { return per_room.empty() ? only_room : per_room[i]; };
   for (std::size_t i = 0; i < t.rooms.size(); ++i) {
-    Room& room = *t.rooms[i];
-    if (!room.type || room.box_ref < 0) continue;
-    push_box(room);
-    const int box = lua_gettop(L);
-    Status s;
-    if (get_flag(L, box, "sx")) {
-      s = diff_exposed(room, box, "state", "ss", room.mirror, changes(i).state_ops);
-    } else if (!room.dirty_paths.empty()) {  // only setState/setIn changed it: diff just that
-      lua_getfield(L, box, "state");
-      s = state::diff_paths(L, -1, room.mirror, room.dirty_paths, changes(i).state_ops, "state");
-      lua_pop(L, 1);
-    }
-    if (s && get_flag(L, box, "mx"))
-      s = diff_exposed(room, box, "meta", "ms", room.meta_mirror, changes(i).meta_ops);
-    lua_pop(L, 1);
-    if (!s) return make_error(ErrorCode::script_error, where(room) + ": " + s.error().message);
+    if (Status s = room_changes(*t.rooms[i], changes(i).state_ops, changes(i).meta_ops); !s) return s;
   }
   // Phase 2: mirrors, pending patches, then the effects the hooks queued, in order.
   std::vector<Room*> flush_now;
@@ -276,6 +263,27 @@ Status Engine::Impl::commit(Transaction& t) {
   for (Room* room : flush_now) flush_patch(*room);
   // A room that server code created and nobody joined goes the way of any empty room.
   for (Room* room : t.created) defer(*room, [this](Room& r) { maybe_destroy_empty(r); });
+  return {};
+}
+
+// What a transaction changed in `room`'s state and meta, as ops against the mirrors. Reads
+// only (a first diff makes the room's shadow).
+Status Engine::Impl::room_changes(Room& room, std::vector<state::Op>& state_ops,
+                                  std::vector<state::Op>& meta_ops) {
+  if (!room.type || room.box_ref < 0) return {};
+  push_box(room);
+  const int box = lua_gettop(L);
+  Status s;
+  if (get_flag(L, box, "sx")) {
+    s = diff_exposed(room, box, "state", "ss", room.mirror, state_ops);
+  } else if (!room.dirty_paths.empty()) {  // only setState/setIn changed it: diff just that
+    lua_getfield(L, box, "state");
+    s = state::diff_paths(L, -1, room.mirror, room.dirty_paths, state_ops, "state");
+    lua_pop(L, 1);
+  }
+  if (s && get_flag(L, box, "mx")) s = diff_exposed(room, box, "meta", "ms", room.meta_mirror, meta_ops);
+  lua_pop(L, 1);
+  if (!s) return make_error(ErrorCode::script_error, where(room) + ": " + s.error().message);
   return {};
 }
 
