@@ -6,7 +6,8 @@
 //   ./arena-host --rooms rooms --lua "$(pkg-config --variable=luadir atrium)" --port 8090
 //
 // Remote players connect to ws://127.0.0.1:PORT/ws and join "arena:main" as with
-// `atrium serve`. --seconds N stops after N seconds (default: run until killed).
+// `atrium serve`. --seconds N stops after N seconds (default: run until killed). --record FILE
+// records the session for `atrium replay FILE --verify`.
 #include <atrium/atrium.hpp>
 
 #include <chrono>
@@ -47,8 +48,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--lua")) options.lua_dir = argv[i + 1];
     else if (!std::strcmp(argv[i], "--port")) port = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atol(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--record")) options.record_path = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: arena-host [--rooms DIR] [--lua DIR] [--port N] [--seconds N]\n");
+      std::fprintf(stderr, "usage: arena-host [--rooms DIR] [--lua DIR] [--port N] [--seconds N] [--record FILE]\n");
       return 2;
     }
   }

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, repo, exampleRooms, sleep } from './helpers.mjs';
+import os from 'node:os';
+import { BIN, connect, repo, exampleRooms, sleep } from './helpers.mjs';
 
 const T = { timeout: 20000 };
 // build/'s, whichever server binary the rest of the suite runs (the ASan pass included).
@@ -22,9 +23,9 @@ function normalized(line, room, client) {
     .replace(/"session":"[0-9a-f]{32}"/, '"session":"-"');
 }
 
-function startHost() {
+function startHost(extra = [], seconds = 15) {
   assert.ok(fs.existsSync(HOST), `${HOST} is missing: build it with bash tests/embed/hygiene.sh`);
-  const child = spawn(HOST, ['--rooms', exampleRooms, '--lua', LUA, '--port', '0', '--seconds', '15'],
+  const child = spawn(HOST, ['--rooms', exampleRooms, '--lua', LUA, '--port', '0', '--seconds', String(seconds), ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8');
@@ -63,6 +64,32 @@ describe('embedded engine with a listener', () => {
     while (!/arena: .*Remote/.test(host.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.match(host.output(), /arena: .*Host.*Remote|arena: .*Remote.*Host/);
     await ws.close();
+  });
+
+  it('records a listen-server session (Options::record_path) that atrium replay gives back byte for byte', T, async () => {
+    const record = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-embed-')), 'arena.record');
+    const host = startHost(['--record', record], 3);
+    hosts.push(host);
+    const ws = await connect(`ws://127.0.0.1:${await host.port}/ws`);
+    await ws.ok({ op: 'join', room: 'arena:main', payload: { name: 'Remote' } });
+    for (let i = 0; i < 10; i += 1) {
+      await ws.ok({ op: 'call', room: 'arena:main', method: 'move', args: [i % 3 - 1, 1] });
+      await sleep(100);
+    }
+    const code = await new Promise((resolve) => host.child.on('exit', resolve));
+    assert.equal(code, 0, host.output());
+    const text = fs.readFileSync(record, 'utf8');
+    assert.match(text, /\{"connect":"c1","user":"host"\}/);     // the LocalClient
+    assert.match(text, /"method\\":\\"move\\"/);
+    const run = await new Promise((resolve) => {
+      const child = spawn(BIN, ['replay', record, '--verify'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.stderr.on('data', (d) => { out += d; });
+      child.on('exit', (c) => resolve({ code: c, out }));
+    });
+    assert.equal(run.code, 0, run.out);
+    assert.match(run.out, /^identical: /);
   });
 
   it('gives a LocalClient and a WebSocket client the same lines, byte for byte', T, async () => {
