@@ -94,7 +94,7 @@ void Engine::Impl::send(Client& c, std::string line) { send_frame(c, SharedFrame
 
 void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
   if (!c.sink) return;
-  if (recorder) recorder->out(c.wire_id, frame.view());
+  if (recorder) recorder->out(c.wire_id, frame);
   c.sink->send(frame);
 }
 

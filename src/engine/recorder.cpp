@@ -18,9 +18,19 @@ json::Value seed_text(std::uint64_t n) { return json::Value(std::to_string(n)); 
 
 // A client's line goes in raw, not as a string: the record stays readable, and a replay
 // compares whole entries.
-void append_out_entry(std::string& buf, std::string_view client, std::string_view line) {
+void append_out_entry(std::string& buf, const std::vector<std::string>& clients,
+                      std::string_view line) {
   buf += "{\"out\":";
-  json::write_string(client, buf);
+  if (clients.size() == 1) {
+    json::write_string(clients.front(), buf);
+  } else {
+    buf.push_back('[');
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      if (i) buf.push_back(',');
+      json::write_string(clients[i], buf);
+    }
+    buf.push_back(']');
+  }
   buf += ",\"line\":";
   buf.append(line);
   buf += "}";
@@ -80,6 +90,7 @@ Recorder::~Recorder() {
 }
 
 void Recorder::line(const json::Value& v) {
+  write_out();
   json::write(v, buf_);
   buf_.push_back('\n');
   if (buf_.size() > (1u << 20)) flush();
@@ -198,9 +209,21 @@ void Recorder::host(std::string_view name, std::string_view args, const Result<s
   line(e);
 }
 
-void Recorder::out(std::string_view client, std::string_view line) {
-  append_out_entry(buf_, client, line);
+// The same frame (one buffer, shared) to the next client joins the entry being gathered.
+void Recorder::out(std::string_view client, const SharedFrame& line) {
+  if (out_line_.data() != line.data()) {
+    write_out();
+    out_line_ = line;
+  }
+  out_clients_.emplace_back(client);
+}
+
+void Recorder::write_out() {
+  if (out_clients_.empty()) return;
+  append_out_entry(buf_, out_clients_, out_line_.view());
   buf_.push_back('\n');
+  out_clients_.clear();
+  out_line_ = SharedFrame();
   if (buf_.size() > (1u << 20)) flush();
 }
 
@@ -209,6 +232,7 @@ void Recorder::closed(std::string_view client, int code) { line(closed_entry(cli
 void Recorder::result(const Result<json::Value>& r) { line(result_entry(r)); }
 
 bool Recorder::flush() {
+  write_out();
   if (!buf_.empty()) {
     if (std::fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size() || std::fflush(file_) != 0)
       failed_ = true;

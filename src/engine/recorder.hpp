@@ -13,8 +13,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "json/value.hpp"
+#include "util/shared_frame.hpp"
 #include "util/result.hpp"
 
 namespace atrium::engine {
@@ -24,8 +26,11 @@ struct EngineConfig;
 // The record format's version: `atrium replay` refuses other versions by name.
 inline constexpr int kRecordFormat = 1;
 
-// The output entries, as the recorder writes them and as a replay compares them.
-void append_out_entry(std::string& buf, std::string_view client, std::string_view line);
+// The output entries, as the recorder writes them and as a replay compares them. One line
+// sent to several clients in a row (a patch to every member) is one entry, with the list:
+// {"out":["c1","c2"],"line":...}.
+void append_out_entry(std::string& buf, const std::vector<std::string>& clients,
+                      std::string_view line);
 json::Value closed_entry(std::string_view client, int code);
 json::Value result_entry(const Result<json::Value>& r);
 
@@ -61,7 +66,7 @@ class Recorder {
   void host(std::string_view name, std::string_view args, const Result<std::string>& result);
 
   // Outputs.
-  void out(std::string_view client, std::string_view line);
+  void out(std::string_view client, const SharedFrame& line);
   void closed(std::string_view client, int code);
   void result(const Result<json::Value>& r);
 
@@ -72,6 +77,7 @@ class Recorder {
  private:
   explicit Recorder(std::FILE* f) : file_(f) {}
   void line(const json::Value& v);
+  void write_out();
   void input(const json::Value& v);
   void text_field(json::Value& entry, std::string_view text);
 
@@ -82,6 +88,8 @@ class Recorder {
   std::int64_t pending_now_ms_ = 0;        // the clocks the next input runs at
   std::int64_t pending_wall_ms_ = 0;
   bool failed_ = false;
+  SharedFrame out_line_;                   // the output entry being gathered
+  std::vector<std::string> out_clients_;
 };
 
 }  // namespace atrium::engine

@@ -84,23 +84,56 @@ ClientId client_id_of(std::string_view wire) {
   return id;
 }
 
+// An input's output entries as the recorder writes them: one frame sent to several
+// clients in a row is one entry.
+class Outputs {
+ public:
+  void out(const std::string& client, const SharedFrame& line) {
+    if (line_.data() != line.data()) {
+      end_out();
+      line_ = line;
+    }
+    clients_.push_back(client);
+  }
+  void other(std::string entry) {
+    end_out();
+    entries_.push_back(std::move(entry));
+  }
+  std::vector<std::string>& take() {
+    end_out();
+    return entries_;
+  }
+  void clear() {
+    end_out();
+    entries_.clear();
+  }
+
+ private:
+  void end_out() {
+    if (clients_.empty()) return;
+    std::string entry;
+    append_out_entry(entry, clients_, line_.view());
+    entries_.push_back(std::move(entry));
+    clients_.clear();
+    line_ = SharedFrame();
+  }
+  std::vector<std::string> entries_;
+  SharedFrame line_;
+  std::vector<std::string> clients_;
+};
+
 // A replayed client: what the engine sends it becomes an output entry of the input.
 class ReplaySink : public ClientSink {
  public:
-  ReplaySink(std::string wire_id, std::vector<std::string>& outputs)
-      : wire_id_(std::move(wire_id)), outputs_(outputs) {}
-  void send(const SharedFrame& line) override {
-    std::string entry;
-    append_out_entry(entry, wire_id_, line.view());
-    outputs_.push_back(std::move(entry));
-  }
+  ReplaySink(std::string wire_id, Outputs& outputs) : wire_id_(std::move(wire_id)), outputs_(outputs) {}
+  void send(const SharedFrame& line) override { outputs_.out(wire_id_, line); }
   void close(int code, std::string_view) override {
-    outputs_.push_back(json::to_json(closed_entry(wire_id_, code)));
+    outputs_.other(json::to_json(closed_entry(wire_id_, code)));
   }
 
  private:
   std::string wire_id_;
-  std::vector<std::string>& outputs_;
+  Outputs& outputs_;
 };
 
 class Replayer {
@@ -131,7 +164,7 @@ class Replayer {
   std::unique_ptr<Engine> engine_;
   std::map<ClientId, std::unique_ptr<ReplaySink>> sinks_;
   std::deque<const Entry*> hosts_;
-  std::vector<std::string> outputs_;       // the current input's
+  Outputs outputs_;                        // the current input's
   std::ofstream out_;
   ReplayReport report_;
 };
@@ -296,16 +329,17 @@ void Replayer::run_input(const Entry& in) {
     else if (op == "place") r = e.place(room, string_of(v, "client"), body ? *body : none);
     else if (op == "kick") r = e.kick(room, string_of(v, "client"), string_of(v, "message"));
     else if (op == "close") r = e.close(room);
-    outputs_.push_back(json::to_json(result_entry(r)));
+    outputs_.other(json::to_json(result_entry(r)));
   }
 }
 
 // The replay's outputs of `in` against the record's; the first difference goes to the report.
 bool Replayer::compare(const Entry& in, const std::vector<const Entry*>& expected) {
-  const std::size_t n = std::max(expected.size(), outputs_.size());
+  const std::vector<std::string>& outputs = outputs_.take();
+  const std::size_t n = std::max(expected.size(), outputs.size());
   for (std::size_t k = 0; k < n; ++k) {
     const std::string want = k < expected.size() ? expected[k]->text : std::string();
-    const std::string got = k < outputs_.size() ? outputs_[k] : std::string();
+    const std::string got = k < outputs.size() ? outputs[k] : std::string();
     if (want == got) continue;
     report_.identical = false;
     report_.input_number = report_.inputs;
@@ -364,8 +398,10 @@ Result<ReplayReport> Replayer::run() {
     outputs_.clear();
     ++report_.inputs;
     run_input(in);
-    report_.outputs += outputs_.size();
-    for (const std::string& o : outputs_) out_ << o << '\n';
+    for (const std::string& o : outputs_.take()) {
+      ++report_.outputs;
+      out_ << o << '\n';
+    }
     if (!compare(in, expected) && options_.verify) break;
     for (const Entry* c : clocks)
       engine_->set_clocks(static_cast<std::int64_t>(number_of(c->value, "time", 0)),

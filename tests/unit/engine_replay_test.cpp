@@ -86,22 +86,22 @@ TEST_CASE("replay: a recorded run under the host clock, random traffic and a hos
   REQUIRE_MESSAGE(report.ok(), (report.ok() ? "" : report.error().message));
   CHECK_MESSAGE(report.value().identical, engine::describe(report.value()));
   CHECK(report.value().inputs > 300);
-  CHECK(report.value().outputs > 300);
+  CHECK(report.value().outputs > 200);  // entries: a patch to every member is one
 
   SUBCASE("an output line changed in the record is named, with its input and record line") {
     std::string text = read_all(record);
-    const std::size_t at = text.find("{\"out\":\"c2\",\"line\":{\"op\":\"patch\"");
+    const std::size_t at = text.find("\"op\":\"patch\"");
     REQUIRE(at != std::string::npos);
     const std::size_t record_line = static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n')) + 1;
-    text.replace(at + 8, 2, "c9");
+    text.replace(at, 12, "\"op\":\"patcX\"");
     std::ofstream(record, std::ios::binary | std::ios::trunc) << text;
     auto tampered = engine::replay(record, options);
     REQUIRE(tampered.ok());
     const engine::ReplayReport& r = tampered.value();
     CHECK_FALSE(r.identical);
     CHECK(r.record_line < record_line);  // the input comes before its outputs
-    CHECK(r.expected.find("\"out\":\"c9\"") != std::string::npos);
-    CHECK(r.got.find("\"out\":\"c2\"") != std::string::npos);
+    CHECK(r.expected.find("\"op\":\"patcX\"") != std::string::npos);
+    CHECK(r.got.find("\"op\":\"patch\"") != std::string::npos);
     CHECK(engine::describe(r).find("diverged at input " + std::to_string(r.input_number)) == 0);
   }
   SUBCASE("a script text changed in the record diverges where the change shows") {
