@@ -47,6 +47,53 @@ local function copy_library(name)
   return dst
 end
 
+-- Synctest (the engine's synctest setting): in a hook's second run, next and pairs walk a
+-- table's keys in the reverse of their order, so that a hook whose outcome follows that
+-- order (the "first" player by next()), which another process's hash seed would change,
+-- changes something else the second time (src/engine/synctest.cpp reports it).
+local synctest_next, synctest_pairs
+if core.synctest then
+  local raw_next, raw_pairs, reversed = next, pairs, core.synctest_reversed
+  local walks = setmetatable({}, { __mode = "k" })  -- table -> its keys backwards, and where
+  local function walk_backwards(t)
+    local keys, at, n = {}, {}, 0
+    local k = raw_next(t)
+    while k ~= nil do
+      n = n + 1
+      keys[n] = k
+      k = raw_next(t, k)
+    end
+    for i = 1, math.floor(n / 2) do keys[i], keys[n + 1 - i] = keys[n + 1 - i], keys[i] end
+    for i = 1, n do at[keys[i]] = i end
+    local walk = { keys = keys, at = at }
+    walks[t] = walk
+    return walk
+  end
+  synctest_next = function(t, k)
+    if not reversed() or type(t) ~= "table" then return raw_next(t, k) end
+    local walk = k ~= nil and walks[t] or walk_backwards(t)
+    local i = 0
+    if k ~= nil then
+      i = walk.at[k]
+      if i == nil then
+        walk = walk_backwards(t)
+        i = walk.at[k]
+        if i == nil then return raw_next(t, k) end  -- "invalid key to 'next'", as ever
+      end
+    end
+    for j = i + 1, #walk.keys do
+      local key = walk.keys[j]
+      local v = rawget(t, key)
+      if v ~= nil then return key, v end
+    end
+    return nil
+  end
+  synctest_pairs = function(t)
+    if type(t) ~= "table" then return raw_pairs(t) end
+    return synctest_next, t, nil
+  end
+end
+
 -- collectgarbage with only the arguments that cannot stop the collector.
 local function safe_collectgarbage(opt)
   if opt == nil or opt == "collect" or opt == "count" or opt == "step" then
@@ -140,6 +187,7 @@ function M.makeEnv(typeName)
   env.pcall, env.xpcall = safe_pcall, safe_xpcall
   env.atrium = make_atrium(typeName)
   env.print = env.atrium.log.info   -- stdout belongs to the server; print goes to the log
+  if synctest_next then env.next, env.pairs = synctest_next, synctest_pairs end
   env._G = env
   return setmetatable(env, {
     __index = function(_, k)

@@ -49,8 +49,8 @@ struct EngineConfig {
   // per input, so that a replay can give each input the time it had.
   std::string record_path;
   // Synctest (GGPO's idea, for rooms that must replay): every hook runs twice, the second
-  // time from the state before it, in tables of another layout so that `pairs` order
-  // differs; a hook whose ops or emits differ is logged with its line
+  // time from the state before it with `next` and `pairs` walking tables backwards; a hook
+  // whose ops or emits differ is logged with its line
   // (docs/embedding.md "Synctest"). Side effects outside the room happen twice.
   bool synctest = false;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.

@@ -203,6 +203,7 @@ struct Engine::Impl {
   std::unique_ptr<Recorder> recorder;  // config.record_path (recorder.hpp)
   // Synctest: the engine's own random states when the open transaction began.
   std::pair<std::mt19937_64, std::uint64_t> random_before;
+  bool synctest_second_run = false; // next and pairs walk backwards (core.synctest_reversed)
 
   // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or a
   // fixed reading. atrium.now() and joinedAt: the real wall clock, or a fixed reading.
@@ -437,6 +438,11 @@ Status Engine::Impl::run_again(Transaction& t, Body& body) {
   std::unique_ptr<RunChanges> first = changes_of(t);
   if (!first) return {};  // the first run breaks the State rules: commit will say so
   rewind_for_rerun(t);
+  synctest_second_run = true;
+  struct Forward {
+    bool& flag;
+    ~Forward() { flag = false; }
+  } forward{synctest_second_run};
   Status s = body();
   if (t.failure) s = hook_error(*t.failure);
   if (s) compare_runs(t, *first);

@@ -455,6 +455,12 @@ int l_host_call(lua_State* L) {
   return 1;
 }
 
+// core.synctest_reversed(): true while a synctest's second run is running.
+int l_synctest_reversed(lua_State* L) {
+  lua_pushboolean(L, engine_of(L).synctest_second_run);
+  return 1;
+}
+
 int l_array(lua_State* L) {
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
@@ -549,6 +555,7 @@ void Engine::Impl::open_core_api() {
       {"json_encode", l_json_encode}, {"json_decode", l_json_decode},
       {"array", l_array}, {"is_array", l_is_array}, {"random", l_random},
       {"randomseed", l_randomseed}, {"stopped", l_stopped}, {"host_call", l_host_call},
+      {"synctest_reversed", l_synctest_reversed},
       {nullptr, nullptr},
   };
   lua_newtable(L);
@@ -573,6 +580,8 @@ void Engine::Impl::open_core_api() {
   lua_pop(L, 1);
   lua_pushboolean(L, config.host_clock);  // os.time/clock/date follow the host's clock
   lua_setfield(L, core, "host_clock");
+  lua_pushboolean(L, config.synctest);    // next and pairs can walk backwards (synctest.cpp)
+  lua_setfield(L, core, "synctest");
   lua_pushnil(L);
   lua_setglobal(L, LUA_OSLIBNAME);
 }

@@ -1,13 +1,11 @@
 // Synctest (EngineConfig::synctest; GGPO's idea): a transaction's hooks run a second time
 // from the state before them, and what they changed must come out the same. The second
-// run starts from the same mirrors and math.random states, but in tables whose hash part
-// was grown, so that `pairs` and `next` walk the keys in another order, as a fresh process
-// (another hash seed) or a replay would. A room whose output follows that order (the
-// "first" player by next()) changes different things the second time: reported with the
-// line of the hook, in the log and to watchers.
+// run starts from the same mirrors and math.random states, with `next` and `pairs` walking
+// every table backwards (lua/atrium/prelude.lua), as no process would but as any other
+// process may walk them differently (LuaJIT seeds its string hash per process). A room whose
+// output follows that order (the "first" player by next()) changes different things the
+// second time: reported with the line of the hook, in the log and to watchers.
 #include <lua.hpp>
-
-#include <unordered_set>
 
 #include "engine/engine_impl.hpp"
 #include "engine/protocol.hpp"
@@ -16,38 +14,6 @@
 namespace atrium::engine {
 
 namespace {
-
-// Dummy keys that grow a table's hash part: light userdata, never strings, so nothing is
-// interned, and distinct addresses.
-char kGrowKeys[64];
-
-// Grows the hash part of every table under `idx` that has one (up to twice its keys, at
-// least 8 more), then removes the dummy keys again: the table keeps the larger part, and
-// its keys now sit in other slots.  [-0, +0, m]
-void relayout(lua_State* L, int idx, std::unordered_set<const void*>& seen, int depth) {
-  if (depth > 64 || !seen.insert(lua_topointer(L, idx)).second || !lua_checkstack(L, 4)) return;
-  int keys = 0;
-  bool hashed = false;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    ++keys;
-    if (lua_type(L, -2) != LUA_TNUMBER) hashed = true;
-    if (lua_istable(L, -1)) relayout(L, lua_gettop(L), seen, depth + 1);
-    lua_pop(L, 1);
-  }
-  if (!hashed) return;
-  const int grow = std::min<int>(std::max(keys, 8), sizeof kGrowKeys);
-  for (int i = 0; i < grow; ++i) {
-    lua_pushlightuserdata(L, &kGrowKeys[i]);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, idx);
-  }
-  for (int i = 0; i < grow; ++i) {
-    lua_pushlightuserdata(L, &kGrowKeys[i]);
-    lua_pushnil(L);
-    lua_rawset(L, idx);
-  }
-}
 
 std::string ops_text(const std::vector<state::Op>& ops) {
   std::string out;
@@ -83,20 +49,6 @@ std::unique_ptr<Engine::Impl::RunChanges> Engine::Impl::changes_of(Transaction& 
 // state as before: the transaction is empty again, ready for the same body.
 void Engine::Impl::rewind_for_rerun(Transaction& t) {
   rollback(t);
-  {
-    const script::OwnerScope as_engine(*vm, 0);
-    std::unordered_set<const void*> seen;
-    for (Room* room : t.rooms) {
-      if (!room->type || room->box_ref < 0) continue;
-      push_box(*room);
-      for (const char* field : {"state", "meta"}) {
-        lua_getfield(L, -1, field);
-        if (lua_istable(L, -1)) relayout(L, lua_gettop(L), seen, 0);
-        lua_pop(L, 1);
-      }
-      lua_pop(L, 1);
-    }
-  }
   for (const auto& [room, rng] : t.rng_before) room->rng = rng;
   random = random_before.first;  // a room the first run made draws its seed again
   engine_rng = random_before.second;

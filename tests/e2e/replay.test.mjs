@@ -63,37 +63,44 @@ function randomInput(r, type) {
   return { op: 'call', room, method: name, args };
 }
 
+// Random traffic to the example rooms: `count` inputs over six connections (some dropped
+// and opened again), an operator's emit now and then, each reply awaited so that the
+// server sees them in this order.
+async function drive(server, count, seed) {
+  const r = rng(seed);
+  const clients = [];
+  for (let i = 0; i < 6; i += 1) clients.push(await server.connect());
+  let ref = 1;
+  for (let n = 0; n < count; n += 1) {
+    const type = ['counter', 'chat', 'arena'][n % 3];
+    let c = pick(r, clients);
+    if (r() < 0.01) {                             // a dropped connection, and a new one
+      const i = clients.indexOf(c);
+      if (r() < 0.5) await c.close(); else c.terminate();
+      clients[i] = await server.connect();
+      c = clients[i];
+    }
+    if (n % 97 === 50) {                          // an operator's emit over HTTP
+      const res = await server.http('POST', `/api/rooms/${type}:r0/emit`, { event: 'note', data: { n } },
+        { authorization: 'Bearer tok' });
+      assert.ok(res.status === 200 || res.status === 404, res.text);
+      continue;
+    }
+    const input = randomInput(r, type);
+    if (input.raw) {
+      c.sendRaw(input.raw);
+      continue;
+    }
+    // Awaiting each reply keeps the record's order the order sent here.
+    await c.request({ ...input, ref: ref++ }, 8000);
+  }
+}
+
 describe('record and replay', () => {
   test(`records the example rooms under ${INPUTS_PER_ROOM} random inputs each, and ${REPLAYS} fresh replays give the same bytes`, { timeout: 240000 }, async () => {
     const record = tempFile('examples.record');
     const server = await startServer({ rooms: exampleRooms, args: ['--record', record, '--admin-token', 'tok'] });
-    const r = rng(17);
-    const clients = [];
-    for (let i = 0; i < 6; i += 1) clients.push(await server.connect());
-    let ref = 1;
-    for (let n = 0; n < INPUTS_PER_ROOM * 3; n += 1) {
-      const type = ['counter', 'chat', 'arena'][n % 3];
-      let c = pick(r, clients);
-      if (r() < 0.01) {                             // a dropped connection, and a new one
-        const i = clients.indexOf(c);
-        if (r() < 0.5) await c.close(); else c.terminate();
-        clients[i] = await server.connect();
-        c = clients[i];
-      }
-      if (n % 97 === 50) {                          // an operator's emit over HTTP
-        const res = await server.http('POST', `/api/rooms/${type}:r0/emit`, { event: 'note', data: { n } },
-          { authorization: 'Bearer tok' });
-        assert.ok(res.status === 200 || res.status === 404, res.text);
-        continue;
-      }
-      const input = randomInput(r, type);
-      if (input.raw) {
-        c.sendRaw(input.raw);
-        continue;
-      }
-      // Awaiting each reply keeps the record's order the order sent here.
-      await c.request({ ...input, ref: ref++ }, 8000);
-    }
+    await drive(server, INPUTS_PER_ROOM * 3, 17);
     assert.equal(await server.stop(), 0);
     const lines = fs.readFileSync(record, 'utf8').split('\n').filter(Boolean);
     const header = JSON.parse(lines[0]);
@@ -202,6 +209,32 @@ return T
     fs.rmSync(rooms, { recursive: true, force: true });
     const run = await replay([record, '--verify']);
     assert.equal(run.code, 0, run.stderr + run.stdout);
+  });
+
+  test('synctest: the example rooms never depend on pairs order; a room that does is named with its line', { timeout: 120000 }, async () => {
+    const server = await startServer({ rooms: exampleRooms, args: ['--synctest', 'on', '--admin-token', 'tok'] });
+    await drive(server, 600, 5);
+    assert.doesNotMatch(server.output(), /synctest_mismatch/);
+    await server.stop();
+
+    const rooms = tempRooms({
+      'luck.lua': `local Luck = { defaultState = { names = {}, first = false } }
+Luck.actions = {}
+function Luck.actions.add(self, ctx, name) self.state.names[name] = true end
+function Luck.actions.draw(self, ctx)
+  self.state.first = next(self.state.names)
+end
+return Luck
+`,
+    });
+    const luck = await startServer({ rooms, args: ['--synctest', 'on'] });
+    const c = await luck.connect();
+    await c.ok({ op: 'join', room: 'luck:a' });
+    for (const n of ['ann', 'bo', 'cy', 'di']) await c.ok({ op: 'call', room: 'luck:a', method: 'add', args: [n] });
+    await c.ok({ op: 'call', room: 'luck:a', method: 'draw', args: [] });
+    await luck.stop();
+    assert.match(luck.output(), /synctest_mismatch room=luck:a synctest: action 'draw' at [^ ]*\/luck\.lua:4 changed the room's state differently/);
+    assert.equal(luck.output().match(/synctest_mismatch/g).length, 1, luck.output());
   });
 
   test('refuses what is not a record, with the reason', async () => {
