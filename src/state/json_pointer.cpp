@@ -8,8 +8,11 @@ namespace atrium::state {
 
 void append_token(std::string& pointer, std::string_view token) {
   pointer.push_back('/');
-  // Most keys hold neither character: copy them in one go.
-  if (token.find_first_of("~/") == std::string_view::npos) {
+  // Most keys hold neither character: copy them in one go. A plain loop: find_first_of
+  // with a set costs several times as much on keys this short (callgrind, the arena bench).
+  bool plain = true;
+  for (const char c : token) plain &= c != '~' && c != '/';
+  if (plain) {
     pointer.append(token);
     return;
   }
