@@ -3,6 +3,8 @@
 // every member and watcher.
 #include "engine/engine_impl.hpp"
 
+#include <string>
+
 #include "state/compact.hpp"
 
 namespace atrium::engine {
@@ -43,11 +45,16 @@ void Engine::Impl::flush_patch(Room& room) {
   if (room.pending_ops.empty()) return;
   ++room.seq;
   // Written now, not per hook: where the interval's ops under one member outweigh its
-  // value, one op carries the value instead (state/compact.hpp).
-  std::string ops;
+  // value, one op carries the value instead (state/compact.hpp). Into a buffer kept across
+  // flushes (a room flushes 20 times a second; a fresh string regrew ~7 times each), except
+  // after a rare huge patch.
+  constexpr std::size_t kKeptBytes = 64 * 1024;
+  thread_local std::string ops;
+  ops.clear();
   state::write_compact_ops(room.pending_ops, room.mirror, ops);
   room.pending_ops.clear();
   const SharedFrame frame(encode_patch(room.id, room.seq, ops));
+  if (ops.capacity() > kKeptBytes) std::string().swap(ops);
   ++metrics.patches_sent;
   for (Member& m : room.members) {
     if (m.joining) continue;

@@ -7,6 +7,7 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -175,6 +176,90 @@ Error parse_error(std::size_t offset, const char* reason) {
 
 // ---- writing ------------------------------------------------------------------------
 
+constexpr double kExact = 9007199254740992.0;      // 2^53: integers below it are exact
+
+// Powers of ten up to the 15 digits short_decimal() writes; every one is exact as a double.
+constexpr auto kPow10 = [] {
+  std::array<std::uint64_t, 16> p{};
+  p[0] = 1;
+  for (std::size_t i = 1; i < p.size(); ++i) p[i] = p[i - 1] * 10;
+  return p;
+}();
+constexpr int kMaxDecimals = 15;
+
+// The text of a recently written fraction. A patch writes most of its numbers several
+// times (the diff's size estimate, the patch compaction's, the op itself: embed_bench's
+// arena), and a state's numbers change a few at a time: a hit costs a copy, where even a
+// short decimal costs ~150 instructions to find and std::to_chars ~600.
+struct NumberText {
+  std::uint64_t bits = 0;
+  std::uint8_t size = 0;                            // 0: empty
+  char text[23];
+
+  static std::uint64_t bits_of(double n) noexcept {
+    std::uint64_t b;
+    std::memcpy(&b, &n, sizeof b);
+    return b;
+  }
+  bool holds(double n) const noexcept { return size != 0 && bits == bits_of(n); }
+  std::size_t copy_to(char* buf) const noexcept {
+    std::memcpy(buf, text, sizeof text);
+    return size;
+  }
+  void keep(double n, const char* buf, std::size_t len) noexcept {
+    if (len > sizeof text) return;
+    bits = bits_of(n);
+    size = static_cast<std::uint8_t>(len);
+    std::memcpy(text, buf, len);
+  }
+};
+
+// Direct-mapped by a hash of the bits: a few kilobytes per thread, no eviction to keep.
+struct RecentNumbers {
+  static constexpr int kBits = 8;
+  NumberText slots[1 << kBits];
+  NumberText& slot(double n) noexcept {
+    return slots[(NumberText::bits_of(n) * 0x9E3779B97F4A7C15ull) >> (64 - kBits)];
+  }
+};
+thread_local RecentNumbers recent_numbers;
+
+// "-" if negative, then m / 10^k with its k fraction digits ("186.07").
+std::size_t write_decimal(bool negative, std::uint64_t m, int k, char* buf) noexcept {
+  char* p = buf;
+  if (negative) *p++ = '-';
+  p = std::to_chars(p, buf + kMaxNumberChars, m / kPow10[k]).ptr;
+  *p++ = '.';
+  std::uint64_t fraction = m % kPow10[k];
+  for (int i = k; i-- > 0; fraction /= 10) p[i] = static_cast<char>('0' + fraction % 10);
+  return static_cast<std::size_t>(p + k - buf);
+}
+
+// What std::to_chars(double) writes, found cheaply where it is a short decimal, as game
+// state mostly holds (186.07, 0.5): the fewest fraction digits k whose nearest decimal
+// m / 10^k reads back as n. Dividing two exact doubles rounds as reading the decimal does,
+// so `m / 10^k == |n|` is that read-back. Why the text is to_chars' own:
+// - Shortest: a shorter decimal that reads back would have fewer fraction digits, and the
+//   loop tried those first (|n| * 10^k is within 0.2 of it, so the rounding finds it).
+// - The only one of its length: m has at most 15 digits, and decimals of 15 digits lie
+//   more than 4 doubles apart, so no other one reads back as n.
+// - Fixed notation: for |n| in [1e-3, 1e15) scientific is never shorter ("1.5e+02" against
+//   "150"; "1e-03" against "0.001", a tie, which to_chars settles for fixed).
+// 0 when none is found (more than 15 digits, or out of range): to_chars decides.
+std::size_t short_decimal(double n, char* buf) noexcept {
+  const double a = std::fabs(n);
+  if (!(a >= 1e-3 && a < 1e15)) return 0;
+  for (int k = 1; k <= kMaxDecimals; ++k) {
+    const auto scale = static_cast<double>(kPow10[k]);
+    const double scaled = a * scale;
+    if (scaled >= 1e15) return 0;
+    const auto m = static_cast<std::uint64_t>(scaled + 0.5);   // the nearest integer
+    if (m >= kPow10[15]) return 0;
+    if (static_cast<double>(m) / scale == a) return write_decimal(n < 0, m, k, buf);
+  }
+  return 0;
+}
+
 // 0: copy as is; 1: two-character escape; 2: \u00XX; 3: the start of a multi-byte
 // sequence, copied when it is valid UTF-8.
 constexpr unsigned char escape_kind(unsigned char c) noexcept {
@@ -322,11 +407,20 @@ std::string to_json(const Value& v) {
   return out;
 }
 
+// Keys, paths and names rarely need an escape: those go out in one copy.
 void write_string(std::string_view s, std::string& out) {
-  out.reserve(out.size() + s.size() + 2);
+  std::size_t plain = 0;
+  while (plain < s.size() && kEscapes.kind[static_cast<unsigned char>(s[plain])] == 0) ++plain;
+  if (plain == s.size()) {
+    out.push_back('"');
+    out.append(s.data(), s.size());
+    out.push_back('"');
+    return;
+  }
+  out.reserve(out.size() + s.size() + 8);
   out.push_back('"');
   std::size_t run = 0;                              // start of the bytes not yet copied
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  for (std::size_t i = plain; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     const unsigned char kind = kEscapes.kind[c];
     if (kind == 0) continue;
@@ -354,20 +448,27 @@ void write_string(std::string_view s, std::string& out) {
 }
 
 void write_number(double n, std::string& out) {
-  char buf[32];
+  char buf[kMaxNumberChars];
+  out.append(buf, format_number(n, buf));
+}
+
+std::size_t format_number(double n, char* buf) noexcept {
   if (!std::isfinite(n)) {                          // a converter let one through: a bug
     assert(false && "non-finite number reached the JSON writer");
-    out.append("null", 4);
-    return;
+    std::memcpy(buf, "null", 4);
+    return 4;
   }
-  constexpr double kExact = 9007199254740992.0;    // 2^53
-  std::to_chars_result r;
+  char* const end = buf + kMaxNumberChars;
   if (n > -kExact && n < kExact && n == std::trunc(n)) {
-    r = std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(n));
-  } else {
-    r = std::to_chars(buf, buf + sizeof buf, n);    // shortest text that reads back n
+    const auto integer = static_cast<std::int64_t>(n);
+    return static_cast<std::size_t>(std::to_chars(buf, end, integer).ptr - buf);
   }
-  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+  NumberText& slot = recent_numbers.slot(n);
+  if (slot.holds(n)) return slot.copy_to(buf);
+  std::size_t len = short_decimal(n, buf);
+  if (len == 0) len = static_cast<std::size_t>(std::to_chars(buf, end, n).ptr - buf);
+  slot.keep(n, buf, len);
+  return len;
 }
 
 bool is_valid_utf8(std::string_view s) noexcept {

@@ -15,9 +15,10 @@
 // have existed before the interval; `add` on an object member sets it either way).
 #include "state/compact.hpp"
 
+#include <algorithm>
 #include <cstddef>
+#include <functional>
 #include <string_view>
-#include <unordered_map>
 
 #include "json/codec.hpp"
 #include "state/json_pointer.hpp"
@@ -31,17 +32,21 @@ namespace {
 constexpr std::size_t kMinGroupOps = 16;
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
+// A patch beat's tree is rebuilt at every flush (20 a second per room), so nothing in it
+// allocates per node: children are a linked list of indices, the prefix index is open
+// addressing over node numbers, and a chosen node's op is a range of one shared string.
 struct Node {
   std::size_t parent = kNone;
   std::string_view prefix;        // the escaped pointer of this node ("/players/c12")
   std::string_view token;         // its last token, escaped
-  std::vector<std::size_t> children;
+  std::size_t first_child = kNone, last_child = kNone, next_sibling = kNone;
   std::size_t ops_here = 0;       // ops whose path is exactly this node
   std::size_t ops_under = 0;      // ops at or under it
   std::size_t bytes_under = 0;    // their encoded size, commas included
   std::size_t first_op = kNone;   // the first op at or under it
   bool first_adds_here = false;   // that op is an `add` of this very node
   bool chosen = false;
+  std::size_t merged_begin = 0, merged_end = 0;  // chosen: its one op, in Scratch::merged
 };
 
 // Writes v, giving up (false) once `out` would pass `limit` bytes.
@@ -72,53 +77,103 @@ bool write_within(const json::Value& v, std::string& out, std::size_t limit) {
   return out.size() <= limit;
 }
 
+// What a Compactor builds, kept per thread between flushes for its memory; a patch far
+// larger than usual gives it back afterwards (Scratch::trim).
+struct Scratch {
+  std::string encoded;                     // every op, back to back
+  std::vector<std::size_t> offsets;        // op i is encoded[offsets[i], offsets[i+1])
+  std::vector<Node> nodes;
+  std::vector<std::size_t> slots;          // prefix -> node + 1 (0: empty), open addressing
+  std::vector<std::size_t> op_node;        // the node of each op's own path
+  std::string merged;                      // the chosen nodes' ops
+  std::string candidate;                   // the op try_merge is writing
+  std::string key;
+  bool busy = false;
+
+  void clear() {
+    encoded.clear();
+    offsets.clear();
+    nodes.clear();
+    op_node.clear();
+    merged.clear();
+  }
+  void trim() {
+    constexpr std::size_t kKeptBytes = 256 * 1024;
+    constexpr std::size_t kKeptNodes = 4096;
+    const std::size_t bytes = encoded.capacity() + merged.capacity() + candidate.capacity();
+    if (bytes > kKeptBytes || nodes.capacity() > kKeptNodes) *this = Scratch();
+  }
+};
+
 class Compactor {
  public:
-  Compactor(const std::vector<Op>& ops, const json::Value& now) : ops_(ops), now_(now) {}
+  Compactor(const std::vector<Op>& ops, const json::Value& now, Scratch& scratch)
+      : ops_(ops), now_(now), s_(scratch) {}
 
   void write(std::string& out) {
     encode_each();
     build_tree();
-    if (nodes_[0].ops_here == 0) choose(0, &now_);  // an op on the root: nothing to merge
+    if (s_.nodes[0].ops_here == 0) choose(0, &now_);  // an op on the root: nothing to merge
     emit(out);
   }
 
  private:
   void encode_each() {
-    encoded_.reserve(ops_.size() * 64);
-    offsets_.reserve(ops_.size() + 1);
+    s_.encoded.reserve(ops_.size() * 64);
+    s_.offsets.reserve(ops_.size() + 1);
     for (const Op& op : ops_) {
-      offsets_.push_back(encoded_.size());
-      write_op(op, encoded_);
+      s_.offsets.push_back(s_.encoded.size());
+      write_op(op, s_.encoded);
     }
-    offsets_.push_back(encoded_.size());
+    s_.offsets.push_back(s_.encoded.size());
   }
 
-  std::size_t op_bytes(std::size_t i) const { return offsets_[i + 1] - offsets_[i] + 1; }
+  std::size_t op_bytes(std::size_t i) const { return s_.offsets[i + 1] - s_.offsets[i] + 1; }
+
+  // The index has room for every node the ops can make (one per path token, and the
+  // root) at a load of at most a half, so it is sized once per patch and never grows.
+  void size_index() {
+    std::size_t tokens = 1;
+    for (const Op& op : ops_)
+      tokens += static_cast<std::size_t>(std::count(op.path.begin(), op.path.end(), '/'));
+    std::size_t cap = 64;
+    while (cap < tokens * 2) cap *= 2;
+    s_.slots.assign(cap, 0);
+  }
 
   std::size_t child(std::size_t parent, std::string_view prefix, std::string_view token) {
-    auto [it, fresh] = index_.try_emplace(prefix, nodes_.size());
-    if (fresh) {
-      Node n;
-      n.parent = parent;
-      n.prefix = prefix;
-      n.token = token;
-      nodes_.push_back(n);
-      nodes_[parent].children.push_back(it->second);
+    const std::size_t mask = s_.slots.size() - 1;
+    std::size_t i = std::hash<std::string_view>{}(prefix) & mask;
+    for (; s_.slots[i] != 0; i = (i + 1) & mask)
+      if (s_.nodes[s_.slots[i] - 1].prefix == prefix) return s_.slots[i] - 1;
+    const std::size_t made = s_.nodes.size();
+    s_.slots[i] = made + 1;
+    Node n;
+    n.parent = parent;
+    n.prefix = prefix;
+    n.token = token;
+    s_.nodes.push_back(n);
+    Node& p = s_.nodes[parent];
+    if (p.last_child == kNone) {
+      p.first_child = made;
+    } else {
+      s_.nodes[p.last_child].next_sibling = made;
     }
-    return it->second;
+    p.last_child = made;
+    return made;
   }
 
   void count(std::size_t node, std::size_t op) {
-    Node& n = nodes_[node];
+    Node& n = s_.nodes[node];
     ++n.ops_under;
     n.bytes_under += op_bytes(op);
     if (n.first_op == kNone) n.first_op = op;
   }
 
   void build_tree() {
-    nodes_.emplace_back();  // the root: path ""
-    op_node_.reserve(ops_.size());
+    size_index();
+    s_.nodes.emplace_back();  // the root: path ""
+    s_.op_node.reserve(ops_.size());
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       const std::string_view path = ops_[i].path;
       std::size_t node = 0;
@@ -130,48 +185,52 @@ class Compactor {
         count(node, i);
         start = end;
       }
-      Node& target = nodes_[node];
+      Node& target = s_.nodes[node];
       ++target.ops_here;
       if (target.first_op == i && ops_[i].kind == OpKind::add) target.first_adds_here = true;
-      op_node_.push_back(node);
+      s_.op_node.push_back(node);
     }
   }
 
   // Tries node's children (node is an object in `now`, value `v`, no op on it or above).
   void choose(std::size_t node, const json::Value* v) {
-    for (std::size_t c : nodes_[node].children) {
-      Node& n = nodes_[c];
-      if (n.ops_under < kMinGroupOps) continue;
-      std::string key;
-      if (!unescape_token(n.token, key)) continue;  // not a pointer the engine writes
-      const json::Value* member = v->find(key);
+    for (std::size_t c = s_.nodes[node].first_child; c != kNone; c = s_.nodes[c].next_sibling) {
+      if (s_.nodes[c].ops_under < kMinGroupOps) continue;
+      s_.key.clear();
+      if (!unescape_token(s_.nodes[c].token, s_.key)) continue;  // not a pointer we write
+      const json::Value* member = v->find(s_.key);
       if (!member) continue;                   // removed by the end: its ops stay as they are
       if (try_merge(c, *member)) continue;
-      if (n.ops_here == 0 && member->is_object()) choose(c, member);
+      if (s_.nodes[c].ops_here == 0 && member->is_object()) choose(c, member);
     }
   }
 
   bool try_merge(std::size_t node, const json::Value& value) {
-    Node& n = nodes_[node];
-    std::string& text = merged_[node];
+    Node& n = s_.nodes[node];
+    std::string& text = s_.candidate;
+    text.clear();
     text.append("{\"op\":");
     text.append(n.first_adds_here ? "\"add\"" : "\"replace\"");
     text.append(",\"path\":");
     json::write_string(n.prefix, text);  // the pointer, escaped, as write_op writes paths
     text.append(",\"value\":");
-    if (!write_within(value, text, n.bytes_under) || text.size() + 1 >= n.bytes_under) {
-      merged_.erase(node);
+    if (!write_within(value, text, n.bytes_under) || text.size() + 1 >= n.bytes_under)
       return false;
-    }
     text.push_back('}');
     n.chosen = true;
+    n.merged_begin = s_.merged.size();
+    s_.merged.append(text);
+    n.merged_end = s_.merged.size();
+    any_chosen_ = true;
     return true;
   }
 
   // The node whose group op i belongs to, or kNone.
   std::size_t group_of(std::size_t op) const {
-    for (std::size_t node = op_node_[op]; node != 0 && node != kNone; node = nodes_[node].parent)
-      if (nodes_[node].chosen) return node;
+    for (std::size_t node = s_.op_node[op]; node != 0 && node != kNone;
+         node = s_.nodes[node].parent) {
+      if (s_.nodes[node].chosen) return node;
+    }
     return kNone;
   }
 
@@ -182,25 +241,22 @@ class Compactor {
       first = false;
     };
     for (std::size_t i = 0; i < ops_.size(); ++i) {
-      const std::size_t group = merged_.empty() ? kNone : group_of(i);
+      const std::size_t group = any_chosen_ ? group_of(i) : kNone;
       if (group == kNone) {
         sep();
-        out.append(encoded_, offsets_[i], offsets_[i + 1] - offsets_[i]);
-      } else if (nodes_[group].first_op == i) {
+        out.append(s_.encoded, s_.offsets[i], s_.offsets[i + 1] - s_.offsets[i]);
+      } else if (s_.nodes[group].first_op == i) {
         sep();
-        out.append(merged_[group]);
+        const Node& n = s_.nodes[group];
+        out.append(s_.merged, n.merged_begin, n.merged_end - n.merged_begin);
       }
     }
   }
 
   const std::vector<Op>& ops_;
   const json::Value& now_;
-  std::string encoded_;                    // every op, back to back
-  std::vector<std::size_t> offsets_;       // op i is encoded_[offsets_[i], offsets_[i+1])
-  std::vector<Node> nodes_;
-  std::unordered_map<std::string_view, std::size_t> index_;  // prefix -> node
-  std::vector<std::size_t> op_node_;       // the node of each op's own path
-  std::unordered_map<std::size_t, std::string> merged_;      // chosen node -> its one op
+  Scratch& s_;
+  bool any_chosen_ = false;
 };
 
 }  // namespace
@@ -210,7 +266,20 @@ void write_compact_ops(const std::vector<Op>& ops, const json::Value& now, std::
     write_ops(ops, out);
     return;
   }
-  Compactor(ops, now).write(out);
+  // One scratch per thread; a nested call (none today) would get its own.
+  thread_local Scratch kept;
+  Scratch own;
+  Scratch& scratch = kept.busy ? own : kept;
+  scratch.busy = true;
+  struct Release {
+    Scratch& s;
+    ~Release() {
+      s.clear();
+      s.trim();
+      s.busy = false;
+    }
+  } release{scratch};
+  Compactor(ops, now, scratch).write(out);
 }
 
 }  // namespace atrium::state

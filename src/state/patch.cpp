@@ -1,6 +1,8 @@
 // RFC 6902 ops: written as JSON for patch frames, and applied to keep a mirror current.
 #include "state/op.hpp"
 
+#include <string_view>
+
 #include "json/codec.hpp"
 
 namespace atrium::state {
@@ -16,21 +18,28 @@ const char* name_of(OpKind kind) noexcept {
   return "add";
 }
 
-// Reads the token after the '/' at `pos` into `token` (RFC 6901 unescaped) and leaves
-// `pos` on the next '/' or the end. False on a bad escape.
-bool next_token(std::string_view path, std::size_t& pos, std::string& token) {
-  token.clear();
-  for (++pos; pos < path.size() && path[pos] != '/'; ++pos) {
-    const char c = path[pos];
-    if (c != '~') {
-      token.push_back(c);
+// Reads the token after the '/' at `pos` (RFC 6901 unescaped) and leaves `pos` on the next
+// '/' or the end. The token is a view into `path`, or into `scratch` when it holds an
+// escape (rare in keys: most ops cost no copy of their path). False on a bad escape.
+bool next_token(std::string_view path, std::size_t& pos, std::string& scratch,
+                std::string_view& token) {
+  const std::size_t start = ++pos;
+  bool escaped = false;                             // tokens are short: one pass, no memchr
+  for (; pos < path.size() && path[pos] != '/'; ++pos) escaped |= path[pos] == '~';
+  token = path.substr(start, pos - start);
+  if (!escaped) return true;
+  scratch.clear();
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    if (token[i] != '~') {
+      scratch.push_back(token[i]);
       continue;
     }
-    if (pos + 1 == path.size()) return false;
-    const char e = path[++pos];
+    if (i + 1 == token.size()) return false;
+    const char e = token[++i];
     if (e != '0' && e != '1') return false;
-    token.push_back(e == '0' ? '~' : '/');
+    scratch.push_back(e == '0' ? '~' : '/');
   }
+  token = scratch;
   return true;
 }
 
@@ -53,7 +62,7 @@ Status op_error(std::size_t n, const Op& op, const char* why) {
 }
 
 // Applies `op` to the container `parent` at its last token.
-const char* apply_at(json::Value& parent, const std::string& token, const Op& op) {
+const char* apply_at(json::Value& parent, std::string_view token, const Op& op) {
   if (parent.is_object()) {
     switch (op.kind) {
       case OpKind::add: parent.set(token, op.value); return nullptr;
@@ -109,7 +118,8 @@ void write_ops(const std::vector<Op>& ops, std::string& out) {
 }
 
 Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
-  std::string token;
+  std::string scratch;
+  std::string_view token;
   for (std::size_t n = 0; n < ops.size(); ++n) {
     const Op& op = ops[n];
     const std::string_view path = op.path;
@@ -121,7 +131,7 @@ Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
     if (path.front() != '/') return op_error(n, op, "path must start with '/'");
     json::Value* parent = &doc;
     std::size_t pos = 0;
-    if (!next_token(path, pos, token)) return op_error(n, op, "bad escape in path");
+    if (!next_token(path, pos, scratch, token)) return op_error(n, op, "bad escape in path");
     while (pos < path.size()) {                     // descend through all but the last token
       json::Value* child = nullptr;
       std::size_t i = 0;
@@ -132,7 +142,7 @@ Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
       }
       if (!child) return op_error(n, op, "path does not resolve");
       parent = child;
-      if (!next_token(path, pos, token)) return op_error(n, op, "bad escape in path");
+      if (!next_token(path, pos, scratch, token)) return op_error(n, op, "bad escape in path");
     }
     if (const char* why = apply_at(*parent, token, op)) return op_error(n, op, why);
   }

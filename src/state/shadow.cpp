@@ -4,10 +4,12 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "script/lua_json.hpp"
 #include "state/diff.hpp"
@@ -46,11 +48,13 @@ local N, is_marked, next, type, getmetatable, rawget = ...
 local ROOT, TABLE, DETECT = 1, 2, 3
 local ALWAYS = -0.5  -- kAlwaysDiffer: a table the walk always reports
 -- The paths found, flat (each: its length, then its keys), so that recording one
--- allocates nothing but the one list of a walk that finds a change.
+-- allocates nothing. The list is kept from walk to walk: a new one grew through seven
+-- resizes for a tick that moves 16 players, a third of the walk. Past its first nflat
+-- items it holds an earlier walk's keys, at most 256 of them (a longer list goes).
 local out, nout, nflat, path, seen = nil, 0, 0, {}, 0
 
 local function record(depth)
-  if nout == 0 then out = {} end
+  if not out then out = {} end
   nout = nout + 1
   local at = nflat + 1
   out[at] = depth
@@ -134,7 +138,8 @@ end
 -- each (a tick that moves every player: diff_bench, 100 entries all changed), so the walk
 -- stops there: a table records itself, the root asks for diff() of everything.
 return function(live, shadow)
-  out, nout, nflat, seen = nil, 0, 0, 0  -- the last walk's list (keys of some room) goes
+  if nflat > 256 then out = nil end
+  nout, nflat, seen = 0, 0, 0
   if walk(live, shadow, 0, ROOT) or (nout > 16 and nout * 4 > seen) then return true end
   return false, out, nout
 end
@@ -238,13 +243,56 @@ int build_protected(lua_State* L) {
 // cost more than that compare (hook_bench "chat": 3 times the say with a 100-message log).
 constexpr std::size_t kRefillItems = 16;
 
+// An op's path as tokens. The engine's keys rarely hold '~' or '/', so a token is mostly a
+// view into the op's path; a path with an escape is unescaped into `owned` first. Kept
+// across the ops of a sync: splitting a path allocated a vector and its strings per op,
+// a third of the sync's cost (embed_bench arena: every player's x and y, every tick).
+struct PathTokens {
+  std::vector<std::string_view> views;
+  std::vector<std::string> owned;
+
+  bool split(std::string_view path) {
+    views.clear();
+    if (path.find('~') != std::string_view::npos) {
+      if (!split_pointer(path, owned)) return false;
+      views.assign(owned.begin(), owned.end());
+      return true;
+    }
+    if (path.empty()) return true;                  // the whole document
+    if (path.front() != '/') return false;
+    std::size_t start = 1;
+    for (std::size_t i = 1; i < path.size(); ++i) {  // short tokens: one pass, no memchr
+      if (path[i] != '/') continue;
+      views.push_back(path.substr(start, i - start));
+      start = i + 1;
+    }
+    views.push_back(path.substr(start));
+    return true;
+  }
+};
+
 struct SyncArgs {
-  const json::Value* mirror;
-  const std::vector<Op>* ops;
+  const json::Value* mirror = nullptr;
+  const std::vector<Op>* ops = nullptr;
   bool ok = true;
   // Marked arrays: each on the Lua stack (its slot), with the mirror's array after the ops.
   std::vector<std::pair<int, const json::Value*>> marked;
+  PathTokens tokens;                                // scratch of sync_op, kept across ops
+  std::vector<const json::Value*> nodes;
+  // The object the last op set a member of (a diff emits the ops under one object in a
+  // row: a player's x, then its y): its path, mirror node, and shadow table in stack slot
+  // `parent_slot`. Empty path: none.
+  std::string_view parent_path;
+  const json::Value* parent_node = nullptr;
+  int parent_slot = 0;
 };
+
+// An array index token as the engine writes them: decimal digits only.
+bool index_of(std::string_view token, std::size_t& i) {
+  if (token.empty()) return false;
+  const auto r = std::from_chars(token.data(), token.data() + token.size(), i);
+  return r.ec == std::errc() && r.ptr == token.data() + token.size();
+}
 
 double count_of(lua_State* L, int table, int count_key) {
   lua_pushvalue(L, count_key);
@@ -260,42 +308,137 @@ void set_count(lua_State* L, int table, int count_key, double count) {
   lua_rawset(L, table);
 }
 
+// ---- replacing an object in place ------------------------------------------------------
+//
+// An op that replaces an object (a tick that moves most players: one replace of /players)
+// rebuilt its whole shadow, every table and key again, and left the old tables to the
+// collector. Updating the shadow in place costs a walk of it instead, and writes only the
+// members that differ: the same contents as build() makes.
+
+// An object whose shadow is a plain object table: no null members (build() makes those a
+// table the walk always diffs).
+bool plain_object(const json::Value& v) {
+  if (!v.is_object()) return false;
+  for (const auto& [key, member] : v.members())
+    if (member.is_null()) return false;
+  return true;
+}
+
+// The shadow value at `idx` is what build() makes of the scalar `m`.
+bool same_scalar(lua_State* L, int idx, const json::Value& m) {
+  switch (m.kind()) {
+    case json::Value::Kind::boolean:
+      return lua_type(L, idx) == LUA_TBOOLEAN && (lua_toboolean(L, idx) != 0) == m.as_bool();
+    case json::Value::Kind::number:
+      return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == m.as_number();
+    case json::Value::Kind::string: {
+      if (lua_type(L, idx) != LUA_TSTRING) return false;
+      std::size_t len = 0;
+      const char* text = lua_tolstring(L, idx, &len);
+      return std::string_view(text, len) == m.as_string();
+    }
+    default: return false;
+  }
+}
+
+// The object shadow at `table` can be updated to `v` in place.
+bool updatable(lua_State* L, int table, const json::Value& v, int count_key) {
+  return lua_istable(L, table) && plain_object(v) && count_of(L, table, count_key) >= 0;
+}
+
+void update_object(lua_State* L, int table, const json::Value& v, int count_key);
+
+// table[key] (key and its old value at stack slots `key` and `old`) becomes the shadow of
+// `m`: in place when both are objects, untouched when it holds that scalar already.
+void update_member(lua_State* L, int table, int key, int old, const json::Value& m,
+                   int count_key) {
+  if (updatable(L, old, m, count_key)) return update_object(L, old, m, count_key);
+  if (same_scalar(L, old, m)) return;
+  lua_pushvalue(L, key);
+  build(L, m, count_key);
+  lua_rawset(L, table);
+}
+
+// The object shadow at `table` (updatable()) becomes the shadow of `v`. Members are written
+// only as lua_next allows during its walk (changed or cleared); new ones are added after it.
+void update_object(lua_State* L, int table, const json::Value& v, int count_key) {
+  luaL_checkstack(L, 6, "state nested too deeply for the Lua stack");
+  std::size_t found = 0;
+  const int key = lua_gettop(L) + 1;
+  lua_pushnil(L);
+  while (lua_next(L, table) != 0) {
+    if (lua_type(L, key) == LUA_TSTRING) {        // not the count key
+      std::size_t len = 0;
+      const char* text = lua_tolstring(L, key, &len);
+      if (const json::Value* m = v.find(std::string_view(text, len))) {
+        ++found;
+        update_member(L, table, key, key + 1, *m, count_key);
+      } else {
+        lua_pushvalue(L, key);                      // gone from the mirror
+        lua_pushnil(L);
+        lua_rawset(L, table);
+      }
+    }
+    lua_settop(L, key);
+  }
+  if (found < v.size()) {
+    for (const auto& [name, member] : v.members()) {
+      lua_pushlstring(L, name.data(), name.size());
+      lua_pushvalue(L, -1);
+      lua_rawget(L, table);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        build(L, member, count_key);
+        lua_rawset(L, table);
+      } else {
+        lua_pop(L, 2);
+      }
+    }
+  }
+  if (count_of(L, table, count_key) != static_cast<double>(v.size()))
+    set_count(L, table, count_key, static_cast<double>(v.size()));
+}
+
 // Sets member `key` of the object shadow at `parent` to the shadow of `node` (nullptr:
-// removes it), keeping the count.
-void set_member(lua_State* L, int parent, const std::string& key, const json::Value* node,
+// removes it), keeping the count. The key is pushed once (interning it is most of the
+// cost of a scalar's update), and the count is touched only when it changes.
+void set_member(lua_State* L, int parent, std::string_view key, const json::Value* node,
                 int count_key) {
-  const double count = count_of(L, parent, count_key);
   lua_pushlstring(L, key.data(), key.size());
+  const int at = lua_gettop(L);
+  lua_pushvalue(L, at);
   lua_rawget(L, parent);
   const bool had = !lua_isnil(L, -1);
-  lua_pop(L, 1);
   const bool has = node && !node->is_null();
-  lua_pushlstring(L, key.data(), key.size());
+  if (has && updatable(L, at + 1, *node, count_key)) {
+    update_object(L, at + 1, *node, count_key);
+    lua_settop(L, at - 1);
+    return;
+  }
+  lua_pop(L, 1);
   if (has) {
     build(L, *node, count_key);
   } else {
     lua_pushnil(L);
   }
   lua_rawset(L, parent);
-  double next = count;
-  if (node && node->is_null()) next = kAlwaysDiffer;  // a null member: always diff it
-  else if (count >= 0) next = count + (has ? 1 : 0) - (had ? 1 : 0);
-  set_count(L, parent, count_key, next);
+  if (node && node->is_null()) {
+    set_count(L, parent, count_key, kAlwaysDiffer);  // a null member: always diff it
+  } else if (has != had) {
+    const double count = count_of(L, parent, count_key);
+    if (count >= 0) set_count(L, parent, count_key, count + (has ? 1 : -1));
+  }
 }
 
 // The op on item `token` of the shadow array at `array` (`items`: the mirror's array after
 // all the ops), in place if it keeps the other items where they were. False: mark it.
 bool follow_item(lua_State* L, int array, const json::Value& items, const Op& op,
-                 const std::string& token, int count_key) {
+                 std::string_view token, int count_key) {
   const double count = count_of(L, array, count_key);
   if (count == kAlwaysDiffer) return false;       // holds no items: settle_array may refill it
   const auto len = static_cast<std::size_t>(-1.0 - count);
   std::size_t i = len;                            // "-": the end
-  if (token != "-") {
-    char* end = nullptr;
-    i = std::strtoul(token.c_str(), &end, 10);
-    if (token.empty() || *end != '\0') return false;
-  }
+  if (token != "-" && !index_of(token, i)) return false;
   const bool present = i < items.items().size() && !items.items()[i].is_null();
   if (op.kind == OpKind::replace && i < len && present) {
     build(L, items.items()[i], count_key);
@@ -335,29 +478,68 @@ void settle_array(lua_State* L, int array, const json::Value& items, int count_k
   set_count(L, array, count_key, keep ? -1.0 - static_cast<double>(fill) : kAlwaysDiffer);
 }
 
+// The mirror's nodes down `tokens`, as far as they go, into `nodes` (the root first).
+void mirror_nodes(const json::Value& mirror, const std::vector<std::string_view>& tokens,
+                  std::vector<const json::Value*>& nodes) {
+  nodes.assign(1, &mirror);
+  for (const std::string_view token : tokens) {
+    const json::Value& at = *nodes.back();
+    const json::Value* next = nullptr;
+    std::size_t i = 0;
+    if (at.is_object()) {
+      next = at.find(token);
+    } else if (at.is_array() && index_of(token, i) && i < at.items().size()) {
+      next = &at.items()[i];
+    }
+    if (!next) return;
+    nodes.push_back(next);
+  }
+}
+
+// The op sets a member of the object the op before it did: that object's shadow is at
+// hand, and the op costs one key lookup in each tree.
+bool same_parent(const Op& op, const SyncArgs& args, std::string_view& key) {
+  const std::string_view path = op.path;
+  const std::size_t cut = path.rfind('/');
+  if (args.parent_path.empty() || cut == std::string_view::npos ||
+      path.substr(0, cut) != args.parent_path)
+    return false;
+  key = path.substr(cut + 1);
+  return key.find('~') == std::string_view::npos;   // an escaped key: the long way
+}
+
+// Remembers the object shadow at `container` (mirror `parent`) as the one `op` set a
+// member of, when no escape makes its path differ from its tokens.
+void remember_parent(lua_State* L, const Op& op, const json::Value& parent, int container,
+                     SyncArgs& args) {
+  const std::string_view path = op.path;
+  const std::size_t cut = path.rfind('/');
+  if (cut == 0 || cut == std::string_view::npos || path.find('~') != std::string_view::npos)
+    return;
+  args.parent_path = path.substr(0, cut);
+  args.parent_node = &parent;
+  lua_pushvalue(L, container);
+  lua_replace(L, args.parent_slot);
+}
+
 // One op. What it touched is copied from the mirror as it is after all the ops (an op on an
 // item of an array: follow_item above). An op whose place no longer exists in the mirror is
 // left to the later op that removed it. False when the shadow does not hold what the mirror
 // says it should, or the op replaces the whole state: the caller makes a new shadow.
 bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, int count_key,
              SyncArgs& args) {
-  std::vector<std::string> tokens;
-  if (!split_pointer(op.path, tokens) || tokens.empty()) return false;
-  // The mirror's nodes down the path, as far as they go.
-  std::vector<const json::Value*> nodes{&mirror};
-  for (const std::string& token : tokens) {
-    const json::Value& at = *nodes.back();
-    const json::Value* next = nullptr;
-    if (at.is_object()) {
-      next = at.find(token);
-    } else if (at.is_array()) {
-      char* end = nullptr;
-      const unsigned long i = std::strtoul(token.c_str(), &end, 10);
-      if (!token.empty() && *end == '\0' && i < at.items().size()) next = &at.items()[i];
-    }
-    if (!next) break;
-    nodes.push_back(next);
+  std::string_view key;
+  if (same_parent(op, args, key)) {
+    lua_pushvalue(L, args.parent_slot);
+    set_member(L, lua_gettop(L), key, args.parent_node->find(key), count_key);
+    lua_pop(L, 1);
+    return true;
   }
+  args.parent_path = {};
+  if (!args.tokens.split(op.path) || args.tokens.views.empty()) return false;
+  const std::vector<std::string_view>& tokens = args.tokens.views;
+  std::vector<const json::Value*>& nodes = args.nodes;
+  mirror_nodes(mirror, tokens, nodes);
   const std::size_t depth = tokens.size();
   if (depth - 1 >= nodes.size()) return true;     // its place is gone: a later op's
   const json::Value& parent = *nodes[depth - 1];
@@ -371,7 +553,9 @@ bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, 
         lua_pop(L, 1);
         return true;                                // diffed always: holds nothing to update
       }
-      lua_rawgeti(L, -1, static_cast<int>(std::strtoul(tokens[i].c_str(), nullptr, 10) + 1));
+      std::size_t item = 0;
+      (void)index_of(tokens[i], item);              // found in the mirror: digits
+      lua_rawgeti(L, -1, static_cast<int>(item + 1));
     } else {
       lua_pushlstring(L, tokens[i].data(), tokens[i].size());
       lua_rawget(L, -2);
@@ -383,6 +567,7 @@ bool sync_op(lua_State* L, int shadow, const json::Value& mirror, const Op& op, 
   if (parent.is_object()) {
     set_member(L, container, tokens[depth - 1], depth < nodes.size() ? nodes[depth] : nullptr,
                count_key);
+    remember_parent(L, op, parent, container, args);
   } else {
     for (const auto& [slot, items] : args.marked)
       if (lua_rawequal(L, slot, container)) {
@@ -403,6 +588,8 @@ int sync_protected(lua_State* L) {
   auto* args = static_cast<SyncArgs*>(lua_touserdata(L, 1));
   push_count_key(L);
   const int count_key = lua_gettop(L);
+  lua_pushnil(L);
+  args->parent_slot = lua_gettop(L);
   for (const Op& op : *args->ops) {
     if (!sync_op(L, 2, *args->mirror, op, count_key, *args)) {
       args->ok = false;
@@ -511,26 +698,27 @@ bool push_entry(lua_State* L, const char* key) {
 // The walk's `n` paths (flat in `list`: a length, then that many keys) as diff_paths()
 // takes them. False on a key no path can hold (the walk records only keys the shadow
 // has, so this is a guard, not a case).
+// Paths already in `paths` are overwritten in place, keeping their memory: diff_by_shadow
+// hands in the same vector each time (a tick that moves 16 players reads 16 paths).
 bool read_paths(lua_State* L, int list, int n, std::vector<Path>& paths) {
   paths.resize(static_cast<std::size_t>(n));
   int at = 1;
   for (Path& out : paths) {
     lua_rawgeti(L, list, at++);
-    const int len = static_cast<int>(lua_tointeger(L, -1));
+    const auto len = static_cast<std::size_t>(lua_tointeger(L, -1));
     lua_pop(L, 1);
-    out.reserve(static_cast<std::size_t>(len));
-    for (int j = 0; j < len; ++j) {
+    out.resize(len);
+    for (std::string& key : out) {
       lua_rawgeti(L, list, at++);
       if (lua_type(L, -1) == LUA_TSTRING) {
         std::size_t size = 0;
         const char* s = lua_tolstring(L, -1, &size);
-        out.emplace_back(s, size);
+        key.assign(s, size);
       } else if (lua_type(L, -1) == LUA_TNUMBER) {
         const double d = lua_tonumber(L, -1);
         if (!(d >= 1 && d <= 9007199254740992.0 && d == std::floor(d))) return false;
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%.0f", d);
-        out.emplace_back(buf);
+        key.assign(buf, std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(d)).ptr);
       } else {
         return false;
       }
@@ -554,7 +742,11 @@ bool push_shadow(lua_State* L, const json::Value& mirror) {
 }
 
 bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::vector<Op>& ops) {
-  SyncArgs args{&mirror, &ops, true, {}};
+  SyncArgs args;
+  args.mirror = &mirror;
+  args.ops = &ops;
+  args.tokens.views.reserve(8);                     // deep enough for most states: no regrowth
+  args.nodes.reserve(8);
   idx = absolute(L, idx);
   lua_pushlightuserdata(L, &args);
   lua_pushvalue(L, idx);
@@ -564,11 +756,12 @@ bool sync_shadow(lua_State* L, int idx, const json::Value& mirror, const std::ve
 ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& paths) {
   live = absolute(L, live);
   shadow = absolute(L, shadow);
-  paths.clear();
   const int top = lua_gettop(L);
   if (!lua_istable(L, live) || !lua_istable(L, shadow) || !lua_checkstack(L, 8) ||
-      !push_entry(L, &kWalkKey))
+      !push_entry(L, &kWalkKey)) {
+    paths.clear();
     return ShadowWalk::failed;
+  }
   lua_pushvalue(L, live);
   lua_pushvalue(L, shadow);
   luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);  // for the walk only: see set_up_jit
@@ -584,13 +777,18 @@ ShadowWalk walk_shadow(lua_State* L, int live, int shadow, std::vector<Path>& pa
   } else if (!read_paths(L, top + 2, static_cast<int>(lua_tointeger(L, top + 3)), paths)) {
     result = ShadowWalk::failed;
   }
+  if (result != ShadowWalk::paths) paths.clear();
   lua_settop(L, top);
   return result;
 }
 
 Status diff_by_shadow(lua_State* L, int live, int shadow, const json::Value& mirror,
                       std::vector<Op>& out, const char* what) {
-  std::vector<Path> paths;
+  // The paths of the last walk on this thread, kept for their memory (read_paths); nothing
+  // below walks again before diff_paths is done with them. A rare huge walk gives it back.
+  constexpr std::size_t kKeptPaths = 1024;
+  thread_local std::vector<Path> paths;
+  if (paths.capacity() > kKeptPaths) std::vector<Path>().swap(paths);
   if (!mirror.is_object() || walk_shadow(L, live, shadow, paths) != ShadowWalk::paths)
     return diff(L, live, mirror, out, what);
   if (paths.empty()) return {};
