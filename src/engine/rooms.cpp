@@ -162,8 +162,8 @@ Status Engine::Impl::make_instance(Room& room) {
   lua_pushlstring(L, room.type_name.data(), room.type_name.size());
   lua_pushlstring(L, room.instance.data(), room.instance.size());
   lua_createtable(L, 0, 6);  // the box: state, meta, sx, mx, and the shadows ss, ms
-  // Each mirror is read back from the table just made, so its members come in the order
-  // lua_next yields them: the differ walks both in step (about a third faster).
+  // Each mirror is read back from the table just made, so that it holds what the table
+  // holds (a null member of the defaults is left out of the table), in to_value's key order.
   script::push_value(L, room.mirror);
   room.mirror = script::to_value(L, -1, "state").value();
   lua_setfield(L, -2, "state");

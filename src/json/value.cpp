@@ -1,7 +1,8 @@
-// json::Value: lifetime of the union, object members in insertion order, and the key
-// index that keeps lookups in large objects (a 100k-player mirror) O(1).
+// json::Value: lifetime of the union, object members in insertion order or sorted by key,
+// and the key index that keeps lookups in large objects (a 100k-player mirror) O(1).
 #include "json/value.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <new>
@@ -19,6 +20,78 @@ std::uint32_t hash_key(std::string_view key) noexcept {
   return static_cast<std::uint32_t>(h ^ (h >> 32));
 }
 
+// Keys of small objects are short and mostly differ in length or first byte ("x", "y",
+// "name"): checked inline, most comparisons end without a call to memcmp.
+bool same_key(const std::string& a, std::string_view b) noexcept {
+  return a.size() == b.size() && (b.empty() || (a[0] == b[0] && a == b));
+}
+
+// std::string's compare is char_traits<char>::compare, which compares bytes as unsigned
+// char whatever the signedness of char: the order the docs promise.
+bool key_less(const Value::Member& a, const Value::Member& b) noexcept {
+  return a.first < b.first;
+}
+
+// A member's place in a sort: its key's first 8 bytes as a big-endian number decide most
+// comparisons without reading the key, and the sort moves 16 bytes at each step, not a
+// member (its string and its Value).
+struct KeyRef {
+  std::uint64_t head;
+  std::size_t at;
+};
+
+std::uint64_t head_of(std::string_view key) noexcept {
+  std::uint64_t head = 0;
+  for (std::size_t i = 0; i < 8; ++i) {
+    head = head << 8 | (i < key.size() ? static_cast<unsigned char>(key[i]) : 0u);
+  }
+  return head;
+}
+
+// The members' positions in key order. A small object's are kept on the stack: to_value
+// sorts every object it makes, most of them a few members.
+class KeyOrder {
+ public:
+  explicit KeyOrder(const std::vector<Value::Member>& members) : n_(members.size()) {
+    if (n_ > kSmall) large_.resize(n_);
+    KeyRef* refs = data();
+    for (std::size_t i = 0; i < n_; ++i) refs[i] = {head_of(members[i].first), i};
+    std::sort(refs, refs + n_, [&](const KeyRef& a, const KeyRef& b) {
+      if (a.head != b.head) return a.head < b.head;
+      return members[a.at].first < members[b.at].first;   // "ab" and "ab\0" share a head
+    });
+  }
+  KeyRef* data() noexcept { return n_ > kSmall ? large_.data() : small_; }
+  std::size_t size() const noexcept { return n_; }
+
+ private:
+  static constexpr std::size_t kSmall = 16;
+  std::size_t n_;
+  KeyRef small_[kSmall];
+  std::vector<KeyRef> large_;
+};
+
+// Moves members[order[i].at] to position i for every i, in place, one cycle of the
+// permutation at a time: a second vector of members would be as large as the object.
+void permute(std::vector<Value::Member>& members, KeyOrder& order) {
+  KeyRef* refs = order.data();
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (refs[i].at == i) continue;
+    Value::Member held = std::move(members[i]);
+    std::size_t j = i;
+    for (;;) {
+      const std::size_t from = refs[j].at;
+      refs[j].at = j;                               // placed
+      if (from == i) {
+        members[j] = std::move(held);
+        break;
+      }
+      members[j] = std::move(members[from]);
+      j = from;
+    }
+  }
+}
+
 }  // namespace
 
 // Open addressing with linear probing. A slot holds (hash << 32) | (position + 1); 0 is
@@ -27,6 +100,10 @@ std::uint32_t hash_key(std::string_view key) noexcept {
 struct Value::Index {
   std::vector<std::uint64_t> slots;
   std::size_t mask = 0;
+  // position_after(): next[0] is where the last walk started, next[p + 1] the position it
+  // went to after p; kUnknown where it has not been or the members moved since.
+  std::vector<std::uint32_t> next;
+  static constexpr std::uint32_t kUnknown = 0xffffffffu;
 
   static std::uint64_t pack(std::uint32_t hash, std::size_t pos) noexcept {
     return (std::uint64_t{hash} << 32) | static_cast<std::uint64_t>(pos + 1);
@@ -151,7 +228,6 @@ void Value::move_from(Value&& o) noexcept {
 
 Value::Value(const Value& o) { copy_from(o); }
 
-Value::Value(Value&& o) noexcept { move_from(std::move(o)); }
 
 // `o` may live inside *this (v = v.items()[0]): then it is taken out before *this is
 // destroyed. Only a container can hold it, so a scalar target skips the detour.
@@ -168,7 +244,7 @@ Value& Value::operator=(const Value& o) {
   return *this;
 }
 
-Value& Value::operator=(Value&& o) noexcept {
+Value& Value::move_assign(Value&& o) noexcept {
   if (this == &o) return *this;
   if (kind_ != Kind::array && kind_ != Kind::object) {
     destroy();
@@ -195,6 +271,33 @@ Value Value::object() {
   return v;
 }
 
+Value Value::sorted_object(std::vector<Member>& gathered, std::string* twice) {
+  KeyOrder order(gathered);
+  const KeyRef* refs = order.data();
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    const std::string& key = gathered[refs[i].at].first;
+    if (refs[i].head == refs[i - 1].head && key == gathered[refs[i - 1].at].first) {
+      if (twice) *twice = key;
+      return Value();
+    }
+  }
+  std::vector<Member> members;
+  members.reserve(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) members.push_back(std::move(gathered[refs[i].at]));
+  Value v;
+  new (&v.o_) Object{std::move(members), nullptr};
+  v.kind_ = Kind::object;
+  return v;
+}
+
+// Already sorted is common (an object built sorted, sorted again): one pass then.
+void Value::sort_members() {
+  if (!is_object() || std::is_sorted(o_.members.begin(), o_.members.end(), key_less)) return;
+  KeyOrder order(o_.members);
+  permute(o_.members, order);
+  o_.index.reset();                                 // it holds positions
+}
+
 void Value::push_back(Value v) {
   assert(is_array());
   if (is_array()) items_.push_back(std::move(v));
@@ -212,7 +315,7 @@ std::size_t Value::position(std::string_view key) const noexcept {
   if (!o_.index) {
     if (members.size() < kIndexFrom) {
       for (std::size_t i = 0; i < members.size(); ++i) {
-        if (members[i].first == key) return i;
+        if (same_key(members[i].first, key)) return i;
       }
       return npos;
     }
@@ -222,13 +325,42 @@ std::size_t Value::position(std::string_view key) const noexcept {
       o_.index = std::move(index);
     } catch (...) {                                 // no memory for the index: scan instead
       for (std::size_t i = 0; i < members.size(); ++i) {
-        if (members[i].first == key) return i;
+        if (same_key(members[i].first, key)) return i;
       }
       return npos;
     }
   }
   const std::size_t slot = o_.index->slot_of(members, key, hash_key(key));
   return slot == npos ? npos : Index::pos_of(o_.index->slots[slot]);
+}
+
+std::size_t Value::position_after(std::string_view key, std::size_t before) const noexcept {
+  if (kind_ != Kind::object) return npos;
+  const std::vector<Member>& members = o_.members;
+  const std::size_t from = before == npos ? 0 : before + 1;
+  if (!o_.index) {                                  // small: try the next member, then scan
+    if (from < members.size() && same_key(members[from].first, key)) return from;
+    return position(key);
+  }
+  std::vector<std::uint32_t>& next = o_.index->next;
+  if (from < next.size()) {
+    const std::size_t guess = next[from];
+    if (guess < members.size() && same_key(members[guess].first, key)) {
+      // The member the walk will ask for next is fetched now: its cache miss (a 100k-entry
+      // mirror does not fit in the cache) overlaps the caller's work on this one.
+      if (guess + 1 < next.size() && next[guess + 1] < members.size())
+        __builtin_prefetch(&members[next[guess + 1]]);
+      return guess;
+    }
+  }
+  const std::size_t pos = position(key);
+  if (pos == npos || members.size() >= Index::kUnknown) return pos;
+  try {
+    if (next.size() <= members.size()) next.resize(members.size() + 1, Index::kUnknown);
+    next[from] = static_cast<std::uint32_t>(pos);
+  } catch (...) {                                   // no memory to remember: found all the same
+  }
+  return pos;
 }
 
 const Value* Value::find(std::string_view key) const noexcept {
@@ -261,6 +393,7 @@ bool Value::erase(std::string_view key) {
   if (o_.index) {
     const std::uint32_t hash = hash_key(key);
     o_.index->erase(o_.index->slot_of(o_.members, key, hash), pos);
+    o_.index->next.clear();                         // positions after `pos` moved
   }
   o_.members.erase(o_.members.begin() + static_cast<std::ptrdiff_t>(pos));
   return true;

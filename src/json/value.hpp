@@ -1,6 +1,7 @@
 // atrium::json::Value: the one JSON tree of the engine. Requests are parsed into it,
 // each room's public-state mirror is one, and frames are written from it.
-// Objects keep insertion order; lookups in large objects go through an index.
+// Objects keep insertion order unless sorted (sorted_object, sort_members); lookups in
+// large objects go through an index.
 #pragma once
 
 #include <cassert>
@@ -31,9 +32,23 @@ class Value {
   Value(const char* s) : kind_(Kind::string), s_(s) {}
 
   Value(const Value& o);
-  Value(Value&& o) noexcept;
+  Value(Value&& o) noexcept {
+    if (o.kind_ < Kind::string) {
+      take_scalar(o);
+    } else {
+      move_from(std::move(o));
+    }
+  }
   Value& operator=(const Value& o);
-  Value& operator=(Value&& o) noexcept;
+  // Inline for scalars on both sides, as the destructor: sorting an object's members or a
+  // diff's ops moves many of them.
+  Value& operator=(Value&& o) noexcept {
+    if (kind_ < Kind::string && o.kind_ < Kind::string) {
+      if (this != &o) take_scalar(o);
+      return *this;
+    }
+    return move_assign(std::move(o));
+  }
   // Inline for scalars: a request or a diff destroys many of them, and a call each showed.
   ~Value() {
     if (kind_ >= Kind::string) destroy();
@@ -41,6 +56,12 @@ class Value {
 
   static Value array();
   static Value object();
+  // An object of the members in `gathered`, moved out of it in key order (sort_members)
+  // into a vector of their number: what a converter that cannot cheaply tell two keys
+  // apart (Lua's 3 and "3") builds its objects with, gathering each object's members in
+  // one vector it keeps (clear it after). Two members with one key make no object: the
+  // result is then null, `gathered` as it was and `*twice` (when given) that key.
+  static Value sorted_object(std::vector<Member>& gathered, std::string* twice = nullptr);
 
   Kind kind() const noexcept { return kind_; }
   bool is_null() const noexcept { return kind_ == Kind::null; }
@@ -82,6 +103,11 @@ class Value {
   Value* find(std::string_view key) noexcept;
   Value& set(std::string_view key, Value v);
   bool erase(std::string_view key);
+  // Puts the members in key order: bytewise, as std::string compares (for UTF-8, code
+  // point order). Pointers into the object stay valid only if it was sorted already.
+  // A member set() adds later still goes at the end: sorting on insert would cost a
+  // large object O(n) per new key.
+  void sort_members();
 
   // Number of items (array) or members (object); 0 for scalars.
   std::size_t size() const noexcept;
@@ -90,6 +116,15 @@ class Value {
   // The index is built lazily by a const lookup: a Value is not shared across threads.
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   std::size_t position(std::string_view key) const noexcept;
+
+  // position() for a walk that looks up the members of an object in an order of its own
+  // that repeats from one walk to the next (the differ: lua_next order, a hash order that
+  // has nothing to do with members()). `before` is what the walk's previous lookup found
+  // (npos for its first). A small object tries the member after `before` first. A large one
+  // remembers which position followed which, so a walk like the last finds each key
+  // without hashing it and has the next member fetched ahead. A guess is checked against
+  // the key: any order gets the right answer, one not seen before at position()'s cost.
+  std::size_t position_after(std::string_view key, std::size_t before) const noexcept;
 
   // Field helpers for request parsing: nullptr unless the member exists with that kind.
   const std::string* get_string(std::string_view key) const noexcept;
@@ -110,6 +145,18 @@ class Value {
   void destroy() noexcept;
   void copy_from(const Value& o);
   void move_from(Value&& o) noexcept;
+  Value& move_assign(Value&& o) noexcept;
+  // *this holds nothing on the heap, nor does `o`, a scalar, which is left null.
+  void take_scalar(Value& o) noexcept {
+    if (o.kind_ == Kind::boolean) {
+      b_ = o.b_;
+    } else {
+      n_ = o.kind_ == Kind::number ? o.n_ : 0;
+    }
+    kind_ = o.kind_;
+    o.kind_ = Kind::null;
+    o.n_ = 0;
+  }
 
   // One member of the union is live, chosen by kind_: a Value is 40 bytes instead of
   // the ~100 a struct of every alternative takes, which matters for 100k-entry mirrors.

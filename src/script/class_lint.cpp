@@ -281,6 +281,9 @@ void lint_globals(lua_State* L, int cls, std::string_view source, std::vector<Li
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  // near_miss takes the first of equally near names, and lua_next order differs between
+  // processes: sorted, the hint is the same in every run of `atrium check`.
+  std::sort(declared.begin(), declared.end());
 
   struct Uses {
     std::vector<int> lines;
@@ -372,7 +375,11 @@ std::vector<LintFinding> lint_class(lua_State* L, int cls, std::string_view sour
   }
   lint_tick(L, cls, out);
   lint_globals(L, cls, source, out);
-  std::stable_sort(out.begin(), out.end(), [](const LintFinding& a, const LintFinding& b) { return a.line < b.line; });
+  // Findings came in lua_next order, which differs between processes; by line, then by text,
+  // two on one line (options = { a = 1, b = 2 }) come out the same in every run.
+  std::sort(out.begin(), out.end(), [](const LintFinding& a, const LintFinding& b) {
+    return a.line != b.line ? a.line < b.line : a.message < b.message;
+  });
   return out;
 }
 

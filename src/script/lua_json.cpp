@@ -143,22 +143,50 @@ class Converter {
     return true;
   }
 
+  // lua_next gives the keys in hash order, which differs from one process (one lua_State,
+  // even) to the next: Debian's LuaJIT seeds its string hash. Sorted, the same table gives
+  // the same bytes anywhere. Sorting also brings t[3] beside t["3"], one JSON key, to light.
   bool convert_object(int idx, json::Value& out, int depth) {
-    out = json::Value::object();
+    std::vector<json::Value::Member>& members = gathered(depth);
+    const Cleared cleared{members};
     const int key = lua_gettop(L_) + 1;
     lua_pushnil(L_);
     while (lua_next(L_, idx) != 0) {
       char buf[32];
       std::string_view k;
-      const bool ok = check_key(key, buf, k) && convert_member(key, k, out, depth);
+      const bool ok = check_key(key, buf, k) && convert_member(key, k, members, depth);
       if (!ok) {
         lua_pop(L_, 2);
         return false;
       }
       lua_pop(L_, 1);
     }
+    std::string twice;
+    out = json::Value::sorted_object(members, &twice);
+    if (out.is_null()) {
+      return fail("the key \"" + twice + "\" is there both as a number and as a string");
+    }
     return true;
   }
+
+  // The members of the object being converted at `depth`, gathered in lua_next order
+  // before sorted_object moves them, sorted, into the object's own vector. Kept per thread
+  // and depth (objects at one depth are converted one after the other): a conversion then
+  // allocates each object's vector once, at its size, and nothing to gather it in.
+  static std::vector<json::Value::Member>& gathered(int depth) {
+    thread_local std::vector<std::vector<json::Value::Member>> by_depth(json::kMaxDepth + 1);
+    return by_depth[static_cast<std::size_t>(depth)];
+  }
+
+  // Empties a gathering vector on the way out, whichever way that is; a very large one is
+  // let go rather than kept for the thread.
+  struct Cleared {
+    std::vector<json::Value::Member>& members;
+    ~Cleared() {
+      members.clear();
+      if (members.capacity() > 4096) std::vector<json::Value::Member>().swap(members);
+    }
+  };
 
   bool check_key(int key, char (&buf)[32], std::string_view& k) {
     if (!key_text(L_, key, buf, k)) {
@@ -177,7 +205,8 @@ class Converter {
     return true;
   }
 
-  bool convert_member(int key, std::string_view k, json::Value& out, int depth) {
+  bool convert_member(int key, std::string_view k, std::vector<json::Value::Member>& members,
+                      int depth) {
     json::Value v;
     if (!convert(key + 1, v, depth + 1)) {
       if (lua_type(L_, key) == LUA_TNUMBER) {
@@ -187,11 +216,7 @@ class Converter {
       }
       return false;
     }
-    const std::size_t before = out.size();
-    out.set(k, std::move(v));
-    if (out.size() == before) {                    // t[3] and t["3"]: one JSON key
-      return fail("the key \"" + std::string(k) + "\" is there both as a number and as a string");
-    }
+    members.emplace_back(std::string(k), std::move(v));
     return true;
   }
 

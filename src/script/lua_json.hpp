@@ -3,7 +3,8 @@
 // Lua -> JSON: nil -> null; booleans; finite numbers; UTF-8 strings; a table made by
 // atrium.array() (the array marker metatable) is an array of its items 1..#t; another
 // table whose keys are exactly 1..n (n >= 1) is an array; an empty table is an object;
-// any other table is an object whose integer keys become strings ("3"). Functions,
+// any other table is an object whose integer keys become strings ("3"), its members in
+// key order (bytewise: json::Value::sort_members), whatever order lua_next has. Functions,
 // userdata, threads, cycles, NaN, infinities, non-UTF-8 strings and keys that are not
 // strings or integers are errors; so are t[3] and t["3"] in one table (one JSON key) and
 // tables nested deeper than json::kMaxDepth (64) levels. Messages name the path the way

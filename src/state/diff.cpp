@@ -7,10 +7,13 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <forward_list>
 #include <span>
 
 #include "json/codec.hpp"
@@ -58,9 +61,8 @@ std::size_t number_size(double d) noexcept {
     for (auto a = static_cast<std::uint64_t>(std::fabs(d)); a >= 10; a /= 10) ++n;
     return n;
   }
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, d);
-  return static_cast<std::size_t>(r.ptr - buf);
+  char buf[json::kMaxNumberChars];
+  return json::format_number(d, buf);  // its cache makes the write after this one cheap too
 }
 
 // json::write's length of `v`, or some value >= `cap` once it is known to reach it: a
@@ -92,6 +94,16 @@ std::size_t json_size(const Value& v, std::size_t cap) noexcept {
   return 0;
 }
 
+// A key's first 8 bytes as a big-endian number (zeros past its end): where two keys differ
+// there, and most do, ordering them takes an integer compare instead of a call to memcmp.
+std::uint64_t key_head(std::string_view key) noexcept {
+  unsigned char bytes[8] = {};
+  std::memcpy(bytes, key.data(), std::min<std::size_t>(key.size(), 8));
+  std::uint64_t head = 0;
+  for (const unsigned char b : bytes) head = head << 8 | b;  // a byte swap, compiled
+  return head;
+}
+
 std::size_t op_size(const Op& op) noexcept {
   const std::size_t n = kOpBytes[static_cast<int>(op.kind)] + op.path.size();
   return op.kind == OpKind::remove ? n : n + json_size(op.value, SIZE_MAX);
@@ -108,9 +120,10 @@ class Differ {
   Error take_error() { return std::move(error_); }
 
  private:
-  // Ops out_[first, end) were emitted under the object member at `pos` of the mirror
-  // (npos: a key the mirror lacks). What compact() weighs.
+  // Ops out_[first, end) were emitted under the object member `key`, at `pos` of the
+  // mirror (npos: a key the mirror lacks). What order_ops() sorts and compact() weighs.
   struct Touch {
+    std::string_view key;
     std::size_t pos, first, end;
   };
 
@@ -119,6 +132,10 @@ class Differ {
   bool has_marker(int idx);
   bool compare_object(int idx, const Value& m);
   bool compare_members(int idx, const Value& m);
+  std::size_t find_member(const Value& m, std::string_view k, std::size_t step, std::size_t last);
+  std::string_view lasting_key(std::string_view k, bool number, const Value& m, std::size_t pos);
+  void order_ops(std::size_t touch_base);
+  void permute_ops(std::size_t first);
   bool path_member(int idx, const Value& m, std::span<const Path* const> group,
                    std::size_t depth);
   bool path_item(int idx, const Value& m, std::size_t n, std::span<const Path* const> group,
@@ -160,6 +177,16 @@ class Differ {
   std::vector<int> tables_;                         // stack slots of the tables segs_ lead through
   std::vector<const void*> enclosing_;              // scratch for emit()
   std::vector<Touch> touched_;                      // members with ops, of the objects open
+  static constexpr std::size_t kSmall = 16;         // find_member(): objects with fewer members
+  std::uint8_t small_order_[kSmall][kSmall] = {};   // [members][step]: where that key was
+  std::forward_list<std::string> number_keys_;      // text of new integer keys, for their Touch
+  // order_ops(): touches[at] ranked by its key's head; `moved_`, ops on their way.
+  struct Rank {
+    std::uint64_t head;
+    std::size_t at;
+  };
+  std::vector<Rank> ranks_;
+  std::vector<Op> moved_;
   int reserved_ = 0;                                // stack slots known to exist
   Error error_;
 };
@@ -233,16 +260,18 @@ bool Differ::compare_object(int idx, const Value& m) {
   const std::size_t first_op = out_.size();
   const std::size_t touch_base = touched_.size();
   bool ok = compare_members(idx, m);
+  if (ok && touched_.size() > touch_base + 1) order_ops(touch_base);
   if (ok && touched_.size() > touch_base) ok = compact(idx, m, first_op, touch_base);
   touched_.resize(touch_base);
   return ok;
 }
 
-// lua_next yields keys in hash order; the mirror was built from that same order (and
-// grows at its end), so its members are tried in step before the index is asked.
+// lua_next yields keys in hash order and the mirror holds them sorted (and grows at its
+// end): find_member() learns the one order from the other.
 bool Differ::compare_members(int idx, const Value& m) {
   const auto& members = m.members();
-  std::size_t cursor = 0;
+  std::size_t last = Value::npos;                   // the member the previous key found
+  std::size_t step = 0;                             // keys met so far
   std::size_t matched = 0;
   bool judged = false;
   const int key = lua_gettop(L_) + 1;
@@ -272,12 +301,7 @@ bool Differ::compare_members(int idx, const Value& m) {
       lua_settop(L_, key - 1);
       return replace_table(idx);
     }
-    std::size_t pos = Value::npos;
-    if (cursor < members.size() && members[cursor].first == k) {
-      pos = cursor;
-    } else {
-      pos = m.position(k);
-    }
+    const std::size_t pos = find_member(m, k, step++, last);
     if (pos == Value::npos && !number && !json::is_valid_utf8(k)) {
       lua_settop(L_, key - 1);
       return replace_table(idx);
@@ -288,12 +312,14 @@ bool Differ::compare_members(int idx, const Value& m) {
     if (pos == Value::npos) {
       ok = emit(OpKind::add, key + 1);
     } else {
-      cursor = pos + 1;
+      last = pos;
       ++matched;
       ok = compare(key + 1, members[pos].second);
     }
     if (!ok) return false;
-    if (out_.size() != first_op) touched_.push_back(Touch{pos, first_op, out_.size()});
+    if (out_.size() != first_op) {
+      touched_.push_back(Touch{lasting_key(k, number, m, pos), pos, first_op, out_.size()});
+    }
     segs_.pop_back();
     lua_pop(L_, 1);
   }
@@ -301,11 +327,103 @@ bool Differ::compare_members(int idx, const Value& m) {
   for (std::size_t pos = 0; pos < members.size(); ++pos) {
     if (has_key(idx, members[pos].first)) continue;
     segs_.push_back(Seg{members[pos].first, 0, Seg::Kind::key});
-    touched_.push_back(Touch{pos, out_.size(), out_.size() + 1});
+    touched_.push_back(Touch{members[pos].first, pos, out_.size(), out_.size() + 1});
     emit_remove();
     segs_.pop_back();
   }
   return true;
+}
+
+// Where key `k`, the `step`th key lua_next gave for the table (`last`: where the one before
+// it was found), is in the object mirror `m`. A large object learns its table's order
+// itself (position_after). Small objects are mostly records alike ({x, y, name} for each
+// player, {user, text, at} for each message), whose keys lua_next gives in one order for
+// all of them: the same keys, set the same way. So the differ remembers, by member count,
+// where each step's key was last time, and a record's keys are found at the first try.
+std::size_t Differ::find_member(const Value& m, std::string_view k, std::size_t step,
+                                std::size_t last) {
+  const auto& members = m.members();
+  const std::size_t n = members.size();
+  if (n >= kSmall || step >= kSmall) return m.position_after(k, last);
+  std::uint8_t& guess = small_order_[n][step];
+  if (guess < n && members[guess].first == k) return guess;
+  const std::size_t pos = m.position(k);
+  if (pos != Value::npos) guess = static_cast<std::uint8_t>(pos);
+  return pos;
+}
+
+// The text of key `k` as long as the diff runs, for order_ops(): the mirror's for a member
+// it has, the Lua string's (the table holds it) for a new string key, and a copy for a new
+// integer key, whose text lives in the scan's stack buffer.
+std::string_view Differ::lasting_key(std::string_view k, bool number, const Value& m,
+                                     std::size_t pos) {
+  if (pos != Value::npos) return m.members()[pos].first;
+  if (!number) return k;
+  return number_keys_.emplace_front(k);            // a list: allocates nothing until used
+}
+
+// The ops under one object go out in key order (bytewise, the raw key), not in lua_next's
+// hash order, which differs between processes: the same change gives the same patch
+// bytes anywhere. Each member's ops move as one block and keep their own order (an array's
+// ops depend on it); so do removes, sorted in with the rest. The touches, which partition
+// the object's ops in the order they were emitted, are kept describing them.
+// A tick that moves every player sorts a hundred members or more here, so keys are ranked
+// by their heads and, where each member has one op (the common case), every op is moved
+// once, along the cycles of the permutation.
+void Differ::order_ops(std::size_t touch_base) {
+  const auto touches = std::span(touched_).subspan(touch_base);
+  ranks_.clear();
+  bool single = true;                               // one op per member
+  for (std::size_t i = 0; i < touches.size(); ++i) {
+    ranks_.push_back(Rank{key_head(touches[i].key), i});
+    single = single && touches[i].end == touches[i].first + 1;
+  }
+  const auto less = [&](const Rank& a, const Rank& b) {
+    return a.head != b.head ? a.head < b.head : touches[a.at].key < touches[b.at].key;
+  };
+  if (std::is_sorted(ranks_.begin(), ranks_.end(), less)) return;
+  assert(touches.back().end == out_.size() &&
+         std::adjacent_find(touches.begin(), touches.end(), [](const Touch& a, const Touch& b) {
+           return a.end != b.first;
+         }) == touches.end());
+  std::sort(ranks_.begin(), ranks_.end(), less);
+  const std::size_t first = touches.front().first;
+  if (single) {
+    for (std::size_t k = 0; k < ranks_.size(); ++k) {
+      touches[ranks_[k].at].first = first + k;
+      touches[ranks_[k].at].end = first + k + 1;
+    }
+    permute_ops(first);
+    return;
+  }
+  moved_.clear();
+  for (const Rank& rank : ranks_) {
+    Touch& t = touches[rank.at];
+    const std::size_t at = first + moved_.size();
+    for (std::size_t j = t.first; j < t.end; ++j) moved_.push_back(std::move(out_[j]));
+    t.end = at + (t.end - t.first);
+    t.first = at;
+  }
+  std::move(moved_.begin(), moved_.end(), out_.begin() + static_cast<std::ptrdiff_t>(first));
+}
+
+// out_[first + k] becomes what out_[first + ranks_[k].at] was, for every k: one cycle of
+// the permutation at a time, each op moved once (ranks_ is used up).
+void Differ::permute_ops(std::size_t first) {
+  for (std::size_t k = 0; k < ranks_.size(); ++k) {
+    if (ranks_[k].at == k) continue;
+    Op held = std::move(out_[first + k]);
+    for (std::size_t j = k;;) {
+      const std::size_t from = ranks_[j].at;
+      ranks_[j].at = j;                             // placed
+      if (from == k) {
+        out_[first + j] = std::move(held);
+        break;
+      }
+      out_[first + j] = std::move(out_[first + from]);
+      j = from;
+    }
+  }
 }
 
 // The table being scanned (the last of tables_) is replaced as a whole: it does not
@@ -406,6 +524,9 @@ bool Differ::compare_paths(int idx, const Value& m, std::span<const Path* const>
   } else {
     const std::size_t first_op = out_.size();
     const std::size_t touch_base = touched_.size();
+    // Sorted paths visit an object's members in diff()'s order, so order_ops() finds them
+    // sorted. An array's items go in string order ("10" before "2"): as deterministic, and
+    // items of an array whose length stays are independent, so their order is free.
     for (std::size_t g = 0; ok && g < paths.size();) {
       const std::string& key = (*paths[g])[depth];
       std::size_t end = g + 1;
@@ -414,6 +535,7 @@ bool Differ::compare_paths(int idx, const Value& m, std::span<const Path* const>
       ok = array ? path_item(idx, m, n, group, depth) : path_member(idx, m, group, depth);
       g = end;
     }
+    if (ok && touched_.size() > touch_base + 1) order_ops(touch_base);
     if (ok && touched_.size() > touch_base) ok = compact(idx, m, first_op, touch_base);
     touched_.resize(touch_base);
   }
@@ -441,7 +563,7 @@ bool Differ::path_member(int idx, const Value& m, std::span<const Path* const> g
     ok = compare_member(value, m, pos);
   }
   if (!ok) return false;
-  if (out_.size() != first_op) touched_.push_back(Touch{pos, first_op, out_.size()});
+  if (out_.size() != first_op) touched_.push_back(Touch{key, pos, first_op, out_.size()});
   segs_.pop_back();
   lua_settop(L_, value - 1);
   return true;
@@ -707,8 +829,8 @@ bool Differ::equal(int idx, const Value& m) {
 
 bool Differ::equal_object(int idx, const Value& m) {
   const auto& members = m.members();
-  std::size_t cursor = 0;
-  std::size_t count = 0;
+  std::size_t last = Value::npos;
+  std::size_t count = 0;                            // keys met so far
   const int key = lua_gettop(L_) + 1;
   lua_pushnil(L_);
   while (lua_next(L_, idx) != 0) {
@@ -721,14 +843,12 @@ bool Differ::equal_object(int idx, const Value& m) {
       lua_settop(L_, key - 1);                      // keys 1..n: an array, not this object
       return false;
     }
-    if (script::key_text(L_, key, buf, k)) {
-      pos = cursor < members.size() && members[cursor].first == k ? cursor : m.position(k);
-    }
+    if (script::key_text(L_, key, buf, k)) pos = find_member(m, k, count, last);
     if (pos == Value::npos || !equal(key + 1, members[pos].second)) {
       lua_settop(L_, key - 1);
       return false;
     }
-    cursor = pos + 1;
+    last = pos;
     ++count;
     lua_pop(L_, 1);
   }

@@ -22,7 +22,10 @@ namespace atrium::state {
 // Cost follows what is scanned: one pass over the table, and only changed subtrees are
 // converted. Where the ops under an object (other than the root) would encode larger
 // than one replace of that whole object, the replace is emitted instead: {x, y, t} all
-// changed is one op, not three.  [-0, +0, m]
+// changed is one op, not three.
+// Order: the ops under an object come in the order of their member's key (bytewise, the
+// raw key), removes included, each member's ops together; an array's in the order they
+// apply. Whatever order lua_next has, the same change gives the same ops.  [-0, +0, m]
 Status diff(lua_State* L, int idx, const json::Value& mirror, std::vector<Op>& out,
             const char* what = "state");
 
@@ -36,8 +39,9 @@ using Path = std::vector<std::string>;
 // a table, an object that became an array, an array whose length changed) the value
 // there is diffed whole. A path listed twice, or lying under another listed path, adds
 // nothing; an empty path stands for the whole state.
-// Under the paths the ops are those diff() gives there; nothing off them is looked at,
-// the State rules included.  [-0, +0, m]
+// Under the paths the ops are those diff() gives there, in its order where the paths
+// lead through objects only (an array's items are visited by their keys' text, "10"
+// before "2"); nothing off them is looked at, the State rules included.  [-0, +0, m]
 Status diff_paths(lua_State* L, int idx, const json::Value& mirror, const std::vector<Path>& paths,
                   std::vector<Op>& out, const char* what = "state");
 

@@ -2,8 +2,8 @@
 // directly (self.state.players[id].x = 5) is diffed by a walk in Lua, which iterates a
 // table several times faster than the C API's lua_next can, and runs compiled by LuaJIT's
 // JIT, the one code in a room VM that does (shadow.cpp set_up_jit; bench/diff_bench). The walk finds which tables changed; diff_paths()
-// then builds the ops there, so the ops are the ones diff() builds (the same set; their
-// order may differ, and no op depends on another's order).
+// then builds the ops there, so the ops are the ones diff() builds, in the same order
+// (under an object, by key: diff.hpp).
 //
 // A shadow is the room engine's own: no script can reach it, and no shadow table has a
 // metatable, so looking into one never runs script code. Each shadow table holds, under a
