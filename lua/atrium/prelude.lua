@@ -30,8 +30,9 @@ local allowed = {
 
 local G = _G
 local os_time, os_clock, os_date = core.os_time, core.os_clock, core.os_date
-if core.host_clock then
-  -- An embedding host's clock (EngineConfig::host_clock): "now" is its time, in every form.
+if core.fixed_clock then
+  -- An embedding host's clock (EngineConfig::host_clock), or the clock a record or a
+  -- synctest reads once per input: "now" is that time, in every form.
   local now, floor, real_time, real_date = core.now, math.floor, os_time, os_date
   os_time = function(t)
     if t == nil then return floor(now() / 1000) end

@@ -50,12 +50,11 @@ void Engine::Impl::recover(const char* what, const std::string& error) {
 }
 
 void Engine::Impl::begin_input() {
-  if (!recorder) return;
-  if (!config.host_clock) {
+  if (fixed_clock && !config.host_clock) {
     fixed_now_ms = monotonic_ms();
     fixed_wall_ms = wall_ms();
   }
-  recorder->clock(fixed_now_ms, fixed_wall_ms);
+  if (recorder) recorder->clock(fixed_now_ms, fixed_wall_ms);
 }
 
 void Engine::Impl::flush_record() {
@@ -337,7 +336,7 @@ void Engine::disconnect(ClientId id, bool clean) {
 // clock's business.
 std::int64_t Engine::ms_until_next() const {
   Impl& e = *impl_;
-  return e.timers.ms_until_next(e.recorder && !e.config.host_clock ? monotonic_ms() : e.now());
+  return e.timers.ms_until_next(e.fixed_clock && !e.config.host_clock ? monotonic_ms() : e.now());
 }
 
 void Engine::register_host_function(std::string name, HostFunction fn) {
@@ -373,16 +372,12 @@ void Engine::run_due() {
 
 void Engine::end_of_pass() {
   Impl& e = *impl_;
-  if (e.recorder) {
-    if (!e.deferred.empty() || !e.doomed_ids.empty() || !e.displaced.empty()) {
-      e.begin_input();
-      e.recorder->pass();
-    }
-    e.finish_operation();
-    e.flush_record();
-    return;
+  if (!e.deferred.empty() || !e.doomed_ids.empty() || !e.displaced.empty()) {
+    e.begin_input();
+    if (e.recorder) e.recorder->pass();
   }
   e.finish_operation();
+  e.flush_record();
 }
 
 void Engine::shutdown() {

@@ -207,9 +207,10 @@ struct Engine::Impl {
 
   // Timers, ticks, patch beats, failure-log quiet spells: the real monotonic clock, or a
   // fixed reading. atrium.now() and joinedAt: the real wall clock, or a fixed reading.
-  // Fixed: under host_clock (set_host_time), and while recording (begin_input() reads the real
-  // clocks once per input, so every hook of the input sees the time the record says).
-  bool fixed_clock = config.host_clock || !config.record_path.empty();
+  // Fixed: under host_clock (set_host_time); while recording and under synctest,
+  // begin_input() reads the real clocks once per input, so that every hook of the input
+  // sees the time the record says, and a synctest's second run the time of its first.
+  bool fixed_clock = config.host_clock || !config.record_path.empty() || config.synctest;
   std::int64_t fixed_now_ms = 0;
   std::int64_t fixed_wall_ms = 0;
   std::int64_t now() const { return fixed_clock ? fixed_now_ms : monotonic_ms(); }

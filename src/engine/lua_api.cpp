@@ -578,8 +578,8 @@ void Engine::Impl::open_core_api() {
     lua_setfield(L, core, (std::string("os_") + name).c_str());
   }
   lua_pop(L, 1);
-  lua_pushboolean(L, config.host_clock);  // os.time/clock/date follow the host's clock
-  lua_setfield(L, core, "host_clock");
+  lua_pushboolean(L, fixed_clock);  // os.time/clock/date follow the engine's fixed clock
+  lua_setfield(L, core, "fixed_clock");
   lua_pushboolean(L, config.synctest);    // next and pairs can walk backwards (synctest.cpp)
   lua_setfield(L, core, "synctest");
   lua_pushnil(L);

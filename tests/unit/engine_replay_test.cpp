@@ -133,6 +133,17 @@ function L:onJoin(ctx)
 end
 return L
 )");
+  // Time read in a hook is the input's: a second run milliseconds later reads the same.
+  rooms.write("clock.lua", R"(local C = { defaultState = { at = 0, t = 0 } }
+C.actions = {}
+function C.actions.stamp(self, ctx)
+  local n = 0
+  for i = 1, 2000000 do n = n + i end  -- a few ms: the second run starts on another one
+  self.state.at = atrium.now()
+  self.state.t = os.time()
+end
+return C
+)");
   Harness h(rooms, [&](engine::EngineConfig& cfg) { cfg.synctest = true; });
   h.engine->register_host_function("double", [](std::string_view args) -> Result<std::string> {
     return std::string(args.substr(1, args.size() - 2));
@@ -147,6 +158,9 @@ return L
     CHECK(ok(h.request(*c, R"({"op":"join","room":"steady:a"})")));
     CHECK(ok(h.request(*c, R"({"op":"call","room":"steady:a","method":"move","args":[2]})")));
   }
+  CHECK(ok(h.request(*clients[0], R"({"op":"join","room":"clock:a"})")));
+  for (int i = 0; i < 3; ++i)
+    CHECK(ok(h.request(*clients[0], R"({"op":"call","room":"clock:a","method":"stamp","args":[]})")));
   for (const std::string& l : h.log) CHECK_MESSAGE(l.find("synctest_mismatch") == std::string::npos, l);
   for (FakeClient* c : clients) CHECK(ok(h.request(*c, R"({"op":"join","room":"leader:a"})")));
   REQUIRE(mismatches() > 0);
