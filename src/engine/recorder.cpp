@@ -11,6 +11,13 @@ namespace atrium::engine {
 
 namespace {
 
+// An entry that starts with the key naming its kind ({"timers":true}); replay reads that key.
+json::Value entry(const char* kind, json::Value value) {
+  json::Value e = json::Value::object();
+  e.set(kind, std::move(value));
+  return e;
+}
+
 // uint64 seeds go as decimal text: a JSON number reads back exactly only below 2^53.
 json::Value seed_text(std::uint64_t n) { return json::Value(std::to_string(n)); }
 
@@ -37,8 +44,7 @@ void append_out_entry(std::string& buf, const std::vector<std::string>& clients,
 }
 
 json::Value closed_entry(std::string_view client, int code) {
-  json::Value e = json::Value::object();
-  e.set("closed", json::Value(client));
+  json::Value e = entry("closed", json::Value(client));
   e.set("code", json::Value(code));
   return e;
 }
@@ -131,75 +137,59 @@ void Recorder::write_clock() {
 }
 
 void Recorder::connect(std::string_view client, std::string_view user_id) {
-  json::Value e = json::Value::object();
-  e.set("connect", json::Value(client));
+  json::Value e = entry("connect", json::Value(client));
   if (!user_id.empty()) e.set("user", json::Value(user_id));
   input(e);
 }
 
 void Recorder::message(std::string_view client, std::string_view text) {
-  json::Value e = json::Value::object();
-  e.set("message", json::Value(client));
+  json::Value e = entry("message", json::Value(client));
   text_field(e, text);
   input(e);
 }
 
 void Recorder::binary(std::string_view client) {
-  json::Value e = json::Value::object();
-  e.set("binary", json::Value(client));
-  input(e);
+  input(entry("binary", json::Value(client)));
 }
 
 void Recorder::disconnect(std::string_view client, bool clean) {
-  json::Value e = json::Value::object();
-  e.set("disconnect", json::Value(client));
+  json::Value e = entry("disconnect", json::Value(client));
   e.set("clean", json::Value(clean));
   input(e);
 }
 
 void Recorder::timers() {
-  json::Value e = json::Value::object();
-  e.set("timers", json::Value(true));
-  input(e);
+  input(entry("timers", json::Value(true)));
 }
 
 void Recorder::pass() {
-  json::Value e = json::Value::object();
-  e.set("pass", json::Value(true));
-  input(e);
+  input(entry("pass", json::Value(true)));
 }
 
 void Recorder::reload(const std::string* file) {
-  json::Value e = json::Value::object();
-  e.set("reload", file ? json::Value(*file) : json::Value());
-  input(e);
+  input(entry("reload", file ? json::Value(*file) : json::Value()));
 }
 
 void Recorder::http(json::Value call) { input(call); }
 
 void Recorder::shutdown() {
-  json::Value e = json::Value::object();
-  e.set("shutdown", json::Value(true));
-  input(e);
+  input(entry("shutdown", json::Value(true)));
 }
 
 void Recorder::script(std::string_view file, std::string_view source) {
-  json::Value e = json::Value::object();
-  e.set("script", json::Value(file));
+  json::Value e = entry("script", json::Value(file));
   text_field(e, source);
   line(e);
 }
 
 void Recorder::script_gone(std::string_view file) {
-  json::Value e = json::Value::object();
-  e.set("script", json::Value(file));
+  json::Value e = entry("script", json::Value(file));
   e.set("gone", json::Value(true));
   line(e);
 }
 
 void Recorder::host(std::string_view name, std::string_view args, const Result<std::string>& result) {
-  json::Value e = json::Value::object();
-  e.set("host", json::Value(name));
+  json::Value e = entry("host", json::Value(name));
   e.set("args", json::Value(args));
   if (result) {
     e.set("result", json::Value(result.value()));

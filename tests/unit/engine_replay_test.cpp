@@ -174,3 +174,21 @@ return C
 }
 
 }  // namespace atrium::test
+
+namespace atrium::test {
+
+TEST_CASE("replay: a record that cannot be written stops start() with the path and the reason") {
+  TempRooms rooms;
+  engine::EngineConfig cfg;
+  cfg.rooms_dir = rooms.path();
+  cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  cfg.record_path = rooms.path() + "/no-such-dir/session.rec";
+  cfg.on_log = [](engine::LogLevel, std::string_view) {};
+  engine::Engine e(cfg);
+  const Status started = e.start();
+  REQUIRE_FALSE(started.ok());
+  CHECK(started.error().message.find("cannot write the record " + cfg.record_path) == 0);
+  CHECK(started.error().message.find("No such file or directory") != std::string::npos);
+}
+
+}  // namespace atrium::test
