@@ -46,7 +46,7 @@ void Engine::Impl::recover(const char* what, const std::string& error) {
     if (!undone) log(LogLevel::error, "engine rollback_failed error=\"" + undone.error().message + "\"");
   }
   vm->set_owner(0);
-  lua_gc(L, LUA_GCCOLLECT, 0);
+  vm->collect();
 }
 
 void Engine::Impl::begin_input() {
@@ -209,9 +209,9 @@ void Engine::Impl::finish_operation() {
                             " (hooks keep queuing more: an onLeave that undoes a kick?)");
   }
   if (!doomed_ids.empty() || !displaced.empty()) guarded("reap", [&] { reap(); });
-  // LuaJIT collects only as it allocates: once the engine had to use its reserve, a full
-  // collection now gives the rooms' garbage back before the next operation.
-  if (vm->in_reserve()) lua_gc(L, LUA_GCCOLLECT, 0);
+  // LuaJIT collects only as it allocates, and late near the cap (Vm::wants_collection):
+  // a full collection now gives the rooms' garbage back before the next operation.
+  if (vm->wants_collection()) vm->collect();
 }
 
 // ---------------------------------------------------------------------------------------

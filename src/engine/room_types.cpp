@@ -233,10 +233,11 @@ Status Engine::Impl::compile_class(const RoomType& type, const std::string& src)
   lua_rawgeti(L, LUA_REGISTRYINDEX, prelude_ref);
   lua_getfield(L, -1, "makeEnv");
   lua_pushlstring(L, type.name.data(), type.name.size());
-  if (lua_pcall(L, 1, 1, 0) != 0) {
+  if (const int rc = lua_pcall(L, 1, 1, 0); rc != 0) {
     std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "makeEnv failed";
     lua_settop(L, top);
-    return make_error(ErrorCode::script_error, type.path + ": " + msg);
+    return make_error(rc == LUA_ERRMEM ? ErrorCode::budget_exceeded : ErrorCode::script_error,
+                      type.path + ": " + msg);
   }
   lua_setfenv(L, -3);
   lua_pop(L, 1);  // prelude

@@ -123,25 +123,29 @@ Status default_value(lua_State* L, int cls, const char* field, json::Value& out)
 
 // The room's Lua side, made protected: with the VM full (rooms cannot take its reserve)
 // this fails as budget_exceeded and the join is answered, instead of a Lua error
-// unwinding the engine.
+// unwinding the engine. Short of memory, it collects and tries once more: the heap may
+// hold nothing but garbage of rooms destroyed since the last collection.
 Status Engine::Impl::instantiate(Room& room) {
-  room.mem_owner = vm->new_owner();
-  const script::OwnerScope as_room(*vm, room.mem_owner);  // the instance is the room's memory
   Status s;
-  const Status ran = script::protected_call(L, [&] { s = make_instance(room); });
-  if (ran && s) return {};
-  for (int* ref : {&room.inst_ref, &room.box_ref}) {
-    if (*ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-    *ref = -2;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    room.mem_owner = vm->new_owner();
+    Status ran;
+    {
+      const script::OwnerScope as_room(*vm, room.mem_owner);  // the instance is the room's memory
+      ran = script::protected_call(L, [&] { s = make_instance(room); });
+    }
+    if (ran && s) return {};
+    for (int* ref : {&room.inst_ref, &room.box_ref}) {
+      if (*ref >= 0) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+      *ref = -2;
+    }
+    vm->release_owner(room.mem_owner);
+    room.mem_owner = 0;
+    if (ran && s.error().code != ErrorCode::budget_exceeded) return s;
+    vm->collect();
   }
-  vm->release_owner(room.mem_owner);
-  room.mem_owner = 0;
-  if (!ran) {
-    lua_gc(L, LUA_GCCOLLECT, 0);
-    return make_error(ErrorCode::budget_exceeded,
-                      "no script memory left for a new room of type '" + room.type_name + "' (try again later)");
-  }
-  return s;
+  return make_error(ErrorCode::budget_exceeded,
+                    "no script memory left for a new room of type '" + room.type_name + "'");
 }
 
 // [-0, +0, m]: every Lua step that may fail for memory; instantiate runs it protected.
@@ -172,10 +176,10 @@ Status Engine::Impl::make_instance(Room& room) {
   lua_setfield(L, -2, "meta");
   lua_pushvalue(L, -1);
   room.box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (lua_pcall(L, 5, 1, 0) != 0) {
+  if (const int rc = lua_pcall(L, 5, 1, 0); rc != 0) {
     std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "newInstance failed";
     lua_settop(L, top);
-    return make_error(ErrorCode::internal, msg);
+    return make_error(rc == LUA_ERRMEM ? ErrorCode::budget_exceeded : ErrorCode::internal, msg);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, instances_ref);
   lua_pushvalue(L, -2);

@@ -64,7 +64,7 @@ HookOutcome Engine::Impl::invoke(Room& room, int nargs, int nresults, std::strin
                                    std::to_string(config.room_memory_bytes >> 20) + " MiB)"
                              : "the server's script memory is full (--memory-mb): the room could not "
                                "allocate";
-    lua_gc(L, LUA_GCCOLLECT, 0);  // what it allocated before failing is garbage now
+    vm->collect();  // what it allocated before failing is garbage now
   } else if (!out.result.ok && out.result.message == script::kBudgetExceededMessage) {
     out.result.message = call_name(what, action) + " ran past its CPU budget (" +
                          std::to_string(budget.cpu_ms) + " ms)";
@@ -307,7 +307,7 @@ Status Engine::Impl::diff_exposed(Room& room, int box, const char* field, const 
     if (!made) {
       lua_pop(L, 1);
       lua_pushboolean(L, 0);
-      lua_gc(L, LUA_GCCOLLECT, 0);  // what the build allocated is the room's until collected
+      vm->collect();  // what the build allocated is the room's until collected
       log(LogLevel::info, "state no_shadow room=" + room.id + " table=" + field +
                               " reason=\"out of memory\"");
     }

@@ -174,10 +174,25 @@ Owner Vm::new_owner() {
 
 void Vm::release_owner(Owner o) {
   if (o == 0 || o >= slots_.size() || !slots_[o].live) return;
+  released_ += slots_[o].bytes;  // garbage once its references are dropped
   ++slots_[o].generation;  // later frees of its blocks no longer match this slot
   slots_[o].live = false;
   slots_[o].bytes = 0;
   free_slots_.push_back(o);
+}
+
+void Vm::collect() noexcept {
+  lua_gc(L_, LUA_GCCOLLECT, 0);
+  live_after_collect_ = used_;
+  released_ = 0;
+}
+
+bool Vm::wants_collection() const noexcept {
+  if (in_reserve()) return true;
+  const std::size_t usable = cap_ - reserve_;
+  if (used_ < usable / 2) return false;  // LuaJIT's own pacing collects before the cap
+  const std::size_t grown = used_ > live_after_collect_ ? used_ - live_after_collect_ : 0;
+  return grown + released_ >= usable / 8;
 }
 
 bool Vm::charge(Owner o, std::size_t bytes) noexcept {

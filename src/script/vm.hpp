@@ -68,6 +68,16 @@ class Vm {
   void clear_cap_hit() noexcept { owner_cap_hit_ = vm_cap_hit_ = false; }
   std::size_t reserve() const noexcept { return reserve_; }
   bool in_reserve() const noexcept { return used_ + reserve_ > cap_; }
+  // A full collection, and what was live after it: the engine's one way to collect.
+  void collect() noexcept;
+  // Whether a full collection is due before the next operation. LuaJIT starts a cycle
+  // only when the heap reaches twice what was live after the last one (its pause of
+  // 200%): with 16 MiB live under a 24 MiB cap that is never, and the garbage of rooms
+  // destroyed since would sit until an allocation failed. So the engine collects when the
+  // heap is past half of what rooms may use and the garbage that may be in it (growth
+  // since the last collection, plus what released owners held) is an eighth of that:
+  // a collection costs one walk of the heap per eighth of it allocated or released.
+  bool wants_collection() const noexcept;
   // Engine costs that are not Lua memory but grow with what a room does (its timers'
   // entries): counted against the owner's cap. False (nothing charged) when over it.
   bool charge(Owner o, std::size_t bytes) noexcept;
@@ -85,6 +95,8 @@ class Vm {
   lua_State* L_ = nullptr;
   HookContext hook_context_;         // call_hook's, for this state (script/hook_call.hpp)
   std::size_t used_ = 0;
+  std::size_t live_after_collect_ = 0;    // used_ after the last collect()
+  std::size_t released_ = 0;              // what released owners held, since then
   std::size_t cap_;
   std::size_t room_cap_;
   std::size_t reserve_;
