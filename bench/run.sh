@@ -9,7 +9,8 @@
 # curve), typed (the same through an action of bench/rooms/fan.lua), max (shorter intervals
 # until delivery falls behind), idle (2,000 joined clients: RSS per connection), state
 # (bench/rooms/field.lua, 1,000 members moving 20 times/s), rooms (10,000 rooms x 5
-# members, on both event loops), micro (hook and diff microbenchmarks). bench/peers.sh runs
+# members, on both event loops), micro (hook and diff microbenchmarks), tls (wss:// beside
+# ws:// at ~200k and ~1M deliveries/s, and TLS handshakes per second). bench/peers.sh runs
 # the peers side by side.
 #
 # Everything stays on 127.0.0.1 and every run is bounded by `timeout`. Results:
@@ -140,21 +141,91 @@ rooms() {
   done
 }
 
+# A self-signed certificate for 127.0.0.1 in $OUTDIR/tls/KIND.{crt,key}: KIND ec (P-256) or rsa.
+make_cert() {
+  local kind=$1 dir="$OUTDIR/tls" newkey
+  mkdir -p "$dir"
+  if [ "$kind" = ec ]; then newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); else newkey=(-newkey rsa:2048); fi
+  openssl req -x509 "${newkey[@]}" -nodes -keyout "$dir/$kind.key" -out "$dir/$kind.crt" -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+}
+
+# Server CPU time so far, in clock ticks (utime + stime of /proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# handshakes KIND: full TLS handshakes (openssl s_time -new: no resumption, one at a time,
+# on LOAD_CPU) for DURATION s against the running server; one line of tls-handshakes.txt.
+handshakes() {
+  local kind=$1 t0 t1 c0 c1 out n
+  c0=$(cpu_ticks "$SERVER_PID")
+  t0=$(date +%s.%N)
+  out=$(timeout $((DURATION + 20)) taskset -c "$LOAD_CPU" openssl s_time -connect "127.0.0.1:$port" \
+        -new -time "$DURATION" -CAfile "$OUTDIR/tls/$kind.crt" -verify 1 2>&1) || true
+  t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$SERVER_PID")
+  n=$(sed -n 's/^\([0-9]*\) connections in [0-9.]*s;.*/\1/p' <<<"$out")
+  awk -v k="$kind" -v n="${n:-0}" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" \
+      -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        t = t1 - t0; cpu = c / hz; printf "handshake-%s handshakes=%d seconds=%.2f per_s=%.0f server_cpu_pct=%.1f server_us_per_handshake=%.0f\n",
+        k, n, t, n / t, 100 * cpu / t, n ? 1e6 * cpu / n : 0 }' | tee -a "$OUTDIR/tls-handshakes.txt"
+}
+
+# TLS (issue 18): the fan-out of `fanout` (default window) over wss:// and over ws://, runs
+# interleaved, each pair twice; then handshakes per second with a P-256 and an RSA-2048
+# certificate. The server CPU ratios are printed at the end (and in tls.md).
+tls() {
+  make_cert ec
+  make_cert rsa
+  for iv in 50000 10000; do
+    for rep in 1 2; do
+      start_server
+      load tls "ws-${iv}us-$rep" --mode emit --clients 100 --interval-us "$iv" \
+        --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+      start_server --tls-cert "$OUTDIR/tls/ec.crt" --tls-key "$OUTDIR/tls/ec.key"
+      load tls "wss-${iv}us-$rep" --mode emit --clients 100 --interval-us "$iv" \
+        --warmup "$WARMUP" --duration "$DURATION" --tls "$OUTDIR/tls/ec.crt"
+      stop_server
+    done
+  done
+  for kind in ec rsa; do
+    start_server --tls-cert "$OUTDIR/tls/$kind.crt" --tls-key "$OUTDIR/tls/$kind.key"
+    handshakes "$kind"
+    stop_server
+  done
+  node -e '
+    const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse)
+      .filter((r) => !r.error);
+    const of = (p) => rows.filter((r) => r.label.startsWith(p));
+    const mean = (xs, f) => xs.reduce((a, r) => a + f(r), 0) / xs.length;
+    for (const iv of [50000, 10000]) {
+      const ws = of(`ws-${iv}us`), wss = of(`wss-${iv}us`);
+      if (!ws.length || !wss.length) continue;
+      const cpu = (xs) => mean(xs, (r) => r.server_cpu_pct);
+      // server CPU s per million deliveries: comparable even where wss delivered less
+      const perM = (xs) => mean(xs, (r) => (r.server_cpu_pct / 100) / (r.delivered_per_s / 1e6));
+      const line = (xs) => `CPU ${cpu(xs).toFixed(1)} %, ${perM(xs).toFixed(3)} s/M deliveries, ` +
+        `delivered ${mean(xs, (r) => r.delivered_pct).toFixed(1)} %, p99 ${Math.max(...xs.map((r) => r.p99_us / 1000)).toFixed(1)} ms`;
+      console.log(`emit every ${iv} us: ws ${line(ws)} | wss ${line(wss)} | wss/ws: CPU ` +
+        `${(cpu(wss) / cpu(ws)).toFixed(2)}, per delivery ${(perM(wss) / perM(ws)).toFixed(2)}`);
+    }' "$OUTDIR/tls.jsonl" | tee "$OUTDIR/tls.md"
+}
+
 micro() {
   taskset -c "$SERVER_CPU" "$BUILD/bench/hook_bench" | tee "$OUTDIR/hook_bench.md"
   taskset -c "$SERVER_CPU" "$BUILD/bench/diff_bench" | tee "$OUTDIR/diff_bench.md"
 }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro tls)
 {
   conditions
   echo "server: $SERVER_BIN (cpu $SERVER_CPU) $EXTRA_SERVER_ARGS; generator: $LOAD (cpu $LOAD_CPU)"
 } | tee "$OUTDIR/conditions.txt"
 for s in "${scenarios[@]}"; do
   case $s in
-    fanout|typed|max|idle|state|rooms|micro) echo "=== $s"; "$s" ;;
-    *) echo "unknown scenario: $s (fanout typed max idle state rooms micro)" >&2; exit 2 ;;
+    fanout|typed|max|idle|state|rooms|micro|tls) echo "=== $s"; "$s" ;;
+    *) echo "unknown scenario: $s (fanout typed max idle state rooms micro tls)" >&2; exit 2 ;;
   esac
 done
 node bench/summarize.mjs "$OUTDIR"

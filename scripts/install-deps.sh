@@ -2,15 +2,18 @@
 # Installs the Debian 12 packages Atrium needs that are missing (run as root).
 #   scripts/install-deps.sh          build and serve: compiler, meson, libraries, and
 #                                    Node.js + npm (they build the browser client bundle)
-#   scripts/install-deps.sh --test   the same (the browser for the page tests is
-#                                    scripts/install-browser.sh)
+#   scripts/install-deps.sh --test   the same, plus clang and libFuzzer for the fuzz targets
+#                                    (tests/fuzz/); the browser for the page tests is
+#                                    scripts/install-browser.sh
 set -euo pipefail
 
-packages=(g++ meson ninja-build pkg-config cmake ca-certificates
+packages=(g++ meson ninja-build pkg-config cmake ca-certificates openssl libssl-dev
           libwebsockets-dev libuv1-dev libluajit-5.1-dev rapidjson-dev doctest-dev)
 # Any Node.js >= 18 will do; Debian 12's own is 18.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# The fuzz targets (tests/fuzz/README.md): clang 14 and its libFuzzer runtime.
+[ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 #   3. the JS client's tests against the real server, and the pages in headless Chromium
 #      (Debian's chromium, driven by playwright-core)
 #   4. the unit and end-to-end tests again under ASan/UBSan (build-asan/)
+#   5. each libFuzzer target for a few seconds (build-fuzz/, clang; scripts/fuzz.sh)
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,10 @@ step configure-asan bash -c '[ -f build-asan/build.ninja ] || meson setup build-
 step build-asan ninja -C build-asan
 step unit-asan unit build-asan
 ASAN_OPTIONS=detect_leaks=1 step e2e-asan e2e build-asan/atrium
+
+# Every libFuzzer target briefly (tests/fuzz/README.md): clang build in build-fuzz/, the
+# seed corpora plus 5 s of mutation each; a crash fails the step ("# pass/fail N" per target).
+step fuzz bash scripts/fuzz.sh --seconds 5
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "load.h"
 #include "schedule.h"
 #include "stats.h"
@@ -116,6 +117,7 @@ void conn_drop(struct conn *c, const char *why) {
   else
     errs.lost++;
   settle(c);
+  tls_close(c);
   if (c->fd >= 0) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -143,9 +145,10 @@ void want_output(struct conn *c, bool on) {
  * --------------------------------------------------------------------------------------------- */
 
 static void on_readable(struct conn *c) {
-  /* a full buffer means more is waiting; a few rounds, then the other connections get a turn */
-  for (int round = 0; round < 4 && c->state != CS_DEAD; round++) {
-    ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+  /* a full buffer means more is waiting; a few rounds, then the other connections get a turn.
+   * A TLS read returns one record (16 KiB at most) whatever waits: read on until it would block. */
+  for (int round = 0; round < (c->ssl ? 16 : 4) && c->state != CS_DEAD; round++) {
+    ssize_t n = io_recv(c, scratch, sizeof scratch);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) conn_drop(c, strerror(errno));
@@ -161,7 +164,7 @@ static void on_readable(struct conn *c) {
       on_upgrade_bytes(c, scratch, (size_t)n);
     else
       feed_frames(c, scratch, (size_t)n);
-    if ((size_t)n < sizeof scratch) return;
+    if ((size_t)n < sizeof scratch && !c->ssl) return;
   }
 }
 

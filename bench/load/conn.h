@@ -39,6 +39,7 @@ struct conn {
   struct buf in;   /* the HTTP response, then the tail of a frame cut by a read boundary */
   struct buf msg;  /* a fragmented message being put back together */
   struct buf out;  /* bytes the socket did not take yet */
+  void *ssl;       /* --tls: the connection's SSL (tls.c); NULL otherwise */
   char id[24];     /* welcome.client, e.g. "c12" */
   char needle[40]; /* state probes: "/players/<id> as it appears in a patch path */
   size_t needle_len;

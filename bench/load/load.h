@@ -40,6 +40,7 @@ struct options {
   int server_pid;
   int rooms_per_client, group, probes;
   const char *hist_path;
+  const char *tls_ca; /* --tls: wss://, trusting this PEM file */
 };
 extern struct options opt; /* main.c: parse_args() */
 

@@ -5,6 +5,7 @@
  *               [--room ID] [--clients M] [--interval-us U] [--size BYTES]
  *               [--warmup S] [--duration S] [--hold S] [--server-pid PID]
  *               [--rooms-per-client K] [--group G] [--probes P] [--hist FILE] [--connect-timeout S]
+ *               [--tls CAFILE]
  *
  * emit   (default mode) M (100) clients join ROOM (bench); each emits a SIZE-byte (100) "data"
  *        every U us (50000), first sends staggered over U. Every "event" line is a delivery;
@@ -20,7 +21,8 @@
  * joins), WARMUP (3 s), then the measured window of DURATION (10 s; idle: the hold). Rates, latency
  * and CPU cover the window only; error counts (server_errors, send_dropped, lost, ...) cover the
  * whole run. Output: one JSON line on stdout; progress and diagnostics on stderr. --hist writes "us
- * count" lines (bucket start, 10 us buckets). Exit 0: run completed; 1: bad arguments; 2: could not
+ * count" lines (bucket start, 10 us buckets). --tls: wss:// instead of ws://, trusting the PEM
+ * certificates in CAFILE (the server's own, when self-signed; tls.c). Exit 0: run completed; 1: bad arguments; 2: could not
  * run (server down, nobody joined); 3: cut short (every connection lost, signal, hard deadline).
  * Loopback only (127.0.0.0/8). Server on core 0, generator on core 1:
  *   taskset -c 1 build/bench/atrium-load --port 9300 --mode emit --server-pid "$PID"
@@ -50,6 +52,7 @@
 #include "report.h"
 #include "schedule.h"
 #include "stats.h"
+#include "tls.h"
 #include "ws.h"
 
 /* Source files, one job each: load.h (limits, options), conn.c (connections, the event loop),
@@ -86,7 +89,7 @@ static void usage(const char *why) {
           "                   [--room ID] [--clients M] [--interval-us U] [--size BYTES]\n"
           "                   [--warmup S] [--duration S] [--hold S] [--server-pid PID]\n"
           "                   [--rooms-per-client K] [--group G] [--probes P] [--hist FILE]\n"
-          "                   [--connect-timeout S]\n");
+          "                   [--connect-timeout S] [--tls CAFILE]\n");
   exit(1);
 }
 
@@ -169,6 +172,8 @@ static void parse_args(int argc, char **argv) {
       opt.probes = (int)parse_long(f, v, 0, 19000);
     else if (!strcmp(f, "--hist"))
       opt.hist_path = v;
+    else if (!strcmp(f, "--tls"))
+      opt.tls_ca = v;
     else
       usage("unknown option");
   }
@@ -367,6 +372,7 @@ static const char *why_cut_short(void) {
 int main(int argc, char **argv) {
   parse_args(argc, argv);
   resolve_loopback();
+  if (opt.tls_ca) tls_setup(opt.tls_ca);
   raise_fd_limit();
   clock_gettime(CLOCK_MONOTONIC, &clock_origin);
   rng_state ^= (uint64_t)getpid() << 32 ^ (uint64_t)clock_origin.tv_nsec;

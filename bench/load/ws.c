@@ -13,6 +13,7 @@
 #include "load.h"
 #include "protocol.h"
 #include "stats.h"
+#include "tls.h"
 #include "ws.h"
 
 /* ------------------------------------------------------------------------------------------------
@@ -38,7 +39,7 @@ char tx[TX_HEAD + TX_PAYLOAD]; /* see ws.h */
 static void conn_write(struct conn *c, const char *p, size_t n) {
   if (c->state == CS_DEAD) return;
   if (c->out.len == 0) {
-    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    ssize_t w = io_send(c, p, n);
     if (w == (ssize_t)n) return;
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -57,7 +58,7 @@ static void conn_write(struct conn *c, const char *p, size_t n) {
 void flush_out(struct conn *c) {
   size_t off = 0;
   while (off < c->out.len) {
-    ssize_t w = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+    ssize_t w = io_send(c, c->out.data + off, c->out.len - off);
     if (w > 0) {
       off += (size_t)w;
     } else if (w < 0 && errno == EINTR) {
@@ -341,12 +342,16 @@ void start_connect(struct conn *c) {
 }
 
 void finish_connect(struct conn *c) {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err)
-    conn_drop(c, strerror(err));
-  else
-    send_upgrade(c);
+  if (!c->ssl) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) {
+      conn_drop(c, strerror(err));
+      return;
+    }
+  }
+  /* --tls: the handshake first, over as many events as it takes (state stays CS_CONNECTING) */
+  if (!tls_on || tls_handshake(c) == 1) send_upgrade(c);
 }
 

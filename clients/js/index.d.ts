@@ -41,7 +41,7 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface ConnectOptions {
-  /** A JWT for `?token=`; a function is called before every (re)connect. */
+  /** A JWT for `?token=`; a function is called before every (re)connect, and again before the token's exp to refresh it in band. */
   token?: string | null | (() => string | null | undefined | Promise<string | null | undefined>);
   /** The WebSocket class; defaults to globalThis.WebSocket (pass `ws` in Node < 22). */
   WebSocket?: WebSocketConstructor | (new (...args: any[]) => any);
@@ -167,6 +167,8 @@ export class Client extends Listeners<ClientEvents> {
   room<S = any>(id: string): Room<S> | undefined;
   /** Follows a room without joining (admin token when the server has one). */
   watch<S = any>(id: string, options?: { token?: string | null }): Promise<Watch<S>>;
+  /** A fresh token for this connection's user, sent in band (op `auth`); with a token function the client does it itself before exp. */
+  auth(token: string): Promise<void>;
   /** Round trip in ms. */
   ping(): Promise<number>;
   /** Any request by op name; resolves with the reply's result. */

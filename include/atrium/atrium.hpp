@@ -32,6 +32,8 @@ struct Options {
   int cpu_budget_ms = 200;          // as the serve flags of the same names
   std::size_t room_memory_mb = 64;
   std::size_t memory_mb = 1024;
+  int max_rooms_per_connection = 128;
+  int rate = 0;                     // messages/s per client, burst the same; 0: no limit
   // Non-empty: every input and output is recorded to this file, as `atrium serve --record`
   // does; `atrium replay FILE --verify` runs it again and compares (docs/embedding.md).
   std::string record_path;

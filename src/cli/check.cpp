@@ -127,6 +127,15 @@ int run_check(const std::vector<std::string>& args) {
       ++problems;
     }
   }
+  // The connection gate is checked too: it loads as the server would load it.
+  if (const json::Value* gate = status.get_object("gate")) {
+    ++scripts;
+    loaded.insert(engine::kGateScriptStem);
+    if (const std::string* error = gate->get_string("error")) {
+      std::printf("%s\n", error->c_str());
+      ++problems;
+    }
+  }
   // The engine skips a *.lua file whose name is no room TYPE without a word here; a room
   // author wonders why the room is not_found, so say it. Found the way the engine lists
   // the directory (room_types.cpp load_all_types).

@@ -49,6 +49,38 @@ Status set_log_level(ServeOptions& o, std::string_view v) {
   return {};
 }
 
+bool is_switch_value(std::string_view v) {
+  return v == "on" || v == "off" || v == "true" || v == "false" || v == "1" || v == "0";
+}
+
+Status set_switch(bool& field, std::string_view v) {
+  if (!is_switch_value(v)) return bad("must be on or off");
+  field = v == "on" || v == "true" || v == "1";
+  return {};
+}
+
+// "https://a.example, https://*.example.com": exact origins (scheme://host[:port]) and
+// patterns whose host starts with "*." (any subdomain, not the domain itself).
+Status set_origins(std::vector<std::string>& field, std::string_view v) {
+  std::vector<std::string> out;
+  while (!v.empty()) {
+    const std::size_t comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    const std::size_t scheme = item.find("://");
+    if (scheme == std::string_view::npos || scheme == 0 || item.size() == scheme + 3 ||
+        item.back() == '/')
+      return bad(quoted(item) + " is not an origin like https://app.example.com or https://*.example.com");
+    out.emplace_back(item);
+  }
+  if (out.empty()) return bad("must name at least one origin");
+  field = std::move(out);
+  return {};
+}
+
 constexpr std::uint64_t kMaxMs = 3'600'000;          // one hour
 constexpr std::uint64_t kMaxBytes = 1ull << 34;      // 16 GiB
 constexpr std::uint64_t kMaxMb = 1ull << 20;         // 1 TiB
@@ -111,19 +143,33 @@ const Setting kSettings[] = {
        return set_count(o.max_rooms_per_connection, v, 1, 1u << 20);
      }},
     {"untyped", "on|off", "rooms whose id has no TYPE: prefix, plain pub/sub (default: on)",
-     [](ServeOptions& o, std::string_view v) -> Status {
-       if (v != "on" && v != "off") return bad("must be on or off");
-       o.untyped = v == "on";
-       return {};
-     }},
+     [](ServeOptions& o, std::string_view v) { return set_switch(o.untyped, v); }},
     {"synctest", "on|off", "run every hook twice from the same state and log hooks whose changes differ (default: off)",
-     [](ServeOptions& o, std::string_view v) -> Status {
-       if (v != "on" && v != "off") return bad("must be on or off");
-       o.synctest = v == "on";
-       return {};
-     }},
+     [](ServeOptions& o, std::string_view v) { return set_switch(o.synctest, v); }},
     {"record", "FILE", "record every input and output to FILE, for atrium replay (default: none)",
      [](ServeOptions& o, std::string_view v) { return set_text(o.record, v); }},
+    {"jwt-secret", "S", "HS256 secret: connections may bring a token (default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.jwt_secret, v); }},
+    {"jwt-public-key", "FILE", "PEM public key: RS256 (RSA) or ES256 (P-256) tokens (default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.jwt_public_key, v); }},
+    {"jwt-audience", "A", "a token's aud must contain A (default: not checked)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.jwt_audience, v); }},
+    {"jwt-issuer", "I", "a token's iss must be I (default: not checked)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.jwt_issuer, v); }},
+    {"require-auth", "on|off", "refuse upgrades without a valid token with 401 (default: off)",
+     [](ServeOptions& o, std::string_view v) { return set_switch(o.require_auth, v); }},
+    {"allowed-origins", "LIST", "comma-separated origins, https://*.example.com patterns (default: any)",
+     [](ServeOptions& o, std::string_view v) { return set_origins(o.allowed_origins, v); }},
+    {"require-origin", "on|off", "refuse requests with no Origin header with 403 (default: off)",
+     [](ServeOptions& o, std::string_view v) { return set_switch(o.require_origin, v); }},
+    {"tls-cert", "FILE", "PEM certificate chain: wss:// and https:// on the port (default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.tls_cert, v); }},
+    {"tls-key", "FILE", "PEM private key of --tls-cert",
+     [](ServeOptions& o, std::string_view v) { return set_text(o.tls_key, v); }},
+    {"rate", "N", "messages per second per connection, burst N; 0: no limit (default: 0)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.rate, v, 0, 1000000); }},
+    {"max-connections-per-ip", "N", "WebSocket connections from one address, 429 past it; 0: no limit (default: 0)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.max_connections_per_ip, v, 0, 1000000); }},
     {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},
 };
 
@@ -149,8 +195,9 @@ Status apply(const Setting& s, ServeOptions& o, std::string_view value, const st
 
 // A config-file value as the text a flag would carry: strings as they are, integers in
 // decimal. Anything else is refused rather than guessed at.
-Result<std::string> config_text(const json::Value& v) {
+Result<std::string> config_text(const json::Value& v, const Setting& s) {
   if (v.is_string()) return v.as_string();
+  if (v.is_bool() && s.arg == "on|off") return std::string(v.as_bool() ? "on" : "off");
   if (v.is_number() && std::isfinite(v.as_number()) && std::trunc(v.as_number()) == v.as_number() &&
       std::fabs(v.as_number()) < 1e15)
     return std::to_string(static_cast<long long>(v.as_number()));
@@ -168,7 +215,7 @@ Status apply_file(const std::string& path, const FileReader& read_file, ServeOpt
     const Setting* s = find_setting(m.first);
     if (!s) return bad(where + " is not a setting (see atrium serve --help)");
     if (s->name == "config") return bad(where + " cannot name another config file");
-    Result<std::string> value = config_text(m.second);
+    Result<std::string> value = config_text(m.second, *s);
     if (!value) return bad(where + ": " + value.error().message);
     if (Status st = apply(*s, o, value.value(), where); !st) return st;
   }
@@ -193,6 +240,12 @@ Result<std::vector<Flag>> parse_flags(const std::vector<std::string>& args) {
     if (!s) return bad("unknown flag --" + std::string(name) + " (see atrium serve --help)");
     if (eq != std::string_view::npos) {
       flags.push_back({s, std::string(body.substr(eq + 1))});
+      continue;
+    }
+    // A switch alone is on: "--require-auth --port 0"; "--require-auth off" still works.
+    if (s->arg == "on|off") {
+      const bool valued = i + 1 < args.size() && is_switch_value(args[i + 1]);
+      flags.push_back({s, valued ? args[++i] : std::string("on")});
       continue;
     }
     // "--rooms --port 1" is a forgotten value, not a directory named "--port".

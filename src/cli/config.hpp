@@ -34,6 +34,18 @@ struct ServeOptions {
   bool untyped = true;
   std::string record;                       // "": no record (atrium replay)
   bool synctest = false;
+  // Who may connect (docs/protocol.md "Connecting: tokens, origins, TLS").
+  std::string jwt_secret;                   // HS256
+  std::string jwt_public_key;               // a PEM file: RS256 (RSA) or ES256 (P-256)
+  std::string jwt_audience;                 // "": aud not checked
+  std::string jwt_issuer;                   // "": iss not checked
+  bool require_auth = false;                // an upgrade without a valid token: 401
+  std::vector<std::string> allowed_origins; // empty: any origin
+  bool require_origin = false;              // a request with no Origin: 403
+  std::string tls_cert;                     // with tls_key: wss:// and https://
+  std::string tls_key;
+  int rate = 0;                             // messages/s per connection; 0: no limit
+  int max_connections_per_ip = 0;           // 0: no limit
   engine::LogLevel log_level = engine::LogLevel::info;
 };
 

@@ -4,6 +4,7 @@
 #include "cli/serve.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -17,9 +18,11 @@
 #include <vector>
 
 #include "cli/config.hpp"
+#include "auth/jwt.hpp"
 #include "cli/data_dirs.hpp"
 #include "engine/engine.hpp"
 #include "net/server.hpp"
+#include "util/read_file.hpp"
 
 namespace atrium::cli {
 
@@ -31,12 +34,25 @@ void on_stop_signal(int) {
   if (net::Server* server = g_server.load()) server->request_stop();
 }
 
-void install_signal_handlers() {
+// SIGHUP: load the TLS certificate and key again (the server does it on its loop).
+void on_reload_signal(int) {
+  if (net::Server* server = g_server.load()) server->request_tls_reload();
+}
+
+// tls: SIGHUP reloads the certificate; without TLS it keeps its default action.
+void install_signal_handlers(bool tls) {
   struct sigaction sa{};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  if (tls) {
+    struct sigaction hup{};
+    hup.sa_handler = on_reload_signal;
+    sigemptyset(&hup.sa_mask);
+    hup.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &hup, nullptr);
+  }
   std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error return, not a death
 }
 
@@ -46,18 +62,20 @@ std::optional<std::string> real_env(std::string_view name) {
   return std::string(v);
 }
 
-Result<std::string> read_whole_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return make_error(ErrorCode::not_found, std::strerror(errno));
-  std::string text;
-  char buf[16384];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) return make_error(ErrorCode::internal, std::strerror(err));  // a directory, say
-  return text;
+// --tls-cert and --tls-key: both or neither, and readable. The one line of why, or "".
+// (Whether they hold a certificate and its key, the server says: net/tls.hpp.)
+std::string tls_files_problem(const ServeOptions& o) {
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return o.tls_cert.empty() ? "--tls-key needs --tls-cert (the certificate it belongs to)"
+                              : "--tls-cert needs --tls-key (its private key)";
+  const std::pair<const char*, std::string> files[] = {{"--tls-cert", o.tls_cert},
+                                                        {"--tls-key", o.tls_key}};
+  for (const auto& [flag, path] : files) {
+    if (path.empty()) continue;
+    Result<std::string> text = read_file(path);
+    if (!text) return std::string(flag) + " " + path + ": " + text.error().message;
+  }
+  return "";
 }
 
 // Log lines go to stderr, one each, at or above the configured level. Until the server
@@ -100,8 +118,55 @@ net::LogSink stderr_log(const std::shared_ptr<StartupLog>& startup) {
   };
 }
 
-engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& log) {
+using Verifier = std::shared_ptr<const auth::JwtVerifier>;
+
+// --jwt-secret or --jwt-public-key: the one key tokens are checked with; null when
+// neither is set. A key that cannot be used stops the start (exit 2) rather than
+// serving with tokens nobody can check.
+Result<Verifier> token_verifier(const ServeOptions& o, const net::LogSink& log) {
+  if (o.jwt_secret.empty() && o.jwt_public_key.empty()) {
+    if (o.require_auth) return make_error(ErrorCode::bad_request, "--require-auth needs --jwt-secret or --jwt-public-key");
+    if (!o.jwt_audience.empty() || !o.jwt_issuer.empty())
+      return make_error(ErrorCode::bad_request, "--jwt-audience and --jwt-issuer need --jwt-secret or --jwt-public-key");
+    return Verifier();
+  }
+  auth::JwtConfig jc;
+  jc.secret = o.jwt_secret;
+  jc.audience = o.jwt_audience;
+  jc.issuer = o.jwt_issuer;
+  if (!o.jwt_public_key.empty()) {
+    Result<std::string> pem = read_file(o.jwt_public_key);
+    if (!pem) return make_error(ErrorCode::bad_request, "--jwt-public-key " + o.jwt_public_key + ": " + pem.error().message);
+    jc.public_key_pem = std::move(pem.value());
+  }
+  // RFC 7518 3.2: an HS256 key of fewer than 256 bits can be guessed offline from one token.
+  if (!o.jwt_secret.empty() && o.jwt_secret.size() < 32)
+    log(engine::LogLevel::warn, "auth weak_secret bytes=" + std::to_string(o.jwt_secret.size()) +
+                                    " (--jwt-secret should be at least 32 random bytes)");
+  Result<std::unique_ptr<auth::JwtVerifier>> v = auth::JwtVerifier::create(std::move(jc));
+  if (!v) return std::move(v).error();
+  return Verifier(std::move(v.value()));
+}
+
+std::int64_t seconds_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& log, const Verifier& jwt) {
   engine::EngineConfig c;
+  if (jwt) {
+    c.verify_token = [jwt](std::string_view token) -> Result<engine::Identity> {
+      Result<auth::VerifiedToken> v = jwt->verify(token, seconds_now());
+      if (!v) return std::move(v).error();
+      engine::Identity id;
+      id.user_id = std::move(v->sub);
+      id.claims = std::move(v->claims);
+      id.expires_at_s = v->exp_s;
+      return id;
+    };
+  }
   c.rooms_dir = o.rooms;
   c.lua_dir = find_lua_dir();
   c.heartbeat_ms = o.heartbeat_ms;
@@ -109,6 +174,7 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.room_memory_bytes = o.room_memory_mb << 20;
   c.memory_bytes = o.memory_mb << 20;
   c.max_rooms_per_connection = o.max_rooms_per_connection;
+  c.rate = o.rate;
   c.untyped_rooms = o.untyped;
   c.log_level = o.log_level;
   c.admin_token = o.admin_token;
@@ -118,8 +184,13 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   return c;
 }
 
-net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) {
+net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log, const Verifier& jwt) {
   net::ServerConfig c;
+  c.jwt = jwt;
+  c.require_auth = o.require_auth;
+  c.allowed_origins = o.allowed_origins;
+  c.require_origin = o.require_origin;
+  c.max_connections_per_ip = o.max_connections_per_ip;
   c.host = o.host;
   c.port = o.port;
   c.public_dir = o.public_dir ? *o.public_dir : find_public_dir().value_or("");
@@ -132,6 +203,8 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log) 
   c.coalesce_us = o.coalesce_us;
   c.event_loop = o.event_loop;
   c.watch_dir = o.rooms;
+  c.tls_cert = o.tls_cert;
+  c.tls_key = o.tls_key;
   c.on_log = log;
   return c;
 }
@@ -145,7 +218,7 @@ int run_serve(const std::vector<std::string>& args) {
       return 0;
     }
   }
-  Result<ServeOptions> options = parse_serve_options(args, real_env, read_whole_file);
+  Result<ServeOptions> options = parse_serve_options(args, real_env, read_file);
   if (!options) {
     std::fprintf(stderr, "atrium: %s\n", options.error().message.c_str());
     return 2;
@@ -161,14 +234,25 @@ int run_serve(const std::vector<std::string>& args) {
                  std::filesystem::exists(o.rooms, ec) ? "is not a directory" : "no such directory");
     return 2;
   }
+  // TLS that cannot start must not start a plain server in its place.
+  if (const std::string problem = tls_files_problem(o); !problem.empty()) {
+    std::fprintf(stderr, "atrium: %s\n", problem.c_str());
+    return 2;
+  }
 
-  engine::Engine engine(engine_config(o, log));
+  Result<Verifier> jwt = token_verifier(o, log);
+  if (!jwt) {
+    std::fprintf(stderr, "atrium: %s\n", jwt.error().message.c_str());
+    return 2;
+  }
+
+  engine::Engine engine(engine_config(o, log, jwt.value()));
   if (Status started = engine.start(); !started) {
     startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", started.error().message.c_str());
     return 1;
   }
-  Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, server_config(o, log));
+  Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, server_config(o, log, jwt.value()));
   if (!server) {
     startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", server.error().message.c_str());
@@ -176,7 +260,7 @@ int run_serve(const std::vector<std::string>& args) {
   }
   startup->release(engine::LogLevel::debug);
   g_server.store(server->get());
-  install_signal_handlers();
+  install_signal_handlers(!o.tls_cert.empty());
   // Tests and scripts wait for this exact line (tests/e2e/helpers.mjs matches it).
   std::printf("atrium listening on %s:%d\n", o.host.c_str(), (*server)->port());
   std::fflush(stdout);

@@ -211,6 +211,8 @@ std::unique_ptr<Engine> Engine::create(const Options& o, std::string* error) noe
     c.memory_bytes = o.memory_mb << 20;
     c.record_path = o.record_path;
     c.synctest = o.synctest;
+    c.max_rooms_per_connection = o.max_rooms_per_connection;
+    c.rate = o.rate;
     if (o.on_log) {
       auto sink = o.on_log;
       c.on_log = [sink](engine::LogLevel level, std::string_view line) {

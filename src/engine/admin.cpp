@@ -49,6 +49,12 @@ json::Value Engine::status() const {
     types.push_back(std::move(v));
   }
   out.set("types", std::move(types));
+  if (e.gate.present) {  // rooms/_connect.lua (gate.cpp): {"file", "error"}
+    json::Value gate = json::Value::object();
+    gate.set("file", json::Value(e.gate.path));
+    gate.set("error", e.gate.error.empty() ? json::Value() : json::Value(e.gate.error));
+    out.set("gate", std::move(gate));
+  }
   json::Value memory = json::Value::object();
   memory.set("luaBytes", json::Value(static_cast<double>(e.vm ? e.vm->bytes_in_use() : 0)));
   memory.set("luaCapBytes", json::Value(static_cast<double>(e.config.memory_bytes)));
@@ -285,6 +291,12 @@ std::string Engine::metrics() const {
   counter("atrium_requests_total", "Client requests handled.", static_cast<double>(e.metrics.requests));
   counter("atrium_request_errors_total", "Client requests answered with an error.",
           static_cast<double>(e.metrics.request_errors));
+  counter("atrium_rate_limited_total",
+          "Client messages refused for the per-connection rate (not in atrium_requests_total).",
+          static_cast<double>(e.metrics.rate_limited));
+  counter("atrium_rate_abuse_closes_total",
+          "Connections closed (1008) for sending 10 times the rate for 5 s.",
+          static_cast<double>(e.metrics.abuse_closes));
   counter("atrium_patches_sent_total", "Patch frames built (one per room flush).",
           static_cast<double>(e.metrics.patches_sent));
   counter("atrium_patch_deliveries_total", "Patch frames queued to members.",
@@ -294,6 +306,14 @@ std::string Engine::metrics() const {
   counter("atrium_hook_calls_total", "Calls into room scripts.", static_cast<double>(e.metrics.hook_calls));
   counter("atrium_hook_errors_total", "Calls into room scripts that failed.",
           static_cast<double>(e.metrics.hook_errors));
+  counter("atrium_gate_calls_total", "Runs of rooms/_connect.lua onConnect.",
+          static_cast<double>(e.metrics.gate_calls));
+  counter("atrium_gate_refusals_total", "Connections the gate refused (or failed on: it fails closed).",
+          static_cast<double>(e.metrics.gate_refusals));
+  counter("atrium_tokens_expired_total", "Connections closed 4003 when their token ran out.",
+          static_cast<double>(e.metrics.tokens_expired));
+  counter("atrium_token_refreshes_total", "In-band auth ops that refreshed a token.",
+          static_cast<double>(e.metrics.token_refreshes));
   out += "# HELP atrium_hook_duration_seconds Wall time of calls into room scripts.\n"
          "# TYPE atrium_hook_duration_seconds histogram\n";
   for (std::size_t i = 0; i < Metrics::kBuckets.size(); ++i)

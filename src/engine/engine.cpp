@@ -99,16 +99,37 @@ void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
 
 namespace {
 
-std::string to_hex(const SessionKey& key) {
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  s.reserve(2 * sizeof key);
-  for (std::uint64_t word : key)
-    for (int j = 0; j < 8; ++j, word >>= 8) {
-      s += hex[(word >> 4) & 0xf];
-      s += hex[word & 0xf];
+// EngineConfig::rate: true when the message must not be processed. A refused message is
+// answered rate_limited (a failed reply when it carries a ref: rate_limit.hpp scan_ref;
+// else an error frame); sustained abuse closes the connection with 1008, and what
+// it sends until the transport is gone is ignored.
+bool refused_for_rate(Engine::Impl& e, Client& c, const std::string_view* text) {
+  if (e.config.rate <= 0) return false;
+  switch (c.rate_limit.admit(e.config.rate, e.now())) {
+    case RateLimit::Verdict::pass:
+      return false;
+    case RateLimit::Verdict::closed:
+      return true;
+    case RateLimit::Verdict::refuse: {
+      ++e.metrics.rate_limited;
+      const Error err = make_error(ErrorCode::rate_limited,
+                                   "over " + std::to_string(e.config.rate) +
+                                       " messages per second: this message was not processed");
+      std::optional<json::Value> ref = text ? scan_ref(*text) : std::nullopt;
+      e.send(c, ref ? encode_reply_error(*ref, err) : encode_error(err));
+      return true;
     }
-  return s;
+    case RateLimit::Verdict::abuse:
+      ++e.metrics.abuse_closes;
+      e.log(LogLevel::warn, "engine rate_abuse client=" + c.wire_id + " rate=" +
+                                std::to_string(e.config.rate) + " (closed with 1008)");
+      if (c.sink) {
+        if (e.recorder) e.recorder->closed(c.wire_id, 1008);
+        c.sink->close(1008, "message rate abuse");
+      }
+      return true;
+  }
+  return true;
 }
 
 }  // namespace
@@ -178,6 +199,11 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
     }
     case Op::unwatch: {
       if (Room* room = find_room(req.room)) unwatch(c, *room);
+      return reply_ok(nullptr);
+    }
+    case Op::auth: {
+      auto r = refresh_token(c, req.token);
+      if (!r) return reply_error(r.error());
       return reply_ok(nullptr);
     }
     case Op::resume:
@@ -250,20 +276,9 @@ Status Engine::start() {
 }
 
 ClientId Engine::connect(ClientSink& sink, std::string user_id) {
-  Impl& e = *impl_;
-  e.begin_input();
-  auto c = std::make_unique<Client>();
-  c->id = e.next_client++;
-  c->wire_id = "c" + std::to_string(c->id);
-  if (e.recorder) e.recorder->connect(c->wire_id, user_id);
-  c->session = {e.random(), e.random()};
-  c->user_id = std::move(user_id);
-  c->sink = &sink;
-  Client& ref = *c;
-  e.clients.emplace(c->id, std::move(c));
-  e.send(ref, encode_welcome(to_hex(ref.session), ref.wire_id, ref.user_id,
-                             e.config.server_name, e.config.heartbeat_ms));
-  return ref.id;
+  Identity identity;
+  identity.user_id = std::move(user_id);
+  return connect(sink, std::move(identity));
 }
 
 void Engine::receive(ClientId id, std::string_view message) {
@@ -272,6 +287,7 @@ void Engine::receive(ClientId id, std::string_view message) {
   if (!c) return;
   e.begin_input();
   if (e.recorder) e.recorder->message(c->wire_id, message);
+  if (refused_for_rate(e, *c, &message)) return;
   ++e.metrics.requests;
   json::Value ref;
   bool has_ref = false;
@@ -307,6 +323,7 @@ void Engine::receive_binary(ClientId id) {
   if (!c) return;
   e.begin_input();
   if (e.recorder) e.recorder->binary(c->wire_id);
+  if (refused_for_rate(e, *c, nullptr)) return;
   e.send(*c, encode_error(make_error(ErrorCode::bad_request,
                                        "binary messages are not part of atrium.v1: send JSON text")));
 }

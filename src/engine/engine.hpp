@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/client_sink.hpp"
 #include "json/value.hpp"
@@ -23,6 +25,42 @@ using HostFunction = std::function<Result<std::string>(std::string_view args_jso
 
 enum class LogLevel { debug, info, warn, error };
 
+// Who a connection is (docs/protocol.md "Connecting: tokens, origins, TLS"): what its
+// verified token said, and what the connection gate (rooms/_connect.lua) made of it.
+struct Identity {
+  std::string user_id;              // the token's sub: welcome.userId, ctx.userId; "": anonymous
+  json::Value claims;               // the token's payload (ctx.claims); null: no token
+  json::Value user;                 // what onConnect returned (ctx.user); null: nothing
+  std::int64_t expires_at_s = 0;    // the token's exp, seconds since the epoch; 0: never
+};
+
+// An upgrade as the connection gate sees it (its `req`).
+struct ConnectRequest {
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  std::string ip;
+  std::string origin;               // "": none
+  Pairs headers;                    // names lower-cased
+  Pairs cookies;
+  Pairs query;
+  std::string user_id;              // from a verified token, "" when none
+  json::Value claims;               // null when no token
+};
+
+// What the gate answered: admitted with ctx.user (null when it returned none), or
+// refused with `status` (403 by the script, 503 when the gate cannot run) and a reason.
+struct Admission {
+  bool admitted = true;
+  int status = 0;
+  std::string reason;
+  json::Value user;
+};
+
+// The connection gate's script, rooms/_connect.lua: not a room type.
+inline constexpr const char* kGateScriptStem = "_connect";
+
+// Verifies a token sent in band ({"op":"auth"}): the identity it carries, or why not.
+using TokenVerifier = std::function<Result<Identity>(std::string_view token)>;
+
 struct EngineConfig {
   std::string rooms_dir = "rooms";
   std::string lua_dir;                            // the engine's own Lua (prelude, room base)
@@ -35,6 +73,10 @@ struct EngineConfig {
   // Rooms one connection may be in at once (server-side placements count; watches do
   // not): past it, a join answers not_allowed.
   int max_rooms_per_connection = 128;
+  // Messages per second per connection (a token bucket; the burst is the same number):
+  // a message over it is not processed and answers rate_limited, and a connection that
+  // keeps sending 10 times the rate for 5 s is closed with 1008. 0: no limit.
+  int rate = 0;
   // Time moves only through set_host_time() (an embedding host's step(now_ms)): timers,
   // ticks, patch beats and atrium.now() follow it. The CPU budget stays wall-clock.
   bool host_clock = false;
@@ -53,6 +95,8 @@ struct EngineConfig {
   // whose ops or emits differ is logged with its line
   // (docs/embedding.md "Synctest"). Side effects outside the room happen twice.
   bool synctest = false;
+  // The in-band `auth` op checks tokens with this; unset: it answers unauthorized.
+  TokenVerifier verify_token;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;
@@ -71,8 +115,17 @@ class Engine {
   // is recorded (status()) and does not fail start(); a missing lua_dir does.
   Status start();
 
+  // Before a transport accepts a connection: runs rooms/_connect.lua's onConnect, when
+  // there is one, under the CPU budget. A gate that failed to load refuses everyone.
+  Admission admit(const ConnectRequest& request);
+  // Whether admit() runs a script: a transport skips gathering headers and cookies if not.
+  bool has_connection_gate() const;
   // A transport accepted a connection: queues `welcome` to it.
   ClientId connect(ClientSink& sink, std::string user_id = {});
+  // The same for a connection that brought a token or passed the gate: its claims and
+  // user reach every hook's ctx, and it is closed with 4003 when its token expires
+  // unrefreshed.
+  ClientId connect(ClientSink& sink, Identity identity);
   // One complete client message (text).
   void receive(ClientId client, std::string_view message);
   // A binary message: answered with bad_request (JSON only in atrium.v1).

@@ -27,6 +27,7 @@
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 #include "engine/protocol.hpp"
+#include "engine/rate_limit.hpp"
 #include "engine/recorder.hpp"
 #include "engine/timers.hpp"
 #include "json/value.hpp"
@@ -41,6 +42,9 @@ namespace atrium::engine {
 // which follow the host's clock instead when EngineConfig::host_clock is set.
 std::int64_t monotonic_ms();
 std::int64_t wall_ms();             // ms since the epoch
+
+// The connection gate's file in rooms_dir: a script, not a room type (gate.cpp).
+inline constexpr const char* kGateFile = "_connect.lua";
 
 // What one script timer costs outside Lua (its entries in the timer heap and map, the
 // room's set, its registry slot), charged to the room's memory budget while it lives.
@@ -80,10 +84,14 @@ struct Client {
   std::string wire_id;              // "c17"
   SessionKey session{};
   std::string user_id;
+  json::Value claims;               // its token's payload (ctx.claims); null: no token
+  json::Value user;                 // what rooms/_connect.lua returned (ctx.user); null: none
+  TimerId expiry_timer = 0;         // closes it with 4003 when its token runs out; 0: none
   ClientSink* sink = nullptr;
   std::vector<std::string> rooms;   // ids of rooms this client is a member of
   std::vector<std::string> watching;  // ids of rooms it watches (inspector), not a member
   bool leaving = false;             // disconnecting: its onLeave hooks run, no join succeeds
+  RateLimit rate_limit;             // EngineConfig::rate (rate_limit.hpp)
 };
 
 struct Member {
@@ -267,6 +275,23 @@ struct Engine::Impl {
   void dispatch(Client& c, Request& req);
   void finish_operation();          // deferred hooks, destroy checks, reap
 
+  // gate.cpp: rooms/_connect.lua, the connection gate (docs/rooms.md "The connection gate")
+  struct Gate {
+    bool present = false;           // the file exists
+    std::string error;              // it failed to load: every connection is refused
+    int fn_ref = -2;                // onConnect, when it loaded
+    script::Owner mem_owner = 0;
+    std::string path;
+  } gate;
+  void load_gate(const std::string& path);
+  void drop_gate();
+  json::Value gate_report() const;
+  Admission admit(const ConnectRequest& request);
+  // identity.cpp: tokens that run out, and the in-band `auth` op
+  void arm_expiry(Client& c, std::int64_t expires_at_s);
+  void on_token_expired(const TimerEvent& ev);
+  Result<json::Value> refresh_token(Client& c, const std::string& token);
+
   // room_types.cpp
   void load_all_types();
   void load_type(const std::string& name, const std::string& path);
@@ -377,7 +402,14 @@ struct Engine::Impl {
   Status room_slot_left(const Client& c) const;  // not_allowed past max_rooms_per_connection
   void leave_all(Client& c, const char* reason);
   void remove_member(Room& room, Client& c);
-  void run_on_leave(Room& room, ClientId client, const std::string& user_id, const char* reason);
+  // Who a leaving member was, for an onLeave that may run after the client is gone.
+  struct Who {
+    ClientId id;
+    std::string user_id;
+    json::Value claims, user;
+  };
+  static Who who(const Client& c);
+  void run_on_leave(Room& room, const Who& who, const char* reason);
   void kick(Room& room, ClientId client, const std::string& message);
   void close_room(Room& room, const std::string& message);
   Status enter(Room& room, Client& c, const json::Value& payload, bool created, bool server_side,

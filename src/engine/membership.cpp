@@ -62,6 +62,14 @@ void Engine::Impl::push_ctx(const Client& c, const json::Value* payload, const c
     lua_pushstring(L, c.user_id.c_str());
     lua_setfield(L, -2, "userId");
   }
+  if (!c.claims.is_null()) {
+    script::push_value(L, c.claims);
+    lua_setfield(L, -2, "claims");
+  }
+  if (!c.user.is_null()) {
+    script::push_value(L, c.user);
+    lua_setfield(L, -2, "user");
+  }
   if (payload) {
     script::push_value(L, *payload);
     lua_setfield(L, -2, "payload");
@@ -203,14 +211,19 @@ Status Engine::Impl::nested_join(Room& room, Client& c, const json::Value& paylo
   return s;
 }
 
-void Engine::Impl::run_on_leave(Room& room, ClientId client, const std::string& user_id,
-                                const char* reason) {
+Engine::Impl::Who Engine::Impl::who(const Client& c) {
+  return Who{c.id, c.user_id, c.claims, c.user};
+}
+
+void Engine::Impl::run_on_leave(Room& room, const Who& who, const char* reason) {
   if (!room.type || room.doomed) return;
   (void)hook_transaction(room, "onLeave", [&] {
     Client stand_in;  // the client may be gone already (disconnect)
-    stand_in.id = client;
-    stand_in.wire_id = "c" + std::to_string(client);
-    stand_in.user_id = user_id;
+    stand_in.id = who.id;
+    stand_in.wire_id = "c" + std::to_string(who.id);
+    stand_in.user_id = who.user_id;
+    stand_in.claims = who.claims;
+    stand_in.user = who.user;
     push_ctx(stand_in, nullptr, reason);
     return 1;
   });
@@ -220,7 +233,7 @@ Status Engine::Impl::leave(Client& c, Room& room, const char* reason) {
   if (!room.find_member(c.id))
     return make_error(ErrorCode::not_member, "not a member of " + room.id);
   remove_member(room, c);
-  run_on_leave(room, c.id, c.user_id, reason);
+  run_on_leave(room, who(c), reason);
   maybe_destroy_empty(room);
   return {};
 }
@@ -242,22 +255,22 @@ void Engine::Impl::kick(Room& room, ClientId client, const std::string& message)
   if (!c || !room.find_member(client)) return;
   send(*c, encode_left(room.id, "kicked", message));
   remove_member(room, *c);
-  defer(room, [this, client, user = c->user_id](Room& r) {
-    run_on_leave(r, client, user, "kicked");
+  defer(room, [this, gone = who(*c)](Room& r) {
+    run_on_leave(r, gone, "kicked");
     maybe_destroy_empty(r);
   });
 }
 
 void Engine::Impl::close_room(Room& room, const std::string& message) {
   room.closing = true;  // its onLeave and onDestroy hooks may not fill it again
-  std::vector<std::pair<ClientId, std::string>> gone;
+  std::vector<Who> gone;
   for (Member& m : std::vector<Member>(room.members)) {
     send(*m.client, encode_left(room.id, "closed", message));
-    gone.emplace_back(m.client->id, m.client->user_id);
+    gone.push_back(who(*m.client));
     remove_member(room, *m.client);
   }
   defer(room, [this, gone](Room& r) {
-    for (const auto& [id, user] : gone) run_on_leave(r, id, user, "closed");
+    for (const Who& w : gone) run_on_leave(r, w, "closed");
     (void)hook_transaction(r, "onDestroy", [] { return 0; });
     doom(r);
   });

@@ -15,6 +15,12 @@ struct Metrics {
   std::uint64_t events_sent = 0;        // event deliveries
   std::uint64_t requests = 0;
   std::uint64_t request_errors = 0;
+  std::uint64_t rate_limited = 0;       // messages refused for the rate (EngineConfig::rate)
+  std::uint64_t abuse_closes = 0;       // connections closed (1008) for sustained abuse
+  std::uint64_t gate_calls = 0;         // rooms/_connect.lua onConnect runs
+  std::uint64_t gate_refusals = 0;      // ...that refused (or failed: it fails closed)
+  std::uint64_t tokens_expired = 0;     // connections closed 4003
+  std::uint64_t token_refreshes = 0;    // `auth` ops that succeeded
   // Hook wall time histogram, seconds.
   static constexpr std::array<double, 10> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                    0.005, 0.01, 0.05, 0.1, 0.5};

@@ -128,6 +128,9 @@ Result<Request> parse_request(std::string_view text, json::Value& ref_out, bool&
     req.op = op == "watch" ? Op::watch : Op::unwatch;
     if (Status s = take_room(msg.room, req.room); !s) return s.error();
     if (Status s = take_string(msg.token, "token", req.token, false); !s) return s.error();
+  } else if (op == "auth") {  // a fresh token before the connection's runs out
+    req.op = Op::auth;
+    if (Status s = take_string(msg.token, "token", req.token, true); !s) return s.error();
   } else if (op == "resume") {
     req.op = Op::resume;
     std::string session;

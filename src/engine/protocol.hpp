@@ -12,7 +12,7 @@
 
 namespace atrium::engine {
 
-enum class Op { join, leave, call, emit, sync, resume, ping, watch, unwatch };
+enum class Op { join, leave, call, emit, sync, resume, ping, watch, unwatch, auth };
 
 struct Request {
   Op op = Op::ping;
@@ -21,7 +21,7 @@ struct Request {
   std::string room;
   std::string name;         // call: method; emit: event
   json::Value body;         // join: payload (object); call: args (array); emit: data
-  std::string token;        // watch: the admin token, when the server has one
+  std::string token;        // watch: the admin token, when the server has one; auth: a JWT
 };
 
 // Room ids (docs/protocol.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'

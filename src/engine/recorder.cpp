@@ -76,6 +76,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const std::string& path, const 
   settings.set("memory_bytes", json::Value(static_cast<double>(config.memory_bytes)));
   settings.set("max_rooms_per_connection", json::Value(config.max_rooms_per_connection));
   settings.set("untyped_rooms", json::Value(config.untyped_rooms));
+  settings.set("rate", json::Value(config.rate));
   json::Value header = json::Value::object();
   header.set("atrium_record", json::Value(kRecordFormat));
   header.set("engine", json::Value(ATRIUM_VERSION));
@@ -136,10 +137,25 @@ void Recorder::write_clock() {
   line(e);
 }
 
-void Recorder::connect(std::string_view client, std::string_view user_id) {
+void Recorder::connect(std::string_view client, const Identity& identity) {
   json::Value e = entry("connect", json::Value(client));
-  if (!user_id.empty()) e.set("user", json::Value(user_id));
+  if (!identity.user_id.empty()) e.set("user", json::Value(identity.user_id));
+  if (!identity.claims.is_null()) e.set("claims", identity.claims);
+  if (!identity.user.is_null()) e.set("ctx_user", identity.user);
+  if (identity.expires_at_s) e.set("expires", json::Value(static_cast<double>(identity.expires_at_s)));
   input(e);
+}
+
+void Recorder::auth(const Result<Identity>& verified) {
+  json::Value e = entry("auth", json::Value(verified.ok()));
+  if (verified) {
+    e.set("user", json::Value(verified->user_id));
+    e.set("claims", verified->claims);
+    e.set("expires", json::Value(static_cast<double>(verified->expires_at_s)));
+  } else {
+    e.set("error", json::Value(verified.error().message));
+  }
+  line(e);
 }
 
 void Recorder::message(std::string_view client, std::string_view text) {

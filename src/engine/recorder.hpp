@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/engine.hpp"
 #include "json/value.hpp"
 #include "util/shared_frame.hpp"
 #include "util/result.hpp"
@@ -50,7 +51,9 @@ class Recorder {
   void clock(std::int64_t now_ms, std::int64_t wall_ms);
   // The pending clocks now (start() loads scripts at them).
   void write_clock();
-  void connect(std::string_view client, std::string_view user_id);
+  void connect(std::string_view client, const Identity& identity);
+  // An in-band `auth` op's verification: replay answers it from here.
+  void auth(const Result<Identity>& verified);
   void message(std::string_view client, std::string_view text);
   void binary(std::string_view client);
   void disconnect(std::string_view client, bool clean);

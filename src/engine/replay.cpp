@@ -26,7 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Kind { clock, input, script, host, output };
+enum class Kind { clock, input, script, host, auth, output };
 
 struct Entry {
   Kind kind;
@@ -46,6 +46,7 @@ Result<Kind> kind_of(const json::Value& v) {
   if (key == "time") return Kind::clock;
   if (key == "script") return Kind::script;
   if (key == "host") return Kind::host;
+  if (key == "auth") return Kind::auth;
   if (key == "closed" || key == "result" || key == "error") return Kind::output;
   static const char* inputs[] = {"connect", "message", "binary", "disconnect", "timers",
                                  "pass",    "reload",  "http",   "shutdown"};
@@ -164,6 +165,8 @@ class Replayer {
   std::unique_ptr<Engine> engine_;
   std::map<ClientId, std::unique_ptr<ReplaySink>> sinks_;
   std::deque<const Entry*> hosts_;
+  std::deque<const Entry*> auths_;         // in-band token checks, answered from the record
+  Result<Identity> auth_answer();
   Outputs outputs_;                        // the current input's
   std::ofstream out_;
   ReplayReport report_;
@@ -241,7 +244,12 @@ Status Replayer::make_engine() {
     c.max_rooms_per_connection =
         static_cast<int>(number_of(*s, "max_rooms_per_connection", c.max_rooms_per_connection));
     if (const json::Value* u = s->find("untyped_rooms"); u && u->is_bool()) c.untyped_rooms = u->as_bool();
+    c.rate = static_cast<int>(number_of(*s, "rate", c.rate));
   }
+  // A token sent in band is answered as it was: the key that checked it is not here.
+  for (const Entry& e : entries_)
+    if (e.kind == Kind::auth) auths_.push_back(&e);
+  c.verify_token = [this](std::string_view) { return auth_answer(); };
   c.log_level = LogLevel::debug;
   c.on_log = [this](LogLevel, std::string_view line) {
     if (options_.on_log) options_.on_log(line);
@@ -277,6 +285,22 @@ Result<std::string> Replayer::host_answer(const std::string& name, std::string_v
   return make_error(ErrorCode::script_error, string_of(v, "error"));
 }
 
+Result<Identity> Replayer::auth_answer() {
+  if (auths_.empty()) {
+    if (report_.note.empty()) report_.note = "an auth op checked a token here; the record has no such check";
+    return make_error(ErrorCode::unauthorized, "replay: the record has no token check here");
+  }
+  const json::Value& v = auths_.front()->value;
+  auths_.pop_front();
+  if (const json::Value* ok = v.find("auth"); !ok || !ok->is_bool() || !ok->as_bool())
+    return make_error(ErrorCode::unauthorized, string_of(v, "error"));
+  Identity id;
+  id.user_id = string_of(v, "user");
+  if (const json::Value* claims = v.find("claims")) id.claims = *claims;
+  id.expires_at_s = static_cast<std::int64_t>(number_of(v, "expires", 0));
+  return id;
+}
+
 void Replayer::apply_script(const json::Value& v) {
   const fs::path file = rooms_ / fs::path(string_of(v, "script")).filename();
   std::error_code ec;
@@ -294,7 +318,12 @@ void Replayer::run_input(const Entry& in) {
   if (key == "connect") {
     const std::string wire = string_of(v, "connect");
     auto sink = std::make_unique<ReplaySink>(wire, outputs_);
-    const ClientId id = e.connect(*sink, string_of(v, "user"));
+    Identity identity;
+    identity.user_id = string_of(v, "user");
+    if (const json::Value* claims = v.find("claims")) identity.claims = *claims;
+    if (const json::Value* user = v.find("ctx_user")) identity.user = *user;
+    identity.expires_at_s = static_cast<std::int64_t>(number_of(v, "expires", 0));
+    const ClientId id = e.connect(*sink, std::move(identity));
     if ("c" + std::to_string(id) != wire && report_.note.empty())
       report_.note = "the engine numbered this client c" + std::to_string(id);
     sinks_[id] = std::move(sink);

@@ -151,7 +151,10 @@ void Engine::Impl::load_all_types() {
   for (const auto& entry : fs::directory_iterator(config.rooms_dir, ec))
     if (entry.is_regular_file() && entry.path().extension() == ".lua") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
-  for (const fs::path& p : files) load_type(p.stem().string(), p.string());
+  for (const fs::path& p : files) {
+    if (p.filename() == kGateFile) load_gate(p.string());  // not a room type (gate.cpp)
+    else load_type(p.stem().string(), p.string());
+  }
 }
 
 // Loads rooms/NAME.lua: read, compile_class, read_options, lint, then install the class
@@ -338,6 +341,19 @@ json::Value type_report(const RoomType& type) {
 
 json::Value Engine::Impl::reload_one(const std::string& file_name) {
   const fs::path path = fs::path(config.rooms_dir) / file_name;
+  if (path.filename() == kGateFile) {
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec)) {
+      load_gate(path.string());
+    } else if (gate.present) {
+      drop_gate();
+      gate = Gate{};
+      log(LogLevel::info, "script gate_deleted file=" + path.string() + " (connections are no longer gated)");
+      json::Value t = gate_report();
+      return t;
+    }
+    return gate_report();
+  }
   const std::string name = path.stem().string();
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
@@ -367,9 +383,14 @@ json::Value Engine::Impl::reload_all() {
     if (recorder) recorder->script_gone(fs::path(type->path).filename().string());
     type->deleted = true;
   }
+  if (gate.present && !fs::exists(gate.path, ec)) {
+    drop_gate();
+    gate = Gate{};
+  }
   load_all_types();
   json::Value list = json::Value::array();
   for (auto& [name, type] : types) list.push_back(type_report(*type));
+  if (gate.present) list.push_back(gate_report());
   forget_deleted_types();
   json::Value out = json::Value::object();
   out.set("types", std::move(list));

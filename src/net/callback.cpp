@@ -50,22 +50,27 @@ int confirm_upgrade(lws* wsi, const char* upgrade) {
   if (!upgrade || std::string_view(upgrade) != "websocket") return 0;
   if (!is_ws_path(wsi))
     return refuse_upgrade(wsi, ErrorCode::not_found, "the WebSocket endpoint is /ws", 404);
-  if (state_of(wsi).stopping)
+  Server::State& state = state_of(wsi);
+  if (state.stopping)
     return refuse_upgrade(wsi, ErrorCode::internal, "server shutting down", 503);
-  return 0;
+  return state.admission.decide(wsi, state.engine, state.config, state.stats);
 }
 
 int established(lws* wsi, Pss& pss) {
-  auto session = std::make_unique<WsSession>(state_of(wsi), wsi);
-  const int rc = session->on_established();
+  Server::State& state = state_of(wsi);
+  auto session = std::make_unique<WsSession>(state, wsi);
+  const int rc = session->on_established(state.admission.take(wsi));
   pss.ws = session.release();
   return rc;
 }
 
-int closed(Pss& pss) {
+int closed(lws* wsi, Pss& pss) {
   std::unique_ptr<WsSession> session(pss.ws);
   pss.ws = nullptr;
-  if (session) session->on_closed();
+  if (session) {
+    session->on_closed();
+    state_of(wsi).admission.release(session->ip());
+  }
   return 0;
 }
 
@@ -92,7 +97,7 @@ int dispatch(lws* wsi, lws_callback_reasons reason, Pss* pss, void* in, std::siz
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
       if (pss->ws) pss->ws->on_peer_close(in, len);
       return 0;  // lws echoes the close frame
-    case LWS_CALLBACK_CLOSED: return closed(*pss);
+    case LWS_CALLBACK_CLOSED: return closed(wsi, *pss);
 
     case LWS_CALLBACK_HTTP: return http_request(wsi, *pss);
     case LWS_CALLBACK_HTTP_BODY:
@@ -119,6 +124,10 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
       return confirm_upgrade(wsi, static_cast<const char*>(in));
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
       return is_ws_path(wsi) && !state_of(wsi).stopping ? 0 : 1;
+    if (reason == LWS_CALLBACK_WSI_DESTROY) {  // an upgrade admitted but never established
+      state_of(wsi).admission.forget(wsi);
+      return 0;
+    }
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {  // the only adopted fd: rooms/ inotify
       on_watch_readable(state_of(wsi));
       return 0;

@@ -233,6 +233,17 @@ void HttpApi::metrics(HttpResponse& response) const {
           "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);
   counter(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
           stats_.http_requests);
+  counter(out, "atrium_upgrades_refused_origin_total", "counter",
+          "WebSocket upgrades refused 403 for their Origin.", stats_.refused_origin);
+  counter(out, "atrium_upgrades_refused_token_total", "counter",
+          "WebSocket upgrades refused 401: no token under --require-auth, or a bad one.",
+          stats_.refused_token);
+  counter(out, "atrium_upgrades_refused_per_ip_total", "counter",
+          "WebSocket upgrades refused 429 past --max-connections-per-ip.", stats_.refused_per_ip);
+  counter(out, "atrium_upgrades_refused_gate_total", "counter",
+          "WebSocket upgrades rooms/_connect.lua refused (or failed on).", stats_.refused_gate);
+  counter(out, "atrium_http_refused_origin_total", "counter",
+          "HTTP API writes refused 403 for their Origin.", stats_.refused_http_origin);
   counter(out, "atrium_loop_passes_total", "counter",
           "Turns of the event loop (its wake-ups; about two per coalescing window under load).",
           stats_.loop_passes);

@@ -33,6 +33,10 @@ namespace {
 constexpr std::size_t kBodyChunk = 64 * 1024;        // per HTTP_WRITEABLE
 constexpr std::size_t kMaxDrainBytes = 16u << 20;    // a refused body read and dropped
 
+bool has_header(lws* wsi, lws_token_indexes token) { return lws_hdr_total_length(wsi, token) > 0; }
+
+}  // namespace
+
 std::string header(lws* wsi, lws_token_indexes token) {
   const int n = lws_hdr_total_length(wsi, token);
   if (n <= 0) return {};
@@ -41,10 +45,6 @@ std::string header(lws* wsi, lws_token_indexes token) {
   value.resize(static_cast<std::size_t>(n));
   return value;
 }
-
-bool has_header(lws* wsi, lws_token_indexes token) { return lws_hdr_total_length(wsi, token) > 0; }
-
-}  // namespace
 
 HttpExchange::Next HttpExchange::on_request() {
   ++server_.stats.http_requests;
@@ -110,6 +110,12 @@ HttpExchange::Next HttpExchange::redirect(std::string location) {
 HttpExchange::Next HttpExchange::start_write() {
   if (has_header(wsi_, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
     return fail(ErrorCode::bad_request, "a request body needs Content-Length (no chunked)", 411);
+  // A page of another site may not write through the API with the user's cookies or
+  // network position (docs/protocol.md "Connecting: tokens, origins, TLS").
+  if (!Admission::origin_ok(wsi_, server_.config)) {
+    ++server_.stats.refused_http_origin;
+    return fail(ErrorCode::not_allowed, "origin not allowed", 403);
+  }
   if (!server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
     return fail(ErrorCode::unauthorized, "admin token required (Authorization: Bearer)");
   // No Content-Length and not chunked: no body (RFC 9112 6.3). lws waits for one anyway;

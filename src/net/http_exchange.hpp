@@ -56,4 +56,7 @@ class HttpExchange {
 // must return to hang up.
 int refuse_upgrade(lws* wsi, ErrorCode code, std::string_view message, int status);
 
+// A request header's whole value ("" when absent), fragments joined as lws joins them.
+std::string header(lws* wsi, lws_token_indexes token);
+
 }  // namespace atrium::net

@@ -25,6 +25,7 @@
 // (docs/design.md 4.2)
 #include "net/server_state.hpp"
 #include "net/rooms_watch.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 
 #include <arpa/inet.h>
@@ -158,12 +159,52 @@ std::int64_t earliest(std::int64_t a, std::int64_t b) {
   return a < 0 ? b : b < 0 ? a : std::min(a, b);
 }
 
+// Loads the certificate and key again from their paths. lws 4.1's lws_tls_cert_updated()
+// loads them into the vhost's SSL_CTX in place: connections that exist keep the SSL (and
+// its copy of the certificate) they were made with, new ones get the new pair. It reports
+// nothing, and a pair that failed halfway would leave a certificate without its key in the
+// SSL_CTX, so the pair is checked first (check_tls_files), and must keep the key type:
+// OpenSSL keeps one certificate per key type, and an RSA one would stay beside a new EC one.
+// Since the files are read twice, lws' lines are watched as well, for a pair changed again
+// in between.
+void reload_tls(Server::State& s) {
+  const std::string& cert = s.config.tls_cert;
+  const std::string& key = s.config.tls_key;
+  std::string why;
+  Result<TlsCredentials> fresh = check_tls_files(cert, key);
+  if (!fresh) {
+    why = fresh.error().message;
+  } else if (fresh->key_type != s.tls_loaded.key_type) {
+    why = "the key is " + fresh->key_name + ", the one in use " + s.tls_loaded.key_name +
+          " (a new key type needs a restart)";
+  } else {
+    std::vector<std::pair<int, std::string>> held;
+    g_held_lws_lines = &held;
+    lws_tls_cert_updated(s.context, cert.c_str(), key.c_str(), nullptr, 0, nullptr, 0);
+    g_held_lws_lines = nullptr;
+    for (const auto& [level, text] : held) {
+      if ((level & LLL_ERR) && why.empty()) why = "lws: " + text;
+      forward_lws_line(level, text, true);
+    }
+  }
+  if (!why.empty()) {
+    s.log(engine::LogLevel::error, "net tls_reload_failed cert=" + cert + " key=" + key +
+                                       " in_use=" + s.tls_loaded.fingerprint + " why=\"" + why + "\"");
+    return;
+  }
+  s.tls_loaded = std::move(fresh).value();
+  s.log(engine::LogLevel::info, "net tls_reloaded cert=" + cert + " sha256=" +
+                                    s.tls_loaded.fingerprint + " not_after=" + s.tls_loaded.not_after);
+}
+
 // Runs the engine's part of a pass (changed scripts, timers, end_of_pass), ends the
 // coalescing window when it is over, and sets the one wake-up for whichever comes next
 // (no later than cap_ms when cap_ms >= 0).
 void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
   ++s.pass;
   ++s.stats.loop_passes;
+  // A reload asked for by a signal (Server::request_tls_reload) is done here, on the loop.
+  if (!s.config.tls_cert.empty() && s.tls_reload_requested.exchange(false)) reload_tls(s);
   std::int64_t ms = -1;
   try {
     ms = reload_changed_scripts(s);
@@ -222,6 +263,10 @@ void gather_input(Server::State& s) {
 // a window is open, one poll() with no wait over just those says whether any has more
 // waiting; if one does, the loop takes another turn before it sleeps. One syscall per turn
 // (an ioctl per socket cost 2 us each, 2 % of the server at 1M deliveries/s).
+//
+// With TLS, a record longer than that chunk leaves the rest of it decrypted inside OpenSSL,
+// where poll() does not see it; lws keeps a list of such connections and says so through
+// lws_service_adjust_timeout() (0: something is pending, do not wait).
 void check_unread_input(Server::State& s) {
   if (s.read_fds.empty()) return;
   if (!s.serve_now && s.window_end_us) {
@@ -231,6 +276,8 @@ void check_unread_input(Server::State& s) {
     if (poll(fds.data(), fds.size(), 0) > 0)
       s.serve_now = std::any_of(fds.begin(), fds.end(),
                                 [](const pollfd& p) { return (p.revents & POLLIN) != 0; });
+    if (!s.serve_now && !s.config.tls_cert.empty())
+      s.serve_now = lws_service_adjust_timeout(s.context, 1, 0) == 0;
   }
   s.read_fds.clear();
 }
@@ -326,17 +373,49 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
     return make_error(ErrorCode::internal, listen_error(s.config.host, address->iface, s.config.port));
   }
 
+  // TLS (tls.hpp): the pair is checked here, so that a bad one is said in one line rather
+  // than as a listener lws could not make.
+  const bool tls = !s.config.tls_cert.empty() || !s.config.tls_key.empty();
+  if (tls) {
+    Result<TlsCredentials> creds =
+        s.config.tls_cert.empty() || s.config.tls_key.empty()
+            ? make_error(ErrorCode::bad_request, "--tls-cert and --tls-key go together")
+            : check_tls_files(s.config.tls_cert, s.config.tls_key);
+    if (!creds) {
+      g_log_state = nullptr;
+      return std::move(creds).error();
+    }
+    s.tls_loaded = std::move(creds).value();
+  }
+
   lws_context_creation_info info{};
   info.port = s.config.port;
   info.iface = address->iface.c_str();
   info.vhost_name = "atrium";
   info.protocols = protocol_table();
+  // Request headers lws keeps per handshake (4 KiB by default): a token of up to 8 KiB
+  // (auth/jwt.hpp kMaxTokenBytes) in the URL or Authorization must fit, so that an
+  // oversized one is answered 401 by the admission check rather than dropped by lws.
+  info.max_http_header_data = 16 * 1024;
   // No info.extensions: permessage-deflate stays off. In lws 4.1 it keeps reading a written
   // buffer in later passes (freeing it after the write is a use-after-free), and -1 from
   // RECEIVE does not close the connection under it; small game frames gain little from it.
   // (docs/design.md 4.4)
   info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
   if (!address->ipv6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  if (tls) {
+    // The port speaks TLS only: without LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT a plain
+    // HTTP or WebSocket request fails its handshake. TLS 1.2 and later (lws itself turns
+    // SSLv2 and SSLv3 off). ALPN offers http/1.1 alone: lws would offer h2 first, and the
+    // HTTP exchanges (http_exchange.cpp: one request per connection, "Connection: close")
+    // and the WebSocket frames written whole on the connection's socket (ws_session.cpp)
+    // are HTTP/1.1's.
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = s.config.tls_cert.c_str();
+    info.ssl_private_key_filepath = s.config.tls_key.c_str();
+    info.ssl_options_set = static_cast<long>(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    info.alpn = "http/1.1";
+  }
   info.retry_and_idle_policy = &s.retry;
   info.user = &s;
   s.loop.configure(info);
@@ -357,7 +436,13 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   if (!s.config.web_dir.empty() && !s.web_files.enabled())
     s.log(engine::LogLevel::warn, "net no_web_dir dir=" + s.config.web_dir +
                                       " (the inspector and /_atrium/atrium-client.mjs are missing)");
+  if (tls)
+    s.log(engine::LogLevel::info, "net tls cert=" + s.config.tls_cert + " key_type=" +
+                                      s.tls_loaded.key_name + " sha256=" +
+                                      s.tls_loaded.fingerprint + " not_after=" +
+                                      s.tls_loaded.not_after + " min=TLSv1.2 alpn=http/1.1");
   s.log(engine::LogLevel::info, "net listening " + endpoint(s) + " loop=" + s.loop.name() +
+                                    (tls ? " tls=on" : "") +
                                     (s.files.enabled() ? " public=" + s.files.root() : ""));
   return std::unique_ptr<Server>(new Server(std::move(state)));
 }
@@ -380,6 +465,11 @@ int Server::port() const noexcept { return state_->port; }
 
 void Server::request_stop() noexcept {
   state_->stop_requested.store(true);
+  if (state_->context) lws_cancel_service(state_->context);  // an eventfd write
+}
+
+void Server::request_tls_reload() noexcept {
+  state_->tls_reload_requested.store(true);
   if (state_->context) lws_cancel_service(state_->context);  // an eventfd write
 }
 

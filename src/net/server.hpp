@@ -7,7 +7,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "auth/jwt.hpp"
 #include "engine/engine.hpp"
 #include "util/result.hpp"
 
@@ -34,6 +36,15 @@ struct ServerConfig {
   int coalesce_us = 2000;
   // "poll" (lws' own loop) or "libuv" (epoll; net/event_loop.hpp says when each is better).
   std::string event_loop = "poll";
+  // Who may connect (docs/protocol.md "Connecting: tokens, origins, TLS").
+  std::shared_ptr<const auth::JwtVerifier> jwt;  // null: a connection that brings a token is refused
+  bool require_auth = false;                    // no valid token: 401
+  std::vector<std::string> allowed_origins;     // WebSocket upgrades and HTTP writes; empty: any
+  bool require_origin = false;                  // no Origin header: 403
+  std::string tls_cert;                         // PEM files; both set: TLS only on the port
+  std::string tls_key;
+  int rate = 0;                                 // messages/s per connection, burst the same; 0: off
+  int max_connections_per_ip = 0;               // WebSocket connections per address; 0: off
   LogSink on_log;                               // one line each, no newline; default stderr
 };
 
@@ -55,6 +66,12 @@ class Server {
 
   // Async-signal-safe and thread-safe: sets a flag and wakes the loop.
   void request_stop() noexcept;
+
+  // The same for SIGHUP: the loop then loads ServerConfig::tls_cert and tls_key again from
+  // their paths. New connections get the new certificate, established ones keep theirs; a
+  // pair that cannot be used leaves the old one in place (one `error` line says why). No
+  // effect without TLS.
+  void request_tls_reload() noexcept;
 
   // One pass that does not wait (for a host that owns the loop: libatrium's step): serves
   // what the sockets have ready, then the engine's due work and the writes whose coalescing

@@ -12,11 +12,13 @@
 #include <string_view>
 #include <vector>
 
+#include "net/admission.hpp"
 #include "net/event_loop.hpp"
 #include "net/http_api.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
 #include "net/stats.hpp"
+#include "net/tls.hpp"
 #include "net/ws_frame.hpp"
 #include "util/shared_frame.hpp"
 #include "watch/rooms_watcher.hpp"
@@ -46,6 +48,7 @@ struct Server::State {
   HttpApi api;
   StaticFiles files;                            // --public, at "/"
   StaticFiles web_files;                        // web/: inspector and client, at "/_atrium/"
+  Admission admission;                          // who may open a WebSocket (admission.hpp)
 
   EventLoop loop{config.event_loop == "libuv"};  // before the context: it outlives it
   lws_context* context = nullptr;
@@ -90,6 +93,8 @@ struct Server::State {
   std::unique_ptr<watch::RoomsWatcher> watcher;  // hot reload (rooms_watch.cpp); may be null
 
   std::atomic<bool> stop_requested{false};   // set from a signal handler
+  std::atomic<bool> tls_reload_requested{false};  // SIGHUP: end_pass reloads the pair
+  TlsCredentials tls_loaded;                 // the pair in use (tls.hpp), when TLS is on
   bool stopping = false;                     // shutdown under way: refuse new sockets
 };
 

@@ -16,6 +16,12 @@ struct Stats {
                                       // is how well lines coalesce
   std::uint64_t http_requests = 0;
   std::uint64_t loop_passes = 0;      // turns of the event loop: its wake-ups
+  // Upgrades refused (admission.cpp), by why.
+  std::uint64_t refused_origin = 0;   // 403: --allowed-origins / --require-origin
+  std::uint64_t refused_token = 0;    // 401: no token under --require-auth, or a bad one
+  std::uint64_t refused_per_ip = 0;   // 429: --max-connections-per-ip
+  std::uint64_t refused_gate = 0;     // rooms/_connect.lua said no (or failed)
+  std::uint64_t refused_http_origin = 0;  // 403 on an HTTP write route
 };
 
 }  // namespace atrium::net

@@ -69,11 +69,16 @@ bool ends_mid_character(std::string_view text) noexcept {
 
 }  // namespace
 
-int WsSession::on_established() {
+int WsSession::on_established(Admitted admitted) {
+  if (!admitted.decided) {
+    server_.log(engine::LogLevel::error, "net ws_unadmitted (an upgrade that skipped admission: closed)");
+    return -1;
+  }
+  ip_ = std::move(admitted.ip);
   // We frame messages ourselves only where lws would send them unchanged: a connection of
   // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
   raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
-  client_ = server_.engine.connect(*this);
+  client_ = server_.engine.connect(*this, std::move(admitted.identity));
   connected_ = true;
   ++server_.stats.connections;
   server_.log(engine::LogLevel::debug, "net ws_open client=" + wire_id(client_));

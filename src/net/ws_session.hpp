@@ -22,7 +22,10 @@ class WsSession final : public engine::ClientSink {
 
   // Called from the lws callback, on the loop thread. Each returns what the callback
   // returns to lws (0, or -1 to close this connection).
-  int on_established();
+  // `admitted`: what Admission::decide made of the upgrade; a connection it never saw
+  // (nothing decided) is closed, never let in anonymous.
+  int on_established(Admitted admitted);
+  const std::string& ip() const noexcept { return ip_; }
   int on_receive(const void* in, std::size_t len);
   int on_writeable();
   void on_peer_close(const void* in, std::size_t len) noexcept;
@@ -54,6 +57,7 @@ class WsSession final : public engine::ClientSink {
   Server::State& server_;
   lws* wsi_;
   engine::ClientId client_ = 0;
+  std::string ip_;                      // counted per address until on_closed
 
   // Outbound: lines waiting for the end of the window or the next WRITEABLE.
   FrameQueue outbox_;

@@ -242,3 +242,42 @@ TEST_CASE("the usage text lists every setting") {
                            "--cpu-budget-ms", "--room-memory-mb", "--memory-mb", "--log-level"})
     CHECK(contains(usage, flag));
 }
+
+TEST_CASE("a switch alone is on; on/off, true/false and 1/0 also work, from flags, variables and the file") {
+  World w;
+  auto parsed = [&](const std::vector<std::string>& args) { return w.parse(args).value(); };
+  CHECK(parsed({"--require-auth", "--port", "1"}).require_auth);
+  CHECK(parsed({"--port", "1", "--require-auth"}).require_auth);
+  CHECK_FALSE(parsed({"--require-auth", "off"}).require_auth);
+  CHECK(parsed({"--require-auth=true"}).require_auth);
+  CHECK_FALSE(parsed({"--untyped", "0"}).untyped);
+  CHECK(contains(w.error({"--require-auth=maybe"}), "--require-auth: must be on or off"));
+  w.env["ATRIUM_REQUIRE_ORIGIN"] = "1";
+  CHECK(parsed({}).require_origin);
+  w.env.clear();
+  w.files["s.json"] = R"({"require-auth": true, "synctest": false})";
+  CHECK(parsed({"--config", "s.json"}).require_auth);
+  w.files["t.json"] = R"({"jwt-secret": true})";  // only switches take JSON booleans
+  CHECK(contains(w.error({"--config", "t.json"}), "must be a string or a whole number"));
+}
+
+TEST_CASE("--allowed-origins takes a comma-separated list of origins and refuses what is not one") {
+  World w;
+  const ServeOptions o = w.parse({"--allowed-origins", " https://app.example.com ,https://*.example.org,http://127.0.0.1:8080"}).value();
+  REQUIRE(o.allowed_origins.size() == 3);
+  CHECK(o.allowed_origins[0] == "https://app.example.com");
+  CHECK(o.allowed_origins[1] == "https://*.example.org");
+  CHECK(o.allowed_origins[2] == "http://127.0.0.1:8080");
+  CHECK(contains(w.error({"--allowed-origins", "app.example.com"}), "is not an origin"));
+  CHECK(contains(w.error({"--allowed-origins", "https://app.example.com/"}), "is not an origin"));
+  CHECK(contains(w.error({"--allowed-origins", ","}), "at least one origin"));
+}
+
+TEST_CASE("rate and per-address limits are whole numbers, 0 for none") {
+  World w;
+  const ServeOptions o = w.parse({"--rate", "50", "--max-connections-per-ip", "10"}).value();
+  CHECK(o.rate == 50);
+  CHECK(o.max_connections_per_ip == 10);
+  CHECK(w.parse({}).value().rate == 0);
+  CHECK(contains(w.error({"--rate", "-1"}), "--rate"));
+}

@@ -122,6 +122,63 @@ TEST_CASE("replay: a recorded run under the host clock, random traffic and a hos
   std::filesystem::remove(record);
 }
 
+TEST_CASE("replay: identities, in-band token checks and token expiry replay without the key") {
+  TempRooms rooms;
+  rooms.write("who.lua", R"(local W = { defaultState = { seen = {} }, actions = {} }
+function W:onJoin(ctx) self.state.seen[ctx.client] = (ctx.userId or "-") .. "/" .. (ctx.claims and ctx.claims.role or "-") .. "/" .. (ctx.user and ctx.user.name or "-") end
+function W.actions.role(self, ctx) return ctx.claims and ctx.claims.role or false end
+return W)");
+  const std::string record = temp_path("atrium-unit-record-");
+  {
+    Harness h(rooms, [&](engine::EngineConfig& cfg) {
+      cfg.record_path = record;
+      cfg.host_clock = true;
+      cfg.verify_token = [](std::string_view token) -> Result<engine::Identity> {
+        if (token.rfind("ada:", 0) != 0) return make_error(ErrorCode::unauthorized, "bad signature");
+        engine::Identity id;
+        id.user_id = "ada";
+        id.claims = json::parse("{\"role\":\"" + std::string(token.substr(4)) + "\"}").value();
+        id.expires_at_s = 100;
+        return id;
+      };
+    });
+    h.engine->set_clocks(1000, 10'000);
+    auto connect = [&](engine::Identity id) -> FakeClient& {
+      h.clients.push_back(std::make_unique<FakeClient>());
+      FakeClient& c = *h.clients.back();
+      c.id = h.engine->connect(c, std::move(id));
+      return c;
+    };
+    engine::Identity ada;
+    ada.user_id = "ada";
+    ada.claims = json::parse(R"({"role":"a"})").value();
+    ada.user = json::parse(R"({"name":"Ada"})").value();
+    ada.expires_at_s = 30;
+    FakeClient& a = connect(ada);
+    FakeClient& anon = connect(engine::Identity{});
+    h.engine->receive(a.id, R"({"op":"join","room":"who:1","ref":1})");
+    h.engine->receive(anon.id, R"({"op":"join","room":"who:1","ref":2})");
+    h.engine->receive(a.id, R"({"op":"auth","token":"ada:b","ref":3})");
+    h.engine->receive(a.id, R"({"op":"auth","token":"bob:x","ref":4})");
+    h.engine->receive(a.id, R"({"op":"call","room":"who:1","method":"role","ref":5})");
+    h.engine->set_clocks(200'000, 200'000);  // past the refreshed exp (100 s)
+    h.engine->run_due();
+    h.engine->end_of_pass();
+    CHECK(a.closed_with == 4003);
+    h.engine->shutdown();
+  }
+  engine::ReplayOptions options;
+  options.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  auto report = engine::replay(record, options);
+  REQUIRE_MESSAGE(report.ok(), (report.ok() ? "" : report.error().message));
+  CHECK_MESSAGE(report.value().identical, engine::describe(report.value()));
+  const std::string text = read_all(record);
+  CHECK(text.find(R"("ctx_user":{"name":"Ada"})") != std::string::npos);
+  CHECK(text.find(R"({"auth":false,"error":"bad signature"})") != std::string::npos);
+  CHECK(text.find(R"("closed":)") != std::string::npos);
+  std::filesystem::remove(record);
+}
+
 TEST_CASE("synctest: a hook that follows next() order is reported with its line; steady rooms are not") {
   TempRooms rooms;
   rooms.write("steady.lua", kSteady);

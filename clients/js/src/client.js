@@ -16,6 +16,21 @@ const DEFAULTS = {
   protocols: [PROTOCOL],
 };
 
+// A JWT's exp (seconds), read without checking the signature (the server checks it); 0
+// when the token is not a JWT or does not expire.
+function tokenExpiry(token) {
+  if (typeof token !== 'string') return 0;
+  const part = token.split('.')[1];
+  if (!part) return 0;
+  try {
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp : 0;
+  } catch {
+    return 0;
+  }
+}
+
 // Close code the client uses when it gives up on a silent connection (not a clean close, so
 // the server holds the seat for `resume` where it can).
 const CLOSE_DEAD = 4000;
@@ -253,6 +268,8 @@ export class Client extends Emitter {
   #pingTimer = null;
   #lastFrame = 0;
   #abortOpen = null;
+  #refreshTimer = null;
+  #lastToken = null; // the token the current socket was opened with
 
   constructor(url, options = {}) {
     super();
@@ -453,9 +470,41 @@ export class Client extends Emitter {
     if (status !== 'connecting') this._fire('status', status);
   }
 
+  /**
+   * Sends a fresh token for this connection's user before its token expires (op `auth`);
+   * resolves when the server took it, rejects with AtriumError `unauthorized` (nothing
+   * changed). With a `token` function the client does this by itself.
+   */
+  async auth(token) {
+    await this._request({ op: 'auth', token });
+    this.#scheduleRefresh(token);
+  }
+
+  // With a token function and a token that expires: a fresh one is sent in band a little
+  // before exp (a tenth of its life, 5 to 60 s), so the server never closes the connection
+  // with 4003. A refresh that fails is tried again by the reconnect that 4003 causes.
+  #scheduleRefresh(token) {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    const exp = tokenExpiry(token);
+    if (!exp || typeof this.#opts.token !== 'function') return;
+    const left = exp * 1000 - Date.now();
+    const margin = Math.min(60000, Math.max(5000, left / 10));
+    this.#refreshTimer = setTimeout(async () => {
+      this.#refreshTimer = null;
+      try {
+        const fresh = await this.#opts.token();
+        if (fresh && this.status === 'open') await this.auth(fresh);
+      } catch {
+        /* the server closes at exp; the reconnect gets a fresh token */
+      }
+    }, Math.max(1000, left - margin));
+  }
+
   async #wsUrl() {
     let token = this.#opts.token;
     if (typeof token === 'function') token = await token();
+    this.#lastToken = token;
     if (!token) return this.#url;
     const u = new URL(this.#url);
     u.searchParams.set('token', token);
@@ -509,6 +558,7 @@ export class Client extends Emitter {
           this.server = welcome.server ?? null;
           this.heartbeat = welcome.heartbeat ?? 0;
           this.#startPing();
+          this.#scheduleRefresh(this.#lastToken);
           resolve();
         });
       };
@@ -528,6 +578,8 @@ export class Client extends Emitter {
   #dropped(code, reason) {
     this.#ws = null;
     this.#stopPing();
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
     const why = `connection lost (${code}${reason ? `: ${reason}` : ''})`;
     const err = new AtriumError('disconnected', why);
     const inflight = [...this.#pending.values()];
@@ -669,6 +721,8 @@ export class Client extends Emitter {
 
   #stopTimers() {
     this.#stopPing();
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
   }

@@ -1,0 +1,93 @@
+// Who a connection is, over its life: the identity it connected with (Engine::connect),
+// its token running out (a timer closes it with 4003), and the in-band `auth` op that
+// refreshes the token before that (docs/protocol.md "Connecting: tokens, origins, TLS").
+#include "engine/engine_impl.hpp"
+
+namespace atrium::engine {
+
+namespace {
+
+constexpr int kTokenExpiredClose = 4003;
+
+// welcome.session: the key as 32 hex digits.
+std::string to_hex(const SessionKey& key) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * sizeof key);
+  for (std::uint64_t word : key)
+    for (int j = 0; j < 8; ++j, word >>= 8) {
+      s += hex[(word >> 4) & 0xf];
+      s += hex[word & 0xf];
+    }
+  return s;
+}
+
+}  // namespace
+
+ClientId Engine::connect(ClientSink& sink, Identity identity) {
+  Impl& e = *impl_;
+  e.begin_input();
+  auto c = std::make_unique<Client>();
+  c->id = e.next_client++;
+  c->wire_id = "c" + std::to_string(c->id);
+  if (e.recorder) e.recorder->connect(c->wire_id, identity);
+  c->session = {e.random(), e.random()};
+  c->user_id = std::move(identity.user_id);
+  c->claims = std::move(identity.claims);
+  c->user = std::move(identity.user);
+  c->sink = &sink;
+  Client& ref = *c;
+  e.clients.emplace(c->id, std::move(c));
+  e.arm_expiry(ref, identity.expires_at_s);
+  e.send(ref, encode_welcome(to_hex(ref.session), ref.wire_id, ref.user_id,
+                             e.config.server_name, e.config.heartbeat_ms));
+  return ref.id;
+}
+
+// The token's exp is wall-clock time; timers run on the engine's monotonic clock. The
+// leeway that let a token in at the upgrade does not extend it here: the connection
+// ends when the token says it does, and a client refreshes before that.
+void Engine::Impl::arm_expiry(Client& c, std::int64_t expires_at_s) {
+  if (c.expiry_timer) timers.cancel(c.expiry_timer);
+  c.expiry_timer = 0;
+  if (expires_at_s <= 0) return;
+  const std::int64_t left_ms = std::max<std::int64_t>(0, expires_at_s * 1000 - wall_now());
+  TimerEvent ev;
+  ev.kind = TimerKind::token_expiry;
+  ev.client = c.id;
+  ev.due_ms = now() + left_ms;
+  c.expiry_timer = timers.add(std::move(ev));
+}
+
+void Engine::Impl::on_token_expired(const TimerEvent& ev) {
+  Client* c = find_client(ev.client);
+  if (!c || c->expiry_timer != ev.id) return;  // gone, or refreshed since
+  c->expiry_timer = 0;
+  ++metrics.tokens_expired;
+  log(LogLevel::info, "engine token_expired client=" + c->wire_id +
+                          (c->user_id.empty() ? std::string() : " user=" + c->user_id));
+  if (recorder) recorder->closed(c->wire_id, kTokenExpiredClose);
+  c->sink->close(kTokenExpiredClose, "token expired");
+}
+
+// A refresh keeps who the connection is: a token for another user, or for a connection
+// that came without one, is refused (rooms saw this connection as that user; changing it
+// under them would let one socket speak as two people). ctx.user, the gate's verdict,
+// stays as it was.
+Result<json::Value> Engine::Impl::refresh_token(Client& c, const std::string& token) {
+  if (!config.verify_token)
+    return make_error(ErrorCode::unauthorized, "this server checks no tokens (no --jwt-secret or --jwt-public-key)");
+  Result<Identity> verified = config.verify_token(token);
+  if (recorder) recorder->auth(verified);
+  if (!verified) return make_error(ErrorCode::unauthorized, "the token was refused");
+  if (c.claims.is_null())
+    return make_error(ErrorCode::unauthorized, "this connection came without a token: reconnect with one");
+  if (verified->user_id != c.user_id)
+    return make_error(ErrorCode::unauthorized, "the token is for another user than this connection's");
+  c.claims = std::move(verified->claims);
+  arm_expiry(c, verified->expires_at_s);
+  ++metrics.token_refreshes;
+  return json::Value();
+}
+
+}  // namespace atrium::engine
