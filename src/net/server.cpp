@@ -401,7 +401,11 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   // buffer in later passes (freeing it after the write is a use-after-free), and -1 from
   // RECEIVE does not close the connection under it; small game frames gain little from it.
   // (docs/design.md 4.4)
-  info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+  // No LWS_SERVER_OPTION_VALIDATE_UTF8: lws would close a bad text frame itself, at once,
+  // and a client still sending then gets a reset instead of the 1007 close frame. WsSession
+  // checks UTF-8 as the text arrives and closes through its lingering close
+  // (ws_session.cpp, "Closing").
+  info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
   if (!address->ipv6) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   if (tls) {
     // The port speaks TLS only: without LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT a plain

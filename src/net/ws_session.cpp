@@ -26,11 +26,27 @@
 // all, kept by the loop in server.cpp), so that the lines of several passes leave in one
 // write. A connection that is already behind, has a lot queued or is closing does not wait.
 //
-// Closing: close() lets what is queued drain, then the next WRITEABLE sets the close reason
-// and returns -1, so lws sends the close frame itself. A client that never becomes writeable
-// again is dropped by a timeout after kCloseGraceSecs.
+// Closing: close() lets what is queued drain, then the next WRITEABLE writes the close frame
+// itself and closes lingering: shutdown(SHUT_WR) sends FIN after the frame, and the socket
+// stays open, its input read and dropped, until the client closes its side (its close
+// frame, or FIN: lws then closes) or kLingerSecs pass. Why: a socket closed with unread
+// input (a client still sending: the rest of an over-size message, a flood) sends RST, and
+// the client's kernel drops what it had not yet handed over, our close frame with it (the
+// client sees 1006). Returning -1, as before, left that to lws: it sends the frame and
+// waits up to 5 s for the client's answer, but it does not wait for FIN (4.1.6 half-closes
+// and closes in one go), and when input made it close a second time before the frame was
+// out (on_receive refusing one chunk after another) it sent none. What on_receive refuses
+// (1009, bad UTF-8) now starts such a close and drops the rest of the input. A client that never becomes writeable again is dropped by a timeout after
+// kCloseGraceSecs. Under TLS (no half-close of the plain socket under a TLS stream) and for
+// a stream lws frames itself, the old way stays: lws sends the frame and closes.
+// Closes lws decides on its own (a protocol error; invalid UTF-8 while the context has
+// LWS_SERVER_OPTION_VALIDATE_UTF8, which makes lws check before on_receive does) do not
+// come through here: lws 4.1.6 half-closes and closes at once, and when more input follows
+// the first error it closes before its close frame is even written.
 // (docs/design.md 4.3)
 #include "net/ws_session.hpp"
+
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -52,20 +68,8 @@ constexpr std::size_t kFlushEarlyBytes = 64 * 1024;
 constexpr std::uint64_t kStallPasses = 3;
 constexpr std::size_t kHardCapFactor = 4;
 
-// True when text ends inside a multi-byte UTF-8 sequence. lws validates every byte it
-// hands us but checks for a cut character only on a final fragment that carries payload,
-// so a message ending "\xE2" + an empty final fragment got through (seen with 4.1.6).
-// (docs/design.md 4.5)
-bool ends_mid_character(std::string_view text) noexcept {
-  const std::size_t n = text.size();
-  for (std::size_t back = 1; back <= 4 && back <= n; ++back) {
-    const auto c = static_cast<unsigned char>(text[n - back]);
-    if ((c & 0xC0) == 0x80) continue;          // continuation byte: keep looking for the lead
-    const std::size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back;
-  }
-  return false;
-}
+// How long a lingering close waits for the client to close its side (see the top).
+constexpr int kLingerSecs = 2;
 
 }  // namespace
 
@@ -93,17 +97,31 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     // fragments").
     server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
                                             " bytes=" + std::to_string(rx_bytes_));
-    static const char kReason[] = "message too large";
-    lws_close_reason(wsi_, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
-                     sizeof kReason - 1);
-    return -1;
+    if (rare_) rare_->rx.clear();
+    start_close(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");  // the rest is dropped
+    return 0;
   }
   // lws_is_final_fragment covers the last chunk of the last frame; the remaining payload
   // check guards chunks that lws splits out of one frame.
   const bool final = lws_is_final_fragment(wsi_) && lws_remaining_packet_payload(wsi_) == 0;
   if (!final) server_.serve_now = true;  // read the rest now, not after the window
-  if (lws_frame_is_binary(wsi_)) {
+  const bool binary = lws_frame_is_binary(wsi_);
+  // Text must be UTF-8 (RFC 6455 8.1), checked here rather than by lws so that the close
+  // lingers like any other (see the top): lws' own check (LWS_SERVER_OPTION_VALIDATE_UTF8)
+  // closes at once and, if it comes first, this one never fires. lws also checks a cut
+  // character only on a final fragment that carries payload, so a message ending "\xE2" + an
+  // empty final fragment got through it (seen with 4.1.6; docs/design.md 4.5).
+  if (!binary) {
+    const char* bad = nullptr;
+    if (!check_utf8(static_cast<const unsigned char*>(in), len)) bad = "bad utf8";
+    else if (final && utf8_need_) bad = "partial utf8";
+    if (bad) {
+      if (rare_) rare_->rx.clear();
+      start_close(LWS_CLOSE_STATUS_INVALID_PAYLOAD, bad);  // the rest is dropped
+      return 0;
+    }
+  }
+  if (binary) {
     // JSON only in atrium.v1: a binary message is answered, never buffered.
     if (final) {
       rx_bytes_ = 0;
@@ -120,13 +138,6 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   std::string& rx = rare().rx;
   rx.append(static_cast<const char*>(in), len);
   if (final) {
-    if (ends_mid_character(rx)) {
-      static const char kReason[] = "partial utf8";
-      lws_close_reason(wsi_, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
-                       reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
-                       sizeof kReason - 1);
-      return -1;
-    }
     std::string message;
     message.swap(rx);
     rare_.reset();  // an idle connection holds no buffer (no close is pending: see the top)
@@ -134,6 +145,34 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     note_socket_read();
   }
   return 0;
+}
+
+// Feeds text to the UTF-8 check (the ranges of RFC 3629 4: no overlong forms, no
+// surrogates, nothing past U+10FFFF). False at the first byte that cannot be UTF-8.
+bool WsSession::check_utf8(const unsigned char* p, std::size_t n) noexcept {
+  const unsigned char* const end = p + n;
+  while (p != end) {
+    const unsigned char c = *p++;
+    if (utf8_need_) {
+      if (c < utf8_lo_ || c > utf8_hi_) return false;
+      --utf8_need_;
+      utf8_lo_ = 0x80;
+      utf8_hi_ = 0xBF;
+      continue;
+    }
+    if (c < 0x80) continue;
+    utf8_lo_ = 0x80;
+    utf8_hi_ = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) utf8_need_ = 1;
+    else if (c == 0xE0) utf8_need_ = 2, utf8_lo_ = 0xA0;
+    else if (c == 0xED) utf8_need_ = 2, utf8_hi_ = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) utf8_need_ = 2;
+    else if (c == 0xF0) utf8_need_ = 3, utf8_lo_ = 0x90;
+    else if (c == 0xF4) utf8_need_ = 3, utf8_hi_ = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) utf8_need_ = 3;
+    else return false;
+  }
+  return true;
 }
 
 // Remembers this socket for server.cpp's check_unread_input(), once per turn.
@@ -243,12 +282,43 @@ void WsSession::start_close(int code, std::string_view reason) {
 // libuv loop it defers that frame to a POLLOUT that never comes (clients saw 1006 when the
 // close timeout fired), so there the frame is written here, in this WRITEABLE; only there,
 // or the client would get two close frames.
+//
+// Where it can, it closes lingering instead (see the top): the frame is written here, on
+// either loop, and lws is given no close reason, so it sends no frame of its own; once lws
+// holds none of the frame back, linger() half-closes.
 int WsSession::finish_close() {
   std::string& reason = rare().close_reason;  // at most 123 bytes (start_close)
+  if (can_linger()) {
+    if (!close_written_) {
+      close_written_ = true;
+      write_close_frame(reason);
+    }
+    if (lws_partial_buffered(wsi_)) {  // the socket took part of it: lws sends the rest first
+      request_write();
+      return 0;
+    }
+    return linger();
+  }
   if (raw_frames_ && server_.loop.needs_own_close_frame()) write_close_frame(reason);
   lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
                    reinterpret_cast<unsigned char*>(reason.data()), reason.size());
   return -1;
+}
+
+// A plain socket that we frame, and no close frame from the client yet (lws answers that
+// one itself, then closes).
+bool WsSession::can_linger() const noexcept {
+  return raw_frames_ && !peer_closing_ && !lws_is_ssl(wsi_) && lws_get_socket_fd(wsi_) >= 0;
+}
+
+// The close frame is out: no more writes (FIN follows it), reads go on and are dropped
+// (on_receive) until the client's close frame (on_peer_close), its FIN (lws reads 0 bytes
+// and closes, with no reason set, so without writing) or the timeout.
+int WsSession::linger() {
+  if (::shutdown(lws_get_socket_fd(wsi_), SHUT_WR) != 0) return -1;
+  lingering_ = true;
+  lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_ACK, kLingerSecs);
+  return 0;
 }
 
 void WsSession::write_close_frame(std::string_view reason) {
@@ -263,6 +333,7 @@ void WsSession::write_close_frame(std::string_view reason) {
 
 int WsSession::on_writeable() {
   write_asked_pass_ = 0;
+  if (lingering_) return 0;  // nothing more is written
   if (close_code_ && (culled_ || outbox_.empty())) return finish_close();
   if (outbox_.empty()) return 0;  // lws may call back spuriously
   if (!write_queued()) return -1;
@@ -341,6 +412,9 @@ void flush_waiting(Server::State& server) {
 
 void WsSession::on_peer_close(const void* in, std::size_t len) noexcept {
   peer_closing_ = true;  // lws answers it: nothing of ours may follow (flush_now)
+  // Lingering: this is the answer to our close frame. lws' echo of it could not be written
+  // after SHUT_WR; what the client sent is read, so closing now sends no RST.
+  if (lingering_) lws_set_timeout(wsi_, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
   if (len < 2) return;  // a close frame without a code counts as 1005: not clean
   const auto* p = static_cast<const unsigned char*>(in);
   peer_close_code_ = static_cast<std::uint16_t>((p[0] << 8) | p[1]);

@@ -44,6 +44,8 @@ class WsSession final : public engine::ClientSink {
   void cull();
   void start_close(int code, std::string_view reason);
   int finish_close();
+  bool can_linger() const noexcept;
+  int linger();
   bool write_queued();
   bool write_shared(const SharedFrame& line);
   bool write_joined(std::size_t count, std::size_t total);
@@ -78,11 +80,19 @@ class WsSession final : public engine::ClientSink {
   std::uint16_t close_code_ = 0;       // a close is pending (sent once the outbox drains)
   std::uint16_t peer_close_code_ = 0;  // what the client's close frame said
   std::uint32_t read_turn_ = 0;        // the last turn (server_.pass) it joined read_fds
+  // UTF-8 of the text message being received, across chunks: continuation bytes still
+  // owed by the last character, and the range the next one must fall in.
+  std::uint8_t utf8_need_ = 0;
+  std::uint8_t utf8_lo_ = 0x80;
+  std::uint8_t utf8_hi_ = 0xBF;
+  bool check_utf8(const unsigned char* p, std::size_t n) noexcept;
   bool connected_ = false;             // engine.connect done: disconnect owed
   bool culled_ = false;                // slow reader or gone: nothing more is written
   bool flush_queued_ = false;          // in server_.flush_queue
   bool raw_frames_ = false;            // we write frame headers ourselves (on_established)
   bool peer_closing_ = false;          // the client's close frame came
+  bool close_written_ = false;         // our close frame went to lws (lingering close)
+  bool lingering_ = false;             // SHUT_WR done: reading and dropping until the end
 };
 
 // Ends the coalescing window for every connection waiting on it (from the loop, once
