@@ -36,13 +36,14 @@
 // waits up to 5 s for the client's answer, but it does not wait for FIN (4.1.6 half-closes
 // and closes in one go), and when input made it close a second time before the frame was
 // out (on_receive refusing one chunk after another) it sent none. What on_receive refuses
-// (1009, bad UTF-8) now starts such a close and drops the rest of the input. A client that never becomes writeable again is dropped by a timeout after
-// kCloseGraceSecs. Under TLS (no half-close of the plain socket under a TLS stream) and for
-// a stream lws frames itself, the old way stays: lws sends the frame and closes.
-// Closes lws decides on its own (a protocol error; invalid UTF-8 while the context has
-// LWS_SERVER_OPTION_VALIDATE_UTF8, which makes lws check before on_receive does) do not
-// come through here: lws 4.1.6 half-closes and closes at once, and when more input follows
-// the first error it closes before its close frame is even written.
+// (1009, bad UTF-8) now starts such a close and drops the rest of the input. A client that
+// never becomes writeable again is dropped by a timeout after kCloseGraceSecs. Under TLS
+// (no half-close of the plain socket under a TLS stream) and for a stream lws frames
+// itself, the old way stays: lws sends the frame and closes. Closes lws decides on its own
+// (a protocol error) do not come through here: lws 4.1.6 half-closes and closes at once.
+// That is also why the server checks UTF-8 itself and lws does not
+// (LWS_SERVER_OPTION_VALIDATE_UTF8 is off: server.cpp): lws closed a bad text frame before
+// its close frame was even written when more of the frame followed.
 // (docs/design.md 4.3)
 #include "net/ws_session.hpp"
 
@@ -107,10 +108,9 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   if (!final) server_.serve_now = true;  // read the rest now, not after the window
   const bool binary = lws_frame_is_binary(wsi_);
   // Text must be UTF-8 (RFC 6455 8.1), checked here rather than by lws so that the close
-  // lingers like any other (see the top): lws' own check (LWS_SERVER_OPTION_VALIDATE_UTF8)
-  // closes at once and, if it comes first, this one never fires. lws also checks a cut
-  // character only on a final fragment that carries payload, so a message ending "\xE2" + an
-  // empty final fragment got through it (seen with 4.1.6; docs/design.md 4.5).
+  // lingers like any other (see the top). lws' own check also looked for a cut character
+  // only on a final fragment that carries payload: a message ending "\xE2" + an empty final
+  // fragment got through it (seen with 4.1.6; docs/design.md 4.5).
   if (!binary) {
     const char* bad = nullptr;
     if (!check_utf8(static_cast<const unsigned char*>(in), len)) bad = "bad utf8";
