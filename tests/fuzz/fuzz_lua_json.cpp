@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "fuzz_common.hpp"
+#include "fuzz_vm.hpp"
 #include "json/codec.hpp"
 #include "script/lua_json.hpp"
 #include "script/vm.hpp"
@@ -17,17 +18,7 @@ using namespace atrium;
 
 namespace {
 
-script::Vm& vm() {
-  static script::Vm* v = [] {
-    auto* made = new script::Vm(256u << 20, 256u << 20);
-    if (!made->ok()) {
-      std::fprintf(stderr, "fuzz_lua_json: no lua_State (LuaJIT refused the allocator)\n");
-      std::abort();
-    }
-    return made;
-  }();
-  return *v;
-}
+script::Vm& vm() { return fuzz::shared_vm("fuzz_lua_json"); }
 
 }  // namespace
 
