@@ -43,8 +43,6 @@ namespace atrium::engine {
 std::int64_t monotonic_ms();
 std::int64_t wall_ms();             // ms since the epoch
 
-// The connection gate's file in rooms_dir: a script, not a room type (gate.cpp).
-inline constexpr const char* kGateFile = "_connect.lua";
 
 // What one script timer costs outside Lua (its entries in the timer heap and map, the
 // room's set, its registry slot), charged to the room's memory budget while it lives.

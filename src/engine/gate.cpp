@@ -74,9 +74,9 @@ void Engine::Impl::load_gate(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   RoomType as_type;  // compile_class names the script by it
-  as_type.name = "_connect";
+  as_type.name = kGateScriptStem;
   as_type.path = path;
-  as_type.file = script_file_of("_connect");
+  as_type.file = script_file_of(kGateScriptStem);
   gate.mem_owner = vm->new_owner();
   const script::OwnerScope as_gate(*vm, gate.mem_owner);
   const int top = lua_gettop(L);
@@ -102,7 +102,7 @@ void Engine::Impl::load_gate(const std::string& path) {
 
 json::Value Engine::Impl::gate_report() const {
   json::Value t = json::Value::object();
-  t.set("name", json::Value("_connect"));
+  t.set("name", json::Value(kGateScriptStem));
   t.set("ok", json::Value(gate.present && gate.error.empty()));
   t.set("error", !gate.present ? json::Value("the script file was deleted")
                  : gate.error.empty() ? json::Value() : json::Value(gate.error));

@@ -152,7 +152,7 @@ void Engine::Impl::load_all_types() {
     if (entry.is_regular_file() && entry.path().extension() == ".lua") files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   for (const fs::path& p : files) {
-    if (p.filename() == kGateFile) load_gate(p.string());  // not a room type (gate.cpp)
+    if (p.stem() == kGateScriptStem) load_gate(p.string());  // not a room type (gate.cpp)
     else load_type(p.stem().string(), p.string());
   }
 }
@@ -341,7 +341,7 @@ json::Value type_report(const RoomType& type) {
 
 json::Value Engine::Impl::reload_one(const std::string& file_name) {
   const fs::path path = fs::path(config.rooms_dir) / file_name;
-  if (path.filename() == kGateFile) {
+  if (path.stem() == kGateScriptStem && path.extension() == ".lua") {
     std::error_code ec;
     if (fs::is_regular_file(path, ec)) {
       load_gate(path.string());
