@@ -10,7 +10,7 @@ const ui = {
   status: $('status'), toasts: $('toasts'), name: $('name'),
   rooms: $('rooms'), roomsEmpty: $('rooms-empty'), create: $('create'),
   newName: $('new-name'), newPassword: $('new-password'),
-  noRoom: $('no-room'), head: $('room-head'), title: $('room-title'), meta: $('room-meta'),
+  noRoom: $('no-room'), head: $('room-head'), title: $('room-title'), meta: $('room-meta'), conn: $('room-conn'),
   leave: $('leave'), messages: $('messages'), messagesEmpty: $('messages-empty'),
   compose: $('compose'), text: $('text'), composeError: $('compose-error'),
   peopleTitle: $('people-title'), members: $('members'), membersEmpty: $('members-empty'),
@@ -154,6 +154,8 @@ function show(room) {
       else current.members.delete(data.client);
       renderMembers();
     }),
+    // After a drop the server holds our seat: the room comes back with what we missed.
+    room.on('resumed', ({ recovered }) => connLine(recovered ? 'Back (nothing missed)' : 'Back (state refreshed)', 4000)),
     room.on('left', (reason, message) => {
       const title = room.state.title || room.id;
       const why = {
@@ -161,8 +163,10 @@ function show(room) {
         closed: `“${title}” was closed.`,
         rejected: `Could not rejoin “${title}” after reconnecting: ${message}`,
         disconnect: 'The connection was lost.',
+        replaced: message ? 'This chat was opened in another tab.' : undefined, // close 4002
       }[reason];
       if (why && reason === 'disconnect') banner(ui.toasts, why);
+      else if (why && reason === 'replaced') banner(ui.toasts, why, { action: 'Reload', onAction: () => location.reload() });
       else if (why) banner(ui.toasts, why, { action: 'Join again', onAction: () => enter(room.id, { title: room.state.title }) });
       if (current?.room === room) {
         current.offs.forEach((off) => off());
@@ -175,6 +179,15 @@ function show(room) {
   renderRooms();
   refreshMembers();
   ui.text.focus();
+}
+
+// A line under the room's title while the connection is away, then how the room came back.
+let connTimer = null;
+function connLine(text, ms = 0) {
+  clearTimeout(connTimer);
+  ui.conn.textContent = text;
+  ui.conn.hidden = !text;
+  if (ms) connTimer = setTimeout(() => connLine(''), ms);
 }
 
 function showNoRoom() {
@@ -320,6 +333,8 @@ async function start() {
   showStatus(ui.status, client.status);
   client.on('status', (s) => {
     showStatus(ui.status, s);
+    if (s === 'reconnecting') connLine('Reconnecting…');
+    else if (ui.conn.textContent === 'Reconnecting…') connLine(s === 'open' && current ? 'Back (rejoined)' : '', 4000);
     if (s === 'closed') banner(ui.toasts, 'Disconnected from the server.', { action: 'Reload', onAction: () => location.reload() });
   });
   client.on('status', (s) => {

@@ -228,10 +228,12 @@ function renderMembers() {
   membersShown = key;
   ui.membersNote.textContent = members.length === 1 ? '1 member' : `${members.length} members`;
   ui.membersEmpty.hidden = members.length > 0;
-  ui.memberRows.replaceChildren(...members.map((m) => el('tr', { dataset: { client: m.client } },
+  // connected false: the member dropped and its seat is held for the room's reconnectGrace.
+  ui.memberRows.replaceChildren(...members.map((m) => el('tr', { dataset: m.connected === false ? { client: m.client, held: '' } : { client: m.client }, style: m.connected === false ? 'opacity:0.6' : undefined },
     el('td', { class: 'mono' },
       el('span', { class: 'dot', style: `background:${colorFor(m.client)}`, 'aria-hidden': 'true' }), m.client,
-      ours.has(m.client) ? el('span', { class: 'tag' }, 'playground') : null),
+      ours.has(m.client) ? el('span', { class: 'tag' }, 'playground') : null,
+      m.connected === false ? el('span', { class: 'pill warn', style: 'margin-left:8px', title: 'Dropped: the seat is held until the client resumes or the grace ends' }, 'held') : null),
     el('td', {}, m.userId == null ? el('span', { class: 'muted' }, 'anonymous') : el('span', { class: 'mono' }, m.userId)),
     el('td', { class: 'nowrap', title: m.joinedAt ? new Date(m.joinedAt).toLocaleString() : '' },
       m.joinedAt ? formatTime(m.joinedAt) : '–', m.joinedAt ? el('span', { class: 'muted small ago', dataset: { at: String(m.joinedAt) } }, ` · ${ago(m.joinedAt)}`) : null),

@@ -65,7 +65,9 @@ export type LeftReason =
   | 'closed'       // the room was closed or is gone
   | 'disconnect'   // the connection dropped and reconnect is off
   | 'rejected'     // the rejoin after a reconnect was refused (message: why)
-  | 'replaced'     // a new join of the same id replaced this Room object
+  | 'replaced'     // a new join of the same id replaced this Room object; or another
+                   // connection resumed this client's session (close 4002, message
+                   // 'session resumed elsewhere'): the client is closed
   | 'unwatch'      // watch.unwatch()
   | (string & {});
 
@@ -86,6 +88,10 @@ interface ViewEvents<S> {
 
 interface RoomEvents<S> extends ViewEvents<S> {
   event: (ev: RoomEvent) => void;
+  /** After a reconnect, the server resumed this client's seat: `recovered` is true when it sent
+   *  exactly the patches missed, false when it sent the whole state. Fires when the resume's
+   *  reply comes, after those patches or that state. A room rejoined instead fires only 'state'. */
+  resumed: (info: { recovered: boolean }) => void;
 }
 
 declare class Listeners<E> {
@@ -101,10 +107,17 @@ export class Room<S = any> extends Listeners<RoomEvents<S>> {
   private constructor();
   readonly client: Client;
   readonly id: string;
+  /** The room incarnation `seq` belongs to: an opaque string, new whenever the room is created
+   *  again under the same id (undefined from a server that sends none). */
+  readonly epoch: string | undefined;
   /** The seq of `state`: patches take it from seq to seq + 1. */
   readonly seq: number;
   /** The room's public state, kept current by patches (updated in place). */
   readonly state: S;
+  /** After the latest reconnect: true when the seat was resumed with only the patches missed,
+   *  false when the state was replaced (a `state` from the resume, or a rejoin); undefined
+   *  before any reconnect. */
+  readonly recovered: boolean | undefined;
   /** false once the client is out of the room ('left' fired). */
   readonly joined: boolean;
   /** true when server-side code placed this client here (client 'joined'). */
@@ -131,6 +144,7 @@ export class Watch<S = any> extends Listeners<WatchEvents<S>> {
   private constructor();
   readonly client: Client;
   readonly id: string;
+  readonly epoch: string | undefined;
   readonly seq: number;
   readonly state: S;
   readonly active: boolean;
@@ -152,8 +166,9 @@ export class Client extends Listeners<ClientEvents> {
   private constructor();
   readonly url: string;
   readonly status: Status;
-  /** The client id from `welcome` ("c12"). */
+  /** The client id from `welcome` ("c12"); after a resume, still the old connection's. */
   readonly id: string;
+  /** The secret for `resume`; after a resume, still the old connection's. */
   readonly session: string;
   readonly userId: string | null;
   readonly server: string | null;

@@ -142,6 +142,12 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) {
        return set_count(o.max_rooms_per_connection, v, 1, 1u << 20);
      }},
+    {"patch-log-count", "N", "patches each room keeps for clients that resume (default: 256)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_count, v, 0, 1u << 24); }},
+    {"patch-log-bytes", "N", "bytes of patches each room keeps for clients that resume (default: 262144)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_bytes, v, 0, kMaxBytes); }},
+    {"patch-log-ms", "N", "how long a room keeps a patch for clients that resume (default: 60000)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_ms, v, 0, kMaxMs); }},
     {"untyped", "on|off", "rooms whose id has no TYPE: prefix, plain pub/sub (default: on)",
      [](ServeOptions& o, std::string_view v) { return set_switch(o.untyped, v); }},
     {"synctest", "on|off", "run every hook twice from the same state and log hooks whose changes differ (default: off)",

@@ -31,6 +31,10 @@ struct ServeOptions {
   std::size_t room_memory_mb = 64;
   std::size_t memory_mb = 1024;
   int max_rooms_per_connection = 128;
+  // Each typed room's patch log, for clients that resume (docs/protocol.md "Seats and resume").
+  std::size_t patch_log_count = 256;
+  std::size_t patch_log_bytes = 262144;
+  int patch_log_ms = 60000;
   bool untyped = true;
   std::string record;                       // "": no record (atrium replay)
   bool synctest = false;

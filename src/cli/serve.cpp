@@ -174,6 +174,9 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.room_memory_bytes = o.room_memory_mb << 20;
   c.memory_bytes = o.memory_mb << 20;
   c.max_rooms_per_connection = o.max_rooms_per_connection;
+  c.patch_log.max_patches = o.patch_log_count;
+  c.patch_log.max_bytes = o.patch_log_bytes;
+  c.patch_log.max_age_ms = o.patch_log_ms;
   c.rate = o.rate;
   c.untyped_rooms = o.untyped;
   c.log_level = o.log_level;

@@ -70,7 +70,11 @@ json::Value room_summary(const Room& r, const script::Vm* vm) {
   v.set("id", json::Value(r.id));
   v.set("type", r.type ? json::Value(r.type_name) : json::Value());
   v.set("members", json::Value(static_cast<double>(r.active_count())));
+  v.set("epoch", json::Value(r.epoch));
   v.set("seq", json::Value(static_cast<double>(r.seq)));
+  std::size_t held = 0;
+  for (const Member& m : r.members) held += m.connected ? 0 : 1;
+  v.set("held", json::Value(static_cast<double>(held)));  // seats held after a drop
   if (r.mem_owner && vm) v.set("memory", json::Value(static_cast<double>(vm->owner_bytes(r.mem_owner))));
   return v;
 }
@@ -190,6 +194,7 @@ Result<json::Value> Engine::members(std::string_view id) const {
     v.set("client", json::Value(m.client->wire_id));
     v.set("userId", m.client->user_id.empty() ? json::Value() : json::Value(m.client->user_id));
     v.set("joinedAt", json::Value(static_cast<double>(m.joined_at_ms)));
+    v.set("connected", json::Value(m.connected));  // false: dropped, the seat held
     list.push_back(std::move(v));
   }
   json::Value out = json::Value::object();
@@ -271,8 +276,14 @@ std::string Engine::metrics() const {
   };
   struct TypeTotals { std::size_t rooms = 0, members = 0, memory = 0; };
   std::map<std::string, TypeTotals> by_type;
+  std::size_t seats_held = 0, log_patches = 0, log_bytes = 0;
   for (const auto& [id, r] : e.rooms) {
     if (r->doomed) continue;
+    for (const Member& m : r->members) seats_held += m.connected ? 0 : 1;
+    if (r->patch_log) {
+      log_patches += r->patch_log->patches();
+      log_bytes += r->patch_log->bytes();
+    }
     auto& slot = by_type[r->type ? r->type_name : std::string("(untyped)")];
     ++slot.rooms;
     slot.members += r->active_count();
@@ -286,8 +297,26 @@ std::string Engine::metrics() const {
          "# TYPE atrium_room_memory_bytes gauge\n";
   for (const auto& [type, n] : by_type)
     if (type != "(untyped)") line("atrium_room_memory_bytes{type=\"%s\"} %zu\n", type.c_str(), n.memory);
+  std::size_t held = 0;
+  for (const auto& [cid, c] : e.clients) held += c->held ? 1 : 0;
   line("# HELP atrium_clients Connected clients.\n# TYPE atrium_clients gauge\natrium_clients %zu\n",
-       e.clients.size());
+       e.clients.size() - held);
+  line("# HELP atrium_clients_held Dropped clients whose seats are held for a resume.\n"
+       "# TYPE atrium_clients_held gauge\natrium_clients_held %zu\n", held);
+  line("# HELP atrium_seats_held Memberships held after a drop.\n# TYPE atrium_seats_held gauge\n"
+       "atrium_seats_held %zu\n", seats_held);
+  line("# HELP atrium_patch_log_frames Patches kept for resumes, all rooms.\n"
+       "# TYPE atrium_patch_log_frames gauge\natrium_patch_log_frames %zu\n", log_patches);
+  line("# HELP atrium_patch_log_bytes Bytes of the patches kept for resumes, all rooms.\n"
+       "# TYPE atrium_patch_log_bytes gauge\natrium_patch_log_bytes %zu\n", log_bytes);
+  out += "# HELP atrium_resume_total Rooms of resumes, by whether only the missed patches were sent.\n"
+         "# TYPE atrium_resume_total counter\n";
+  line("atrium_resume_total{recovered=\"true\"} %llu\natrium_resume_total{recovered=\"false\"} %llu\n",
+       static_cast<unsigned long long>(e.metrics.resume_rooms_recovered),
+       static_cast<unsigned long long>(e.metrics.resume_rooms_fresh));
+  counter("atrium_resumes_total", "Resumes that took a session over.", static_cast<double>(e.metrics.resumes));
+  counter("atrium_resume_failed_total", "Resumes refused (unknown or expired session, ...).",
+          static_cast<double>(e.metrics.resumes_failed));
   counter("atrium_requests_total", "Client requests handled.", static_cast<double>(e.metrics.requests));
   counter("atrium_request_errors_total", "Client requests answered with an error.",
           static_cast<double>(e.metrics.request_errors));

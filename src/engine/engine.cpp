@@ -93,7 +93,7 @@ void Engine::Impl::send(Client& c, std::string line) { send_frame(c, SharedFrame
 
 void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
   if (!c.sink) return;
-  if (recorder) recorder->out(c.wire_id, frame);
+  if (recorder) recorder->out(conn_wire(c), frame);
   c.sink->send(frame);
 }
 
@@ -124,7 +124,7 @@ bool refused_for_rate(Engine::Impl& e, Client& c, const std::string_view* text) 
       e.log(LogLevel::warn, "engine rate_abuse client=" + c.wire_id + " rate=" +
                                 std::to_string(e.config.rate) + " (closed with 1008)");
       if (c.sink) {
-        if (e.recorder) e.recorder->closed(c.wire_id, 1008);
+        if (e.recorder) e.recorder->closed(e.conn_wire(c), 1008);
         c.sink->close(1008, "message rate abuse");
       }
       return true;
@@ -149,7 +149,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
     if (req.has_ref) send(c, encode_reply_ok(req.ref, result));
   };
   auto reply_state = [&](const Room& room) {  // join, sync, watch: the state at its seq
-    if (req.has_ref) send(c, encode_reply_state(req.ref, room.id, room.seq, room.mirror));
+    if (req.has_ref) send(c, encode_reply_state(req.ref, room.id, room.epoch, room.seq, room.mirror));
   };
 
   switch (req.op) {
@@ -207,10 +207,7 @@ void Engine::Impl::dispatch(Client& c, Request& req) {
       return reply_ok(nullptr);
     }
     case Op::resume:
-      // Seats are not held after a drop yet (docs/protocol.md "Heartbeat and reconnect"):
-      // every session is already expired, which is what a client must handle anyway.
-      return reply_error(make_error(ErrorCode::not_found,
-                                    "session expired or unknown: join the rooms again"));
+      return resume(c, req);  // seats.cpp; c is gone after it when it resumed
   }
 }
 
@@ -235,6 +232,7 @@ void Engine::Impl::finish_operation() {
                             " (hooks keep queuing more: an onLeave that undoes a kick?)");
   }
   if (!doomed_ids.empty() || !displaced.empty()) guarded("reap", [&] { reap(); });
+  if (!released.empty()) forget_released();
   // LuaJIT collects only as it allocates, and late near the cap (Vm::wants_collection):
   // a full collection now gives the rooms' garbage back before the next operation.
   if (vm->wants_collection()) vm->collect();
@@ -283,10 +281,10 @@ ClientId Engine::connect(ClientSink& sink, std::string user_id) {
 
 void Engine::receive(ClientId id, std::string_view message) {
   Impl& e = *impl_;
-  Client* c = e.find_client(id);
+  Client* c = e.by_connection(id);
   if (!c) return;
   e.begin_input();
-  if (e.recorder) e.recorder->message(c->wire_id, message);
+  if (e.recorder) e.recorder->message(e.conn_wire(*c), message);
   if (refused_for_rate(e, *c, &message)) return;
   ++e.metrics.requests;
   json::Value ref;
@@ -319,10 +317,10 @@ void Engine::receive(ClientId id, std::string_view message) {
 
 void Engine::receive_binary(ClientId id) {
   Impl& e = *impl_;
-  Client* c = e.find_client(id);
+  Client* c = e.by_connection(id);
   if (!c) return;
   e.begin_input();
-  if (e.recorder) e.recorder->binary(c->wire_id);
+  if (e.recorder) e.recorder->binary(e.conn_wire(*c));
   if (refused_for_rate(e, *c, nullptr)) return;
   e.send(*c, encode_error(make_error(ErrorCode::bad_request,
                                        "binary messages are not part of atrium.v1: send JSON text")));
@@ -330,22 +328,30 @@ void Engine::receive_binary(ClientId id) {
 
 void Engine::disconnect(ClientId id, bool clean) {
   Impl& e = *impl_;
-  Client* c = e.find_client(id);
+  Client* c = e.by_connection(id);
   if (!c) return;
   e.begin_input();
-  if (e.recorder) e.recorder->disconnect(c->wire_id, clean);
+  if (e.recorder) e.recorder->disconnect(e.conn_wire(*c), clean);
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
-  c->leaving = true;  // and no hook may place it anywhere while its onLeave hooks run
   for (const std::string& rid : std::vector<std::string>(c->watching))
     if (Room* room = e.find_room(rid)) e.unwatch(*c, *room);
+  if (c->conn != c->id) e.rebound.erase(c->conn);
+  c->leaving = true;  // no hook may place it anywhere while its onLeave hooks run
+  bool held = false;
+  if (!clean) e.guarded("disconnect", [&] { held = e.hold_seats(*c); });
+  if (held) {  // seats.cpp: a resume may take the client back
+    e.finish_operation();
+    return;
+  }
   e.guarded("disconnect", [&] { e.leave_all(*c, clean ? "leave" : "disconnect"); });
   // Whatever its hooks did, the client leaves every room and is gone.
+  const ClientId cid = c->id;
   while (!c->rooms.empty()) {
     if (auto it = e.rooms.find(c->rooms.back()); it != e.rooms.end())
-      std::erase_if(it->second->members, [&](const Member& m) { return m.id == id; });
+      std::erase_if(it->second->members, [&](const Member& m) { return m.id == cid; });
     c->rooms.pop_back();
   }
-  e.clients.erase(id);
+  e.forget_client(cid);
   e.finish_operation();
 }
 
@@ -414,7 +420,7 @@ void Engine::shutdown() {
         }
     });
     if (c->sink) {
-      if (e.recorder) e.recorder->closed(c->wire_id, 1001);
+      if (e.recorder) e.recorder->closed(e.conn_wire(*c), 1001);
       c->sink->close(1001, "server shutting down");
     }
   }

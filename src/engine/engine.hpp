@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/client_sink.hpp"
+#include "engine/patch_log.hpp"
 #include "json/value.hpp"
 #include "util/result.hpp"
 
@@ -97,6 +98,9 @@ struct EngineConfig {
   bool synctest = false;
   // The in-band `auth` op checks tokens with this; unset: it answers unauthorized.
   TokenVerifier verify_token;
+  // What each typed room's patch log keeps for clients that resume (docs/protocol.md
+  // "Seats and resume").
+  PatchLogLimits patch_log;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;
@@ -120,7 +124,9 @@ class Engine {
   Admission admit(const ConnectRequest& request);
   // Whether admit() runs a script: a transport skips gathering headers and cookies if not.
   bool has_connection_gate() const;
-  // A transport accepted a connection: queues `welcome` to it.
+  // A transport accepted a connection: queues `welcome` to it. The id names the
+  // connection in receive() and disconnect() (after a `resume` it speaks for the session
+  // it took over, whose client id may be another).
   ClientId connect(ClientSink& sink, std::string user_id = {});
   // The same for a connection that brought a token or passed the gate: its claims and
   // user reach every hook's ctx, and it is closed with 4003 when its token expires
@@ -130,8 +136,9 @@ class Engine {
   void receive(ClientId client, std::string_view message);
   // A binary message: answered with bad_request (JSON only in atrium.v1).
   void receive_binary(ClientId client);
-  // The connection is gone. clean: the client closed with 1000/1001 (onLeave "leave"),
-  // otherwise "disconnect".
+  // The connection is gone. clean: the client closed with 1000/1001 (onLeave "leave").
+  // Otherwise a drop: its seats in typed rooms are held for their reconnectGrace, for a
+  // `resume` on another connection, and then end with onLeave "disconnect".
   void disconnect(ClientId client, bool clean);
 
   // Timers, ticks and patch batching. Milliseconds until the next due work (-1: none),
@@ -171,8 +178,8 @@ class Engine {
   json::Value reload_script(std::string_view file_name);
   std::string metrics() const;                                 // engine part of GET /metrics
 
-  // Server shutdown: every member leaves with reason "closed", every client is closed
-  // with 1001.
+  // Server shutdown: every member leaves with reason "closed" (held seats too), every
+  // client is closed with 1001.
   void shutdown();
 
   std::size_t connection_count() const;

@@ -26,6 +26,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
+#include "engine/patch_log.hpp"
 #include "engine/protocol.hpp"
 #include "engine/rate_limit.hpp"
 #include "engine/recorder.hpp"
@@ -77,10 +78,24 @@ struct RoomType {
 // bench/README.md, "Idle memory" under "Figures of the latest run").
 using SessionKey = std::array<std::uint64_t, 2>;
 
+struct SessionHash {
+  std::size_t operator()(const SessionKey& k) const noexcept { return static_cast<std::size_t>(k[0]); }
+};
+
 struct Client {
   ClientId id = 0;
   std::string wire_id;              // "c17"
   SessionKey session{};
+  // The transport connection speaking for this client (Engine::connect's id): its own id
+  // until a `resume` moves the client to another connection; 0 while its seats are held.
+  ClientId conn = 0;
+  bool held = false;                // dropped, seats held for a resume (seats.cpp)
+  // Held with no seat left (kicked or closed while away): the session lives until the
+  // grace would have ended, so that a resume hears why ({"left": reason}).
+  TimerId session_timer = 0;
+  // Rooms it was removed from by others (kicked, closed), the latest last: a resume
+  // answers {"left": reason} for them. At most kMaxRecentLefts.
+  std::vector<std::pair<std::string, std::string>> lefts;
   std::string user_id;
   json::Value claims;               // its token's payload (ctx.claims); null: no token
   json::Value user;                 // what rooms/_connect.lua returned (ctx.user); null: none
@@ -98,7 +113,11 @@ struct Member {
                                     // vector without a cache miss per member
   bool joining;                     // inside its own join: gets no patches yet
   std::int64_t joined_at_ms;        // wall clock, ms since the epoch (GET .../members)
+  bool connected = true;            // false: dropped, the seat held until seat_timer
+  TimerId seat_timer = 0;
 };
+
+inline constexpr std::size_t kMaxRecentLefts = 16;
 
 struct Room {
   std::string id, type_name, instance;
@@ -114,6 +133,8 @@ struct Room {
   std::vector<state::Path> dirty_paths;             // what setState and setIn touched
   std::vector<state::Op> pending_ops;  // ops waiting for the next patch, in order
   std::uint64_t seq = 0;
+  std::string epoch;                // this incarnation's, 16 hex digits (seats.cpp)
+  std::unique_ptr<PatchLog> patch_log;  // typed rooms, from their first patch
   TimerId patch_timer = 0;          // the pending patch flush (patchRate), 0: none
   std::int64_t patch_due_ms = 0;    // when the last flush was due: patches keep its beat
   TimerId tick_timer = 0;
@@ -196,6 +217,12 @@ struct Engine::Impl {
   script::Budget budget;
 
   std::unordered_map<ClientId, std::unique_ptr<Client>> clients;
+  std::unordered_map<SessionKey, ClientId, SessionHash> sessions;  // every client's
+  // A connection that resumed a session: its id -> the client it speaks for.
+  std::unordered_map<ClientId, ClientId> rebound;
+  // Held clients that lost their last seat inside the current operation: forgotten by
+  // finish_operation().
+  std::vector<ClientId> released;
   std::unordered_map<std::string, std::unique_ptr<Room>> rooms;
   std::map<std::string, std::unique_ptr<RoomType>> types;
   Timers timers;
@@ -285,6 +312,25 @@ struct Engine::Impl {
   void drop_gate();
   json::Value gate_report() const;
   Admission admit(const ConnectRequest& request);
+  // seats.cpp: seats held through a drop, and `resume` (docs/protocol.md "Seats and resume")
+  Client* by_connection(ClientId conn);  // the client a transport's connection speaks for
+  std::string new_epoch(std::string_view room_id);
+  std::uint64_t rooms_made = 0;
+  // A drop: the seats of typed rooms with a grace are held, the others left. False when
+  // none is held (the client can go).
+  bool hold_seats(Client& c);
+  void on_seat_expired(const TimerEvent& ev);
+  void end_seat(Member& m);        // no longer held (resumed, left): its timer cancelled
+  void note_left(Client& c, const std::string& room, const char* reason);
+  void forget_client(ClientId id);  // gone for good: its session with it
+  // A held client lost its last seat: forgotten at the end of the operation, or at
+  // `until_ms` when its seat was taken from it (kick, close) before its grace ended.
+  void keep_session_until(Client& c, std::int64_t until_ms);
+  void forget_released();
+  void resume(Client& fresh, const Request& req);
+  void log_patch(Room& room, const SharedFrame& frame);
+  std::string conn_wire(const Client& c) const { return "c" + std::to_string(c.conn); }
+
   // identity.cpp: tokens that run out, and the in-band `auth` op
   void arm_expiry(Client& c, std::int64_t expires_at_s);
   void on_token_expired(const TimerEvent& ev);

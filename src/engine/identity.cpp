@@ -36,6 +36,8 @@ ClientId Engine::connect(ClientSink& sink, Identity identity) {
   c->claims = std::move(identity.claims);
   c->user = std::move(identity.user);
   c->sink = &sink;
+  c->conn = c->id;
+  e.sessions[c->session] = c->id;
   Client& ref = *c;
   e.clients.emplace(c->id, std::move(c));
   e.arm_expiry(ref, identity.expires_at_s);
@@ -66,7 +68,7 @@ void Engine::Impl::on_token_expired(const TimerEvent& ev) {
   ++metrics.tokens_expired;
   log(LogLevel::info, "engine token_expired client=" + c->wire_id +
                           (c->user_id.empty() ? std::string() : " user=" + c->user_id));
-  if (recorder) recorder->closed(c->wire_id, kTokenExpiredClose);
+  if (recorder) recorder->closed(conn_wire(*c), kTokenExpiredClose);
   c->sink->close(kTokenExpiredClose, "token expired");
 }
 

@@ -38,8 +38,25 @@ Status Engine::check_invariants() const {
   if (lua_gettop(e.L) != 0) return broken("the Lua stack holds " + std::to_string(lua_gettop(e.L)) + " values");
   // Deferred work may be left for the next operation (a cycle of hooks); doomed rooms not.
   if (!e.doomed_ids.empty() || !e.displaced.empty()) return broken("doomed rooms left over");
+  if (e.sessions.size() != e.clients.size())
+    return broken(std::to_string(e.sessions.size()) + " sessions for " + std::to_string(e.clients.size()) + " clients");
+  for (const auto& [conn, cid] : e.rebound) {
+    auto it = e.clients.find(cid);
+    if (it == e.clients.end() || it->second->conn != conn)
+      return broken("connection " + std::to_string(conn) + " speaks for a client that is not on it");
+  }
   for (const auto& [cid, c] : e.clients) {
     if (c->leaving) return broken(c->wire_id + " is still leaving");
+    if (auto s = e.sessions.find(c->session); s == e.sessions.end() || s->second != cid)
+      return broken(c->wire_id + "'s session does not lead to it");
+    if (c->held && (c->sink || c->conn || (c->rooms.empty() && !e.timers.find(c->session_timer))))
+      return broken(c->wire_id + " is held but has a connection, or no seat and no session timer");
+    if (!c->held && !c->conn) return broken(c->wire_id + " has no connection and is not held");
+    for (const std::string& rid : c->rooms)
+      if (auto it = e.rooms.find(rid); it != e.rooms.end())
+        if (const Member* m = it->second->find_member(cid);
+            m && (m->connected == c->held || (!m->connected && !e.timers.find(m->seat_timer))))
+          return broken(c->wire_id + "'s seat in " + rid + " does not match its connection");
     std::set<std::string> seen;
     for (const std::string& rid : c->rooms) {
       if (!seen.insert(rid).second) return broken(c->wire_id + " lists " + rid + " twice");

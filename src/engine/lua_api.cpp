@@ -252,6 +252,8 @@ int l_room_members(lua_State* L) {
   int i = 0;
   for (const Member& m : room.members) {
     e.push_ctx(*m.client, nullptr, nullptr);
+    lua_pushboolean(L, m.connected);  // false: dropped, its seat held for a resume
+    lua_setfield(L, -2, "connected");
     lua_rawseti(L, -2, ++i);
   }
   return 1;
@@ -321,9 +323,10 @@ int l_room_join(lua_State* L) {
   if (!payload.is_object()) luaL_error(L, "join payload must be a table of named fields");
   if (!e.txn) luaL_error(L, "atrium.room():join can only be used while a room's code runs");
   Client* c = e.find_client(client);
-  if (!c || c->leaving) {  // a client going away is placed nowhere (its onLeave runs now)
+  if (!c || c->leaving || c->held) {  // a client going away is placed nowhere
     lua_pushboolean(L, 0);
-    lua_pushstring(L, c ? "the client is disconnecting" : "unknown client");
+    lua_pushstring(L, !c ? "unknown client" : c->held ? "the client is disconnected (its seats are held)"
+                                                       : "the client is disconnecting");
     return 2;
   }
   bool created = false;

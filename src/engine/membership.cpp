@@ -90,7 +90,7 @@ std::function<void()> activation(Engine::Impl& e, Room& room, ClientId client, b
     Member* m = room.find_member(client);
     if (!m) return;
     m->joining = false;
-    if (server_side) e.send(*m->client, encode_state("joined", room.id, room.seq, room.mirror));
+    if (server_side) e.send(*m->client, encode_state("joined", room.id, room.epoch, room.seq, room.mirror));
   };
 }
 
@@ -109,10 +109,16 @@ void add_member(Engine::Impl& e, Room& room, Client& c) {
 }  // namespace
 
 void Engine::Impl::remove_member(Room& room, Client& c) {
+  std::int64_t seat_due = 0;  // when its held seat would have ended, if it was held
+  if (Member* m = room.find_member(c.id)) {
+    if (const TimerEvent* t = m->seat_timer ? timers.find(m->seat_timer) : nullptr) seat_due = t->due_ms;
+    end_seat(*m);
+  }
   std::erase_if(room.members, [&](const Member& m) { return m.client == &c; });
   // Searched from the back: leave_all leaves the last room first.
   auto it = std::find(c.rooms.rbegin(), c.rooms.rend(), room.id);
   if (it != c.rooms.rend()) c.rooms.erase(std::next(it).base());
+  if (c.held && c.rooms.empty()) keep_session_until(c, seat_due);
 }
 
 Status Engine::Impl::room_slot_left(const Client& c) const {
@@ -132,6 +138,8 @@ Status Engine::Impl::room_slot_left(const Client& c) const {
 Status Engine::Impl::enter(Room& room, Client& c, const json::Value& payload, bool created,
                            bool server_side, bool activate_first) {
   if (c.leaving) return make_error(ErrorCode::not_allowed, c.wire_id + " is disconnecting");
+  if (c.held)
+    return make_error(ErrorCode::not_allowed, c.wire_id + " is disconnected (its seats are held for a resume)");
   if (room.closing || room.doomed) return make_error(ErrorCode::not_found, room.id + " is closing");
   if (room.find_member(c.id)) return make_error(ErrorCode::already_member, "already a member of " + room.id);
   if (Status s = room_slot_left(c); !s) return s;
@@ -140,7 +148,7 @@ Status Engine::Impl::enter(Room& room, Client& c, const json::Value& payload, bo
     room.members.back().joining = false;
     if (server_side)
       txn->effects.push_back([this, &room, id = c.id] {
-        if (Client* cl = find_client(id)) send(*cl, encode_state("joined", room.id, room.seq, room.mirror));
+        if (Client* cl = find_client(id)) send(*cl, encode_state("joined", room.id, room.epoch, room.seq, room.mirror));
       });
     return {};
   }
@@ -254,6 +262,7 @@ void Engine::Impl::kick(Room& room, ClientId client, const std::string& message)
   Client* c = find_client(client);
   if (!c || !room.find_member(client)) return;
   send(*c, encode_left(room.id, "kicked", message));
+  note_left(*c, room.id, "kicked");
   remove_member(room, *c);
   defer(room, [this, gone = who(*c)](Room& r) {
     run_on_leave(r, gone, "kicked");
@@ -266,6 +275,7 @@ void Engine::Impl::close_room(Room& room, const std::string& message) {
   std::vector<Who> gone;
   for (Member& m : std::vector<Member>(room.members)) {
     send(*m.client, encode_left(room.id, "closed", message));
+    note_left(*m.client, room.id, "closed");
     gone.push_back(who(*m.client));
     remove_member(room, *m.client);
   }

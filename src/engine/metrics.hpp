@@ -21,6 +21,10 @@ struct Metrics {
   std::uint64_t gate_refusals = 0;      // ...that refused (or failed: it fails closed)
   std::uint64_t tokens_expired = 0;     // connections closed 4003
   std::uint64_t token_refreshes = 0;    // `auth` ops that succeeded
+  std::uint64_t resumes = 0;            // `resume` ops that took a session over
+  std::uint64_t resumes_failed = 0;     // ...that were refused (not_found, ...)
+  std::uint64_t resume_rooms_recovered = 0;  // rooms of a resume sent only missed patches
+  std::uint64_t resume_rooms_fresh = 0;      // ...sent a fresh state instead
   // Hook wall time histogram, seconds.
   static constexpr std::array<double, 10> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                    0.005, 0.01, 0.05, 0.1, 0.5};

@@ -56,6 +56,7 @@ void Engine::Impl::flush_patch(Room& room) {
   const SharedFrame frame(encode_patch(room.id, room.seq, ops));
   if (ops.capacity() > kKeptBytes) std::string().swap(ops);
   ++metrics.patches_sent;
+  log_patch(room, frame);  // for clients that resume (seats.cpp)
   for (Member& m : room.members) {
     if (m.joining) continue;
     send_frame(*m.client, frame);

@@ -55,6 +55,42 @@ Status take_room(const json::Value& v, std::string& out) {
   return validate_room_id(out);
 }
 
+// A seq on the wire: a whole number from 0 to 2^53 (what a JSON number holds exactly).
+bool take_seq(const json::Value& v, std::uint64_t& out) {
+  if (!v.is_number()) return false;
+  const double d = v.as_number();
+  if (!(d >= 0 && d <= 9007199254740992.0) || d != static_cast<double>(static_cast<std::uint64_t>(d)))
+    return false;
+  out = static_cast<std::uint64_t>(d);
+  return true;
+}
+
+// resume's rooms: {ID: {"seq": N, "epoch": E}} or the older {ID: N}.
+Status take_resume_rooms(const json::Value& v, std::vector<ResumePoint>& out) {
+  if (v.is_null()) return {};
+  if (!v.is_object()) return bad("'rooms' must be an object of room ids");
+  if (v.size() > kMaxResumeRooms)
+    return bad("'rooms' lists " + std::to_string(v.size()) + " rooms, more than " +
+               std::to_string(kMaxResumeRooms));
+  for (const auto& [id, point] : v.members()) {
+    ResumePoint p;
+    p.room = id;
+    if (Status s = validate_room_id(p.room); !s) return s;
+    const json::Value* seq = point.is_object() ? point.find("seq") : &point;
+    if (!seq || !take_seq(*seq, p.seq))
+      return bad("rooms['" + id + "'] must be {\"seq\": N, \"epoch\": E} with N a whole number >= 0");
+    if (point.is_object()) {
+      const json::Value* epoch = point.find("epoch");
+      if (epoch && !epoch->is_null()) {
+        if (!epoch->is_string()) return bad("rooms['" + id + "'].epoch must be a string");
+        p.epoch = epoch->as_string();
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return {};
+}
+
 void open_frame(std::string& out, std::string_view op) {
   out += "{\"op\":";
   json::write_string(op, out);
@@ -133,9 +169,8 @@ Result<Request> parse_request(std::string_view text, json::Value& ref_out, bool&
     if (Status s = take_string(msg.token, "token", req.token, true); !s) return s.error();
   } else if (op == "resume") {
     req.op = Op::resume;
-    std::string session;
-    if (Status s = take_string(msg.session, "session", session, true); !s) return s.error();
-    if (!msg.rooms.is_null() && !msg.rooms.is_object()) return bad("'rooms' must be an object");
+    if (Status s = take_string(msg.session, "session", req.session, true); !s) return s.error();
+    if (Status s = take_resume_rooms(msg.rooms, req.resume); !s) return s.error();
   } else {
     return make_error(ErrorCode::unknown_op, "unknown op '" + op + "'");
   }
@@ -280,12 +315,14 @@ std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_v
   return out;
 }
 
-std::string encode_state(std::string_view op, std::string_view room, std::uint64_t seq,
-                         const json::Value& state) {
+std::string encode_state(std::string_view op, std::string_view room, std::string_view epoch,
+                         std::uint64_t seq, const json::Value& state) {
   std::string out;
   open_frame(out, op);
   out += ",\"room\":";
   json::write_string(room, out);
+  out += ",\"epoch\":";
+  json::write_string(epoch, out);
   out += ",\"seq\":";
   json::write_number(static_cast<double>(seq), out);
   out += ",\"state\":";
@@ -309,14 +346,16 @@ std::string encode_left(std::string_view room, std::string_view reason, std::str
   return out;
 }
 
-std::string encode_reply_state(const json::Value& ref, std::string_view room, std::uint64_t seq,
-                               const json::Value& state) {
+std::string encode_reply_state(const json::Value& ref, std::string_view room,
+                               std::string_view epoch, std::uint64_t seq, const json::Value& state) {
   std::string out;
   open_frame(out, "reply");
   out += ",\"ref\":";
   json::write(ref, out);
   out += ",\"ok\":true,\"result\":{\"room\":";
   json::write_string(room, out);
+  out += ",\"epoch\":";
+  json::write_string(epoch, out);
   out += ",\"seq\":";
   json::write_number(static_cast<double>(seq), out);
   out += ",\"state\":";

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "json/value.hpp"
 #include "util/result.hpp"
@@ -14,6 +15,14 @@ namespace atrium::engine {
 
 enum class Op { join, leave, call, emit, sync, resume, ping, watch, unwatch, auth };
 
+// One room of a `resume` (docs/protocol.md "Seats and resume"): the last seq the client
+// applied and that seq's epoch ("" when the older {id: seq} form gave none).
+struct ResumePoint {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string epoch;
+};
+
 struct Request {
   Op op = Op::ping;
   json::Value ref;          // number or string; null when the request carried none
@@ -22,7 +31,13 @@ struct Request {
   std::string name;         // call: method; emit: event
   json::Value body;         // join: payload (object); call: args (array); emit: data
   std::string token;        // watch: the admin token, when the server has one; auth: a JWT
+  std::string session;      // resume: the old connection's welcome.session
+  std::vector<ResumePoint> resume;  // resume: its rooms, in the order given
 };
+
+// The most rooms one `resume` may list (a connection may be in at most
+// EngineConfig::max_rooms_per_connection; this only bounds the parse).
+inline constexpr std::size_t kMaxResumeRooms = 4096;
 
 // Room ids (docs/protocol.md "Ids"): 1..128 bytes of [A-Za-z0-9_.:@-], split at the first ':'
 // into TYPE and INSTANCE, neither empty. An id without ':' is valid and untyped.
@@ -60,12 +75,12 @@ SharedFrame encode_event_frame(std::string_view room, std::string_view event,
 // `ops` is comma-separated op objects (state::write_ops output).
 std::string encode_patch(std::string_view room, std::uint64_t seq, std::string_view ops);
 // op is "state" or "joined".
-std::string encode_state(std::string_view op, std::string_view room, std::uint64_t seq,
-                         const json::Value& state);
+std::string encode_state(std::string_view op, std::string_view room, std::string_view epoch,
+                         std::uint64_t seq, const json::Value& state);
 std::string encode_left(std::string_view room, std::string_view reason, std::string_view message);
 // The reply to join/sync/watch, written straight from the room's mirror (no copy of the
-// state): {"op":"reply","ref":..,"ok":true,"result":{"room","seq","state"}}.
-std::string encode_reply_state(const json::Value& ref, std::string_view room, std::uint64_t seq,
-                               const json::Value& state);
+// state): {"op":"reply","ref":..,"ok":true,"result":{"room","epoch","seq","state"}}.
+std::string encode_reply_state(const json::Value& ref, std::string_view room,
+                               std::string_view epoch, std::uint64_t seq, const json::Value& state);
 
 }  // namespace atrium::engine

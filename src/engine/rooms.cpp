@@ -68,6 +68,7 @@ Result<Room*> Engine::Impl::open_room(std::string_view id, bool create, bool* cr
 
   auto room = std::make_unique<Room>();
   room->id = std::string(id);
+  room->epoch = new_epoch(id);
   room->type = type;
   if (type) {
     room->type_name = type->name;

@@ -23,6 +23,7 @@ void Engine::Impl::schedule_tick(Room& room) {
 
 void Engine::Impl::on_timer(const TimerEvent& ev) {
   if (ev.kind == TimerKind::token_expiry) return on_token_expired(ev);
+  if (ev.kind == TimerKind::seat) return on_seat_expired(ev);
   Room* room = find_room(ev.room);
   if (ev.kind == TimerKind::patch) return on_patch_due(room, ev);
   if (ev.kind == TimerKind::tick) {

@@ -12,13 +12,13 @@ namespace atrium::engine {
 
 using TimerId = std::uint64_t;
 
-enum class TimerKind { script, tick, patch, token_expiry };
+enum class TimerKind { script, tick, patch, token_expiry, seat };
 
 struct TimerEvent {
   TimerId id = 0;
   TimerKind kind = TimerKind::script;
   std::string room;                 // by id: the room may be gone when it fires
-  std::uint64_t client = 0;         // token_expiry: the client whose token runs out
+  std::uint64_t client = 0;         // token_expiry, seat: the client whose token or seat runs out
   int fn_ref = -2;                  // script timers: registry ref of the callback
   std::int64_t interval_ms = 0;     // > 0: repeats
   std::int64_t due_ms = 0;

@@ -281,3 +281,18 @@ TEST_CASE("rate and per-address limits are whole numbers, 0 for none") {
   CHECK(w.parse({}).value().rate == 0);
   CHECK(contains(w.error({"--rate", "-1"}), "--rate"));
 }
+
+TEST_CASE("the patch log's bounds are settings; the defaults are those of docs/protocol.md") {
+  World w;
+  const ServeOptions d = w.parse({}).value();
+  CHECK(d.patch_log_count == 256);
+  CHECK(d.patch_log_bytes == 262144);
+  CHECK(d.patch_log_ms == 60000);
+  const ServeOptions o =
+      w.parse({"--patch-log-count", "0", "--patch-log-bytes=1024", "--patch-log-ms", "5000"}).value();
+  CHECK(o.patch_log_count == 0);
+  CHECK(o.patch_log_bytes == 1024);
+  CHECK(o.patch_log_ms == 5000);
+  CHECK(contains(w.error({"--patch-log-count", "-3"}), "--patch-log-count"));
+  CHECK(contains(w.error({"--patch-log-ms", "soon"}), "--patch-log-ms"));
+}

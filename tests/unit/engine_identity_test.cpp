@@ -10,7 +10,7 @@ using namespace atrium::test;
 namespace {
 
 constexpr const char* kWho = R"(
-local W = { defaultState = { n = 0 }, actions = {} }
+local W = { defaultState = { n = 0 }, actions = {}, options = { reconnectGrace = 0 } }
 function W.actions.who(self, ctx)
   return { userId = ctx.userId or false, role = ctx.claims and ctx.claims.role or false,
            name = ctx.user and ctx.user.name or false }

@@ -10,7 +10,7 @@ const char* kGuarded = R"(
 local Room = {
   defaultState = { online = 0, names = atrium.array() },
   defaultMeta = { password = false },
-  options = { maxMembers = 2, patchRate = 0 },
+  options = { maxMembers = 2, patchRate = 0, reconnectGrace = 0 },  -- a drop leaves at once
 }
 function Room:onCreate(ctx)
   if ctx and ctx.payload.password then self.meta.password = ctx.payload.password end
@@ -124,7 +124,7 @@ TEST_CASE("maxMembers refuses the next join with room_full; a second join is alr
   CHECK(error_code(h.request(c, R"({"op":"join","room":"guarded:f"})")) == "room_full");
 }
 
-TEST_CASE("leave runs onLeave with reason leave; a drop gives disconnect") {
+TEST_CASE("leave runs onLeave with reason leave; a drop with no reconnectGrace gives disconnect at once") {
   TempRooms rooms;
   rooms.write("guarded.lua", kGuarded);
   Harness h(rooms);

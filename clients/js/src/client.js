@@ -1,8 +1,8 @@
 // atrium-client: the Atrium wire protocol v1 (docs/protocol.md) for browsers and Node >= 18.
 // One Client owns one WebSocket at a time. Rooms keep their state current by applying the
 // server's RFC 6902 patches in seq order; a gap or a patch that does not apply asks for the
-// full state again (`sync`). A dropped connection reconnects with full-jitter backoff, tries
-// `resume`, and rejoins its rooms when the server cannot resume (docs/client.md).
+// full state again (`sync`). A dropped connection reconnects with full-jitter backoff, takes
+// its seats back with `resume`, and rejoins the rooms the server did not resume (docs/client.md).
 import { applyPatch } from 'fast-json-patch/module/core.mjs';
 import { Emitter } from './emitter.js';
 
@@ -34,6 +34,12 @@ function tokenExpiry(token) {
 // Close code the client uses when it gives up on a silent connection (not a clean close, so
 // the server holds the seat for `resume` where it can).
 const CLOSE_DEAD = 4000;
+// Close code of a connection whose session another connection took over with `resume` (another
+// tab, say): final for this client, which must not take the seats back (docs/protocol.md).
+const CLOSE_REPLACED = 4002;
+
+// A server's epoch, when it sent one.
+const epochOf = (r) => (typeof r?.epoch === 'string' ? r.epoch : undefined);
 
 /** An error from the server (`code` is one of the codes of docs/protocol.md) or from the
  *  client itself (`closed`, `disconnected`, `timeout`, `connect_failed`, `bad_json`,
@@ -98,10 +104,12 @@ export function resolveUrl(url) {
 class View extends Emitter {
   #resyncing = false;
 
-  constructor(client, id, seq, state) {
+  constructor(client, id, seq, state, epoch) {
     super();
     this.client = client;
     this.id = id;
+    /** The room incarnation `seq` belongs to (a string from the server; undefined if it sent none). */
+    this.epoch = epoch;
     this.seq = seq;
     this.state = state;
   }
@@ -125,8 +133,10 @@ class View extends Emitter {
     this._fire('state', this.state, msg.ops);
   }
 
-  /** @internal A whole state: a `state` frame, a sync or a rejoin. */
-  _replace(seq, state) {
+  /** @internal A whole state: a `state` frame, a sync or a rejoin. It replaces the state
+   *  whatever its seq: another epoch starts the seqs again. */
+  _replace(seq, state, epoch) {
+    if (epoch !== undefined) this.epoch = epoch;
     this.seq = seq;
     this.state = state;
     this._fire('state', this.state, undefined);
@@ -139,7 +149,7 @@ class View extends Emitter {
     this._fetchState()
       .then((r) => {
         this.#resyncing = false;
-        this._replace(r.seq, r.state);
+        this._replace(r.seq, r.state, epochOf(r));
       })
       .catch((err) => {
         this.#resyncing = false;
@@ -153,12 +163,16 @@ class View extends Emitter {
 export class Room extends View {
   #payload;
 
-  constructor(client, id, seq, state, payload, placed) {
-    super(client, id, seq, state);
+  constructor(client, id, seq, state, epoch, payload, placed) {
+    super(client, id, seq, state, epoch);
     this.#payload = payload;
     this.joined = true;
     /** true when server-side code placed this client here (a `joined` frame). */
     this.placed = placed;
+    /** After a reconnect: true when the server resumed the seat and sent exactly the patches
+     *  missed, false when the state was replaced (a `state` frame or a rejoin); undefined
+     *  before any reconnect. */
+    this.recovered = undefined;
   }
 
   /** @internal */
@@ -195,7 +209,7 @@ export class Room extends View {
   sync() {
     return this.client._request(
       { op: 'sync', room: this.id },
-      { onResult: (r) => (this._replace(r.seq, r.state), this.state) },
+      { onResult: (r) => (this._replace(r.seq, r.state, epochOf(r)), this.state) },
     );
   }
 
@@ -207,7 +221,10 @@ export class Room extends View {
       this.client._forget(this);
       this._left('leave');
     };
-    if (this.client.status !== 'open') return done();
+    if (this.client.status !== 'open') {
+      this.client._leftOffline(this.id); // a seat the server may still hold: not taken back
+      return done();
+    }
     try {
       await this.client._request({ op: 'leave', room: this.id }, { onResult: done });
     } catch (err) {
@@ -221,8 +238,8 @@ export class Room extends View {
 export class Watch extends View {
   #token;
 
-  constructor(client, id, seq, state, token) {
-    super(client, id, seq, state);
+  constructor(client, id, seq, state, epoch, token) {
+    super(client, id, seq, state, epoch);
     this.#token = token;
     this.active = true;
   }
@@ -270,6 +287,7 @@ export class Client extends Emitter {
   #abortOpen = null;
   #refreshTimer = null;
   #lastToken = null; // the token the current socket was opened with
+  #leftOffline = new Set(); // rooms left while reconnecting: their held seats are let go
 
   constructor(url, options = {}) {
     super();
@@ -295,7 +313,9 @@ export class Client extends Emitter {
   /** @internal First connection: resolves at `welcome`. */
   async _start() {
     try {
-      await this.#open();
+      const welcome = await this.#open();
+      this.id = welcome.client;
+      this.session = welcome.session;
     } catch (err) {
       this.#setStatus('closed');
       throw err.code === 'connect_failed' || err.code === 'no_websocket'
@@ -328,7 +348,7 @@ export class Client extends Emitter {
           // Registered before any later line of the same message is handled.
           const old = this.rooms.get(r.room);
           if (old) old._left('replaced');
-          const room = new Room(this, r.room, r.seq, r.state, kept, false);
+          const room = new Room(this, r.room, r.seq, r.state, epochOf(r), kept, false);
           this.rooms.set(room.id, room);
           return room;
         },
@@ -347,9 +367,9 @@ export class Client extends Emitter {
           let w = this.watches.get(r.room);
           if (w) {
             w._setToken(token);
-            w._replace(r.seq, r.state);
+            w._replace(r.seq, r.state, epochOf(r));
           } else {
-            w = new Watch(this, r.room, r.seq, r.state, token);
+            w = new Watch(this, r.room, r.seq, r.state, epochOf(r), token);
             this.watches.set(w.id, w);
           }
           return w;
@@ -380,6 +400,7 @@ export class Client extends Emitter {
     this.#stopTimers();
     this.#setStatus('closed');
     this.#abortOpen?.();
+    this.#leftOffline.clear();
     this.#failAll(new AtriumError('closed', 'the client was closed'));
     for (const room of [...this.rooms.values()]) room._left('leave');
     this.rooms.clear();
@@ -457,6 +478,12 @@ export class Client extends Emitter {
     if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
   }
 
+  /** @internal A room left while offline: if the server still holds its seat, a resume
+   *  gives it back (a `joined` frame), and the client lets it go at once. */
+  _leftOffline(id) {
+    this.#leftOffline.add(id);
+  }
+
   /** @internal */
   _forgetWatch(w) {
     if (this.watches.get(w.id) === w) this.watches.delete(w.id);
@@ -511,7 +538,8 @@ export class Client extends Emitter {
     return u.href;
   }
 
-  // Opens a socket; resolves at its `welcome`, rejects if it closes or stays silent first.
+  // Opens a socket; resolves with its `welcome`, rejects if it closes or stays silent first.
+  // The caller takes the client id and session from it: after a resume they stay the old ones.
   async #open() {
     const WS = this.#opts.WebSocket ?? globalThis.WebSocket;
     if (typeof WS !== 'function') {
@@ -552,14 +580,12 @@ export class Client extends Emitter {
           welcomed = true;
           clearTimeout(timer);
           this.#abortOpen = null;
-          this.id = welcome.client;
-          this.session = welcome.session;
           this.userId = welcome.userId ?? null;
           this.server = welcome.server ?? null;
           this.heartbeat = welcome.heartbeat ?? 0;
           this.#startPing();
           this.#scheduleRefresh(this.#lastToken);
-          resolve();
+          resolve(welcome);
         });
       };
       ws.onerror = () => {}; // the close that follows says what happened
@@ -589,12 +615,20 @@ export class Client extends Emitter {
       req.reject(err);
     }
     if (this.status === 'closed') return;
-    if (!this.#opts.reconnect) {
+    // 4002: another connection resumed this session (another tab took it over). Reconnecting
+    // would take the seats back from it, and it them again: this client ends here.
+    const replaced = code === CLOSE_REPLACED;
+    if (replaced || !this.#opts.reconnect) {
+      const left = replaced ? 'replaced' : 'disconnect';
+      const message = replaced ? reason || 'session resumed elsewhere' : why;
+      if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+      this.#leftOffline.clear();
       this.#setStatus('closed');
-      this.#failAll(err);
-      for (const room of [...this.rooms.values()]) room._left('disconnect', why);
+      this.#failAll(replaced ? new AtriumError('closed', `the client was closed: ${message}`) : err);
+      for (const room of [...this.rooms.values()]) room._left(left, message);
       this.rooms.clear();
-      for (const w of [...this.watches.values()]) w._left('disconnect', why);
+      for (const w of [...this.watches.values()]) w._left(left, message);
       this.watches.clear();
       return;
     }
@@ -614,12 +648,10 @@ export class Client extends Emitter {
 
   async #reconnect() {
     this.#reconnecting = true;
-    const oldSession = this.session;
-    const oldId = this.id;
     let ok = false;
     try {
-      await this.#open();
-      await this.#restore(oldSession, oldId);
+      const welcome = await this.#open();
+      await this.#restore(welcome);
       ok = this.#ws !== null && this.status === 'reconnecting';
     } catch {
       // a failed attempt: the next one is scheduled below
@@ -646,42 +678,61 @@ export class Client extends Emitter {
     this.#flushQueue();
   }
 
-  // After a reconnect: resume the old session, or rejoin every room; watch again.
-  async #restore(oldSession, oldId) {
+  // After a reconnect: take the seats back with `resume` (the frames the server sends before
+  // its reply bring each room up to date), rejoin the rooms it did not resume, watch again.
+  async #restore(welcome) {
+    const oldSession = this.session;
+    const oldId = this.id;
     const rooms = [...this.rooms.values()];
+    let rejoin = rooms;
     let resumed = false;
-    if (rooms.length > 0 && oldSession) {
-      const seqs = {};
-      for (const room of rooms) seqs[room.id] = room.seq;
+    // With no room left, a resume still lets go of the seats of rooms left while offline.
+    if ((rooms.length > 0 || this.#leftOffline.size > 0) && oldSession) {
+      const listed = {};
+      for (const room of rooms) {
+        listed[room.id] = room.epoch === undefined ? { seq: room.seq } : { seq: room.seq, epoch: room.epoch };
+      }
       try {
-        const r = await this._request({ op: 'resume', session: oldSession, rooms: seqs }, { internal: true });
+        rejoin = await this._request(
+          { op: 'resume', session: oldSession, rooms: listed },
+          { internal: true, onResult: (r) => this.#resumed(r, rooms, oldId) },
+        );
         resumed = true;
-        this.id = typeof r?.client === 'string' ? r.client : oldId;
-        if (typeof r?.session === 'string') this.session = r.session;
       } catch (err) {
-        if (err.code === 'disconnected' || err.code === 'timeout') throw err;
-        // not_found (no seat held: the server does not resume yet) or unknown_op: rejoin
+        if (err.code === 'disconnected' || err.code === 'timeout' || err.code === 'closed') throw err;
+        // not_found (the session expired, or held no seat), bad_request, not_allowed,
+        // unknown_op (an older server): this connection is a new client; rejoin everything
       }
     }
-    const work = [];
     if (!resumed) {
-      for (const room of rooms) {
-        work.push(
-          this._request(
-            { op: 'join', room: room.id, payload: room._payload() },
-            { internal: true, onResult: (r) => room._replace(r.seq, r.state) },
-          ).catch((err) => {
-            if (err.code === 'disconnected' || err.code === 'timeout') throw err;
-            this._forget(room);
-            room._left('rejected', err.message);
-          }),
-        );
-      }
+      this.id = welcome.client;
+      this.session = welcome.session;
+    }
+    this.#leftOffline.clear();
+    const work = [];
+    for (const room of rejoin) {
+      if (this.rooms.get(room.id) !== room) continue; // left meanwhile
+      work.push(
+        this._request(
+          { op: 'join', room: room.id, payload: room._payload() },
+          {
+            internal: true,
+            onResult: (r) => {
+              room.recovered = false;
+              room._replace(r.seq, r.state, epochOf(r));
+            },
+          },
+        ).catch((err) => {
+          if (err.code === 'disconnected' || err.code === 'timeout') throw err;
+          this._forget(room);
+          room._left('rejected', err.message);
+        }),
+      );
     }
     for (const w of this.watches.values()) {
       work.push(
         w._fetchState({ internal: true }).then(
-          (r) => w._replace(r.seq, r.state),
+          (r) => w._replace(r.seq, r.state, epochOf(r)),
           (err) => {
             if (err.code === 'disconnected' || err.code === 'timeout') throw err;
             this._forgetWatch(w);
@@ -691,6 +742,50 @@ export class Client extends Emitter {
       );
     }
     await Promise.all(work);
+  }
+
+  // The `resume` reply, handled before the next frame: the missed patches (or a `state`)
+  // are applied already. Returns the rooms to rejoin.
+  #resumed(r, rooms, oldId) {
+    const result = r && typeof r === 'object' ? r : {};
+    const entries = result.rooms && typeof result.rooms === 'object' ? result.rooms : {};
+    this.id = typeof result.client === 'string' ? result.client : oldId;
+    // The old session goes on: the new connection's welcome session is void after a resume.
+    if (typeof result.session === 'string') this.session = result.session;
+    const rejoin = [];
+    for (const room of rooms) {
+      const entry = Object.hasOwn(entries, room.id) ? entries[room.id] : undefined;
+      if (this.rooms.get(room.id) !== room) {
+        // Left while the resume was on its way (a `left` frame, or room.leave() offline,
+        // which the server did not know of: let the seat go).
+        if (this.#leftOffline.has(room.id) && typeof entry?.recovered === 'boolean' && !this.rooms.has(room.id)) {
+          this._request({ op: 'leave', room: room.id }, { internal: true }).catch(noop);
+        }
+        continue;
+      }
+      if (entry && typeof entry === 'object' && typeof entry.left === 'string') {
+        if (entry.left === 'kicked' || entry.left === 'closed') {
+          this.rooms.delete(room.id);
+          room._left(entry.left);
+        } else {
+          rejoin.push(room); // not_member: the seat is gone, the room perhaps not
+        }
+        continue;
+      }
+      if (!entry || typeof entry !== 'object' || typeof entry.recovered !== 'boolean') {
+        rejoin.push(room); // not listed in the reply: join again
+        continue;
+      }
+      room.recovered = entry.recovered;
+      // The frames before the reply took the room to the reply's seq; if not (a patch that
+      // did not apply, say), a sync puts it right once the connection is open.
+      const epoch = epochOf(entry);
+      if ((typeof entry.seq === 'number' && entry.seq !== room.seq) || (epoch !== undefined && epoch !== room.epoch)) {
+        room._resync();
+      }
+      room._fire('resumed', { recovered: entry.recovered });
+    }
+    return rejoin;
   }
 
   #startPing() {
@@ -774,7 +869,9 @@ export class Client extends Emitter {
         return;
       }
       case 'state': {
-        this.rooms.get(msg.room)?._replace(msg.seq, msg.state);
+        // Replaces the state whatever the seq: after a resume it may be of another epoch.
+        this.rooms.get(msg.room)?._replace(msg.seq, msg.state, epochOf(msg));
+        this.watches.get(msg.room)?._replace(msg.seq, msg.state, epochOf(msg));
         return;
       }
       case 'event': {
@@ -793,10 +890,16 @@ export class Client extends Emitter {
       case 'joined': {
         const known = this.rooms.get(msg.room);
         if (known) {
-          known._replace(msg.seq, msg.state);
+          known._replace(msg.seq, msg.state, epochOf(msg));
           return;
         }
-        const room = new Room(this, msg.room, msg.seq, msg.state, {}, true);
+        if (this.#leftOffline.has(msg.room)) {
+          // A seat the resume gave back although room.leave() was called while offline.
+          this.#leftOffline.delete(msg.room);
+          this._request({ op: 'leave', room: msg.room }, { internal: true }).catch(noop);
+          return;
+        }
+        const room = new Room(this, msg.room, msg.seq, msg.state, epochOf(msg), {}, true);
         this.rooms.set(room.id, room);
         this._fire('joined', room);
         return;

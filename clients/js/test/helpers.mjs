@@ -129,10 +129,13 @@ export async function startServer({ rooms = testRooms, port = 0, args = [], time
  * A WebSocket class for the client's WebSocket option that wraps `ws` and records every
  * socket it made in `sockets`. Each socket has: sent (parsed frames the client sent),
  * received (lines it got), drop (a predicate: incoming lines it returns true for are
- * swallowed), cut() (drops the TCP connection without a close handshake).
+ * swallowed), cut() (drops the TCP connection without a close handshake). While
+ * `tap.refuse` is true, new sockets fail at once (close 1006, no welcome) without reaching
+ * the server, and are only counted in `tap.refused`: a client stays away while a test acts.
  */
 export function tappedWebSocket() {
   const sockets = [];
+  const tap = { WebSocket: null, sockets, last: () => sockets[sockets.length - 1], refuse: false, refused: 0 };
   class Tapped {
     constructor(url, protocols) {
       this.url = url;
@@ -142,6 +145,12 @@ export function tappedWebSocket() {
       this.onmessage = null;
       this.onclose = null;
       this.onerror = null;
+      if (tap.refuse) {
+        tap.refused += 1;
+        this.ws = null;
+        setTimeout(() => this.onclose && this.onclose({ code: 1006, reason: '' }), 0);
+        return;
+      }
       this.ws = new WebSocket(url, protocols);
       this.ws.binaryType = 'arraybuffer';
       this.ws.onmessage = (ev) => {
@@ -159,17 +168,19 @@ export function tappedWebSocket() {
       this.ws.onerror = (ev) => this.onerror && this.onerror(ev);
       sockets.push(this);
     }
-    set binaryType(v) { this.ws.binaryType = v; }
-    get binaryType() { return this.ws.binaryType; }
-    get readyState() { return this.ws.readyState; }
+    set binaryType(v) { if (this.ws) this.ws.binaryType = v; }
+    get binaryType() { return this.ws ? this.ws.binaryType : 'arraybuffer'; }
+    get readyState() { return this.ws ? this.ws.readyState : 3; }
     send(data) {
+      if (!this.ws) throw new Error('not connected');
       this.sent.push(JSON.parse(data));
       this.ws.send(data);
     }
-    close(code, reason) { this.ws.close(code, reason); }
-    cut() { this.ws.terminate(); }
+    close(code, reason) { this.ws?.close(code, reason); }
+    cut() { this.ws?.terminate(); }
   }
-  return { WebSocket: Tapped, sockets, last: () => sockets[sockets.length - 1] };
+  tap.WebSocket = Tapped;
+  return tap;
 }
 
 export { WebSocket };

@@ -1,6 +1,8 @@
-// Reconnect against the real server: a cut socket, a restarted server, reconnect off.
-// The server answers `resume` with not_found for now, so the client rejoins its rooms; the
-// Room objects and their listeners stay the same.
+// Reconnect against the real server when there is no seat to resume: rooms of type
+// `fleeting` hold none (reconnectGrace 0), a restarted server knows no session, so `resume`
+// is not_found and the client rejoins its rooms; the Room objects and their listeners stay
+// the same. Also a cut socket with queued requests, a clean shutdown, reconnect off.
+// Resuming held seats is in resume.test.mjs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '../src/index.js';
@@ -13,18 +15,19 @@ describe('reconnect', () => {
   const ctx = useServer({ client: FAST });
   const { open } = ctx;
 
-  it('a cut connection reconnects and rejoins every room, keeping Room objects and listeners', T, async () => {
+  it('a cut connection whose seats are gone reconnects and rejoins every room, keeping Room objects and listeners', T, async () => {
     const tap = tappedWebSocket();
     const c = await open({ WebSocket: tap.WebSocket });
     const watcher = await open();
-    const id = `board:${uid()}`;
-    const secret = `board:${uid()}`;
+    const id = `fleeting:${uid()}`;
+    const secret = `fleeting:${uid()}`;
     await watcher.join(secret, { password: 'pw' });
     const room = await c.join(id);
     const locked = await c.join(secret, { password: 'pw' });
     const wr = await watcher.join(id);
     await until(() => wr.state.online === 2, 'two online');
     const oldId = c.id;
+    const oldSession = c.session;
     const events = [];
     room.on('event', (e) => events.push(e));
     const statuses = [];
@@ -39,12 +42,16 @@ describe('reconnect', () => {
     assert.notEqual(c.id, oldId, 'a new connection has a new client id');
     const again = tap.last().sent;
     assert.equal(again[0].op, 'resume', 'resume is tried first');
+    const reply = tap.last().received.map((l) => JSON.parse(l)).find((m) => m.op === 'reply' && m.ref === again[0].ref);
+    assert.equal(reply?.error?.code, 'not_found', 'no seat was held: the session ended with the drop');
+    assert.equal(room.recovered, false);
+    assert.notEqual(c.session, oldSession, 'and the new connection\'s session');
     assert.ok(again.some((m) => m.op === 'join' && m.room === secret && m.payload?.password === 'pw'),
       'the rejoin carries the join payload');
     assert.equal(c.room(id), room);
     assert.equal(c.room(secret), locked);
     assert.equal(room.joined, true);
-    // The old seat is gone (a drop leaves at once) and the new one counts: two, not three.
+    // The old seat is gone (grace 0: a drop leaves at once) and the new one counts: two, not three.
     // (Leave and rejoin may fall in one patch interval, so the watcher need not see a 1.)
     await until(async () => (await ctx.server.http('GET', `/api/rooms/${id}`)).json.members === 2, 'two members');
     await until(() => wr.state.online === 2, 'two online');
@@ -72,7 +79,7 @@ describe('reconnect', () => {
     const tap = tappedWebSocket();
     const c = await open({ WebSocket: tap.WebSocket });
     const owner = await open();
-    const id = `board:${uid()}`;
+    const id = `fleeting:${uid()}`;
     const ro = await owner.join(id, { password: 'right' });
     const room = await c.join(id, { password: 'right' });
     await ro.call('setPassword', 'changed');       // the rejoin's password is wrong now
