@@ -142,6 +142,18 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) {
        return set_count(o.max_rooms_per_connection, v, 1, 1u << 20);
      }},
+    {"data", "DIR", "where durable rooms (options.persist) are kept, DIR/atrium.db, made when first needed (default: atrium-data)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       if (v.empty()) return bad("must not be empty");
+       o.data_dir = std::string(v);
+       return {};
+     }},
+    {"durability", "D", "process: a committed change survives the process dying; power: also a power loss, one fsync per commit (default: process)",
+     [](ServeOptions& o, std::string_view v) -> Status {
+       if (v != "process" && v != "power") return bad("must be process or power");
+       o.durability = std::string(v);
+       return {};
+     }},
     {"patch-log-count", "N", "patches each room keeps for clients that resume (default: 256)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_count, v, 0, 1u << 24); }},
     {"patch-log-bytes", "N", "bytes of patches each room keeps for clients that resume (default: 262144)",

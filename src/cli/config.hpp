@@ -35,6 +35,9 @@ struct ServeOptions {
   std::size_t patch_log_count = 256;
   std::size_t patch_log_bytes = 262144;
   int patch_log_ms = 60000;
+  // Durable rooms (options.persist): SQLite in DIR/atrium.db, made when first needed.
+  std::string data_dir = "atrium-data";
+  std::string durability = "process";       // or "power": an fsync per commit
   bool untyped = true;
   std::string record;                       // "": no record (atrium replay)
   bool synctest = false;

@@ -22,6 +22,7 @@
 #include "cli/data_dirs.hpp"
 #include "engine/engine.hpp"
 #include "net/server.hpp"
+#include "store/sqlite_store.hpp"
 #include "util/read_file.hpp"
 
 namespace atrium::cli {
@@ -177,6 +178,10 @@ engine::EngineConfig engine_config(const ServeOptions& o, const net::LogSink& lo
   c.patch_log.max_patches = o.patch_log_count;
   c.patch_log.max_bytes = o.patch_log_bytes;
   c.patch_log.max_age_ms = o.patch_log_ms;
+  c.open_store = [dir = o.data_dir, durability = o.durability == "power" ? store::Durability::power
+                                                                        : store::Durability::process](bool create) {
+    return store::open_sqlite_store(dir, durability, create);
+  };
   c.rate = o.rate;
   c.untyped_rooms = o.untyped;
   c.log_level = o.log_level;
@@ -251,9 +256,11 @@ int run_serve(const std::vector<std::string>& args) {
 
   engine::Engine engine(engine_config(o, log, jwt.value()));
   if (Status started = engine.start(); !started) {
+    // A setup that cannot work as given (the engine's Lua missing, a record file, a durable
+    // rooms' file damaged past what SQLite recovers): 2, as for bad settings.
     startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", started.error().message.c_str());
-    return 1;
+    return 2;
   }
   Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, server_config(o, log, jwt.value()));
   if (!server) {

@@ -9,7 +9,8 @@ namespace atrium::engine {
 
 bool is_reserved_method(std::string_view name) {
   static const std::string_view reserved[] = {"onCreate", "onJoin", "onLeave", "onEvent", "onTick",
-                                              "onDestroy", "onReload", "actions", "defaultState",
+                                              "onDestroy", "onReload", "onDrop", "onReconnect",
+                                              "onRestore", "actions", "defaultState",
                                               "defaultMeta", "options"};
   for (auto r : reserved)
     if (name == r) return true;

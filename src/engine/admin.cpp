@@ -315,6 +315,18 @@ std::string Engine::metrics() const {
        static_cast<unsigned long long>(e.metrics.resume_rooms_recovered),
        static_cast<unsigned long long>(e.metrics.resume_rooms_fresh));
   counter("atrium_resumes_total", "Resumes that took a session over.", static_cast<double>(e.metrics.resumes));
+  line("# HELP atrium_restored_rooms Durable rooms restored at start.\n# TYPE atrium_restored_rooms gauge\n"
+       "atrium_restored_rooms %llu\n", static_cast<unsigned long long>(e.metrics.restored_rooms));
+  line("# HELP atrium_restored_seats Held seats restored at start.\n# TYPE atrium_restored_seats gauge\n"
+       "atrium_restored_seats %llu\n", static_cast<unsigned long long>(e.metrics.restored_seats));
+  line("# HELP atrium_restore_seconds How long restoring the durable rooms took at start.\n"
+       "# TYPE atrium_restore_seconds gauge\natrium_restore_seconds %.3f\n", e.metrics.restore_ms / 1000.0);
+  line("# HELP atrium_store_bytes Size of the durable rooms' file and its WAL.\n# TYPE atrium_store_bytes gauge\n"
+       "atrium_store_bytes %llu\n", static_cast<unsigned long long>(e.store ? e.store->bytes() : 0));
+  counter("atrium_store_commits_total", "Group commits of durable rooms' changes (one per loop pass that changed one).",
+          static_cast<double>(e.metrics.store_commits));
+  counter("atrium_store_failures_total", "Group commits that failed (logged; the changes stayed in memory).",
+          static_cast<double>(e.metrics.store_failures));
   counter("atrium_resume_failed_total", "Resumes refused (unknown or expired session, ...).",
           static_cast<double>(e.metrics.resumes_failed));
   counter("atrium_requests_total", "Client requests handled.", static_cast<double>(e.metrics.requests));

@@ -94,6 +94,12 @@ void Engine::Impl::send(Client& c, std::string line) { send_frame(c, SharedFrame
 void Engine::Impl::send_frame(Client& c, const SharedFrame& frame) {
   if (!c.sink) return;
   if (recorder) recorder->out(conn_wire(c), frame);
+  // The output gate (durable.cpp): once this pass wrote a durable change, every frame waits
+  // for the store's commit at the end of the pass, in order.
+  if (store && store->pending()) {
+    held_frames.push_back(HeldFrame{c.id, c.conn, frame});
+    return;
+  }
   c.sink->send(frame);
 }
 
@@ -270,7 +276,10 @@ Status Engine::start() {
   }
   if (!e.guarded("start", [&] { e.load_all_types(); }))
     return make_error(ErrorCode::internal, "loading the room scripts failed: out of memory");
-  return {};
+  Status restored;
+  if (!e.guarded("restore", [&] { restored = e.restore_rooms(); }))
+    return make_error(ErrorCode::internal, "restoring the durable rooms failed: out of memory");
+  return restored;
 }
 
 ClientId Engine::connect(ClientSink& sink, std::string user_id) {
@@ -333,6 +342,14 @@ void Engine::disconnect(ClientId id, bool clean) {
   e.begin_input();
   if (e.recorder) e.recorder->disconnect(e.conn_wire(*c), clean);
   c->sink = nullptr;  // the transport is gone: nothing more may be sent
+  if (e.shut_down) {  // the closes of shutdown(): durable seats stay stored for the restart
+    for (const std::string& rid : c->rooms)
+      if (auto it = e.rooms.find(rid); it != e.rooms.end())
+        std::erase_if(it->second->members, [&](const Member& m) { return m.id == c->id; });
+    c->rooms.clear();
+    e.forget_client(c->id);
+    return;
+  }
   for (const std::string& rid : std::vector<std::string>(c->watching))
     if (Room* room = e.find_room(rid)) e.unwatch(*c, *room);
   if (c->conn != c->id) e.rebound.erase(c->conn);
@@ -400,6 +417,7 @@ void Engine::end_of_pass() {
     if (e.recorder) e.recorder->pass();
   }
   e.finish_operation();
+  e.commit_store();  // durable.cpp: the pass's group commit, then the frames it held
   e.flush_record();
 }
 
@@ -407,6 +425,7 @@ void Engine::shutdown() {
   Impl& e = *impl_;
   e.begin_input();
   if (e.recorder) e.recorder->shutdown();
+  e.shut_down = true;
   std::vector<ClientId> ids;
   for (auto& [id, c] : e.clients) ids.push_back(id);
   for (ClientId id : ids) {
@@ -415,16 +434,21 @@ void Engine::shutdown() {
     e.guarded("shutdown", [&] {
       for (const std::string& rid : std::vector<std::string>(c->rooms))
         if (Room* room = e.find_room(rid)) {
+          // A durable room's members are dropped, not removed: their seats stay stored,
+          // for a resume after the restart (docs/protocol.md "Seats and resume").
+          if (e.durable_store(*room)) continue;
           e.send(*c, encode_left(room->id, "closed", "server shutting down"));
           (void)e.leave(*c, *room, "closed");
         }
     });
-    if (c->sink) {
+  }
+  e.finish_operation();
+  e.commit_store();  // what the leaves changed is on disk, and their frames are out
+  for (ClientId id : ids)
+    if (Client* c = e.find_client(id); c && c->sink) {
       if (e.recorder) e.recorder->closed(e.conn_wire(*c), 1001);
       c->sink->close(1001, "server shutting down");
     }
-  }
-  e.finish_operation();
   e.flush_record();
 }
 

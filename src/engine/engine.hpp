@@ -13,6 +13,7 @@
 
 #include "engine/client_sink.hpp"
 #include "engine/patch_log.hpp"
+#include "engine/room_store.hpp"
 #include "json/value.hpp"
 #include "util/result.hpp"
 
@@ -101,6 +102,9 @@ struct EngineConfig {
   // What each typed room's patch log keeps for clients that resume (docs/protocol.md
   // "Seats and resume").
   PatchLogLimits patch_log;
+  // Durable rooms (options.persist): opens the store (room_store.hpp). Unset: such rooms
+  // live in memory only, with a warning.
+  StoreOpener open_store;
   // Rooms whose id has no "TYPE:" (plain pub/sub). Off: such ids are not_found.
   bool untyped_rooms = true;
   LogLevel log_level = LogLevel::info;

@@ -27,6 +27,7 @@
 #include "engine/engine.hpp"
 #include "engine/metrics.hpp"
 #include "engine/patch_log.hpp"
+#include "engine/room_store.hpp"
 #include "engine/protocol.hpp"
 #include "engine/rate_limit.hpp"
 #include "engine/recorder.hpp"
@@ -56,6 +57,7 @@ struct RoomOptions {
   double tick_rate = 0;             // Hz; 0: no tick
   double reconnect_grace_s = 10;
   bool keep_alive = false;
+  bool persist = false;             // state, meta and seats survive a restart (durable.cpp)
 };
 
 struct RoomType {
@@ -77,6 +79,10 @@ struct RoomType {
 // connection holds one, and an idle joined connection has a budget of 2 KiB (measured in
 // bench/README.md, "Idle memory" under "Figures of the latest run").
 using SessionKey = std::array<std::uint64_t, 2>;
+
+// welcome.session: the key as 32 hex digits, and back (false: not such a text).
+std::string session_hex(const SessionKey& key);
+bool parse_session(std::string_view hex, SessionKey& out);
 
 struct SessionHash {
   std::size_t operator()(const SessionKey& k) const noexcept { return static_cast<std::size_t>(k[0]); }
@@ -134,6 +140,12 @@ struct Room {
   std::vector<state::Op> pending_ops;  // ops waiting for the next patch, in order
   std::uint64_t seq = 0;
   std::string epoch;                // this incarnation's, 16 hex digits (seats.cpp)
+  // Durable rooms (durable.cpp): whether the store has the room, its change count, and
+  // the changes since its last snapshot there.
+  bool stored = false;
+  bool restored = false;            // made from the store: make_instance keeps the mirrors
+  std::uint64_t store_ver = 0;
+  std::uint64_t changes_since_snapshot = 0;
   std::unique_ptr<PatchLog> patch_log;  // typed rooms, from their first patch
   TimerId patch_timer = 0;          // the pending patch flush (patchRate), 0: none
   std::int64_t patch_due_ms = 0;    // when the last flush was due: patches keep its beat
@@ -330,6 +342,25 @@ struct Engine::Impl {
   void resume(Client& fresh, const Request& req);
   void log_patch(Room& room, const SharedFrame& frame);
   std::string conn_wire(const Client& c) const { return "c" + std::to_string(c.conn); }
+
+  // durable.cpp: rooms with options.persist in the store (room_store.hpp), the output
+  // gate that holds frames until the loop pass's commit, and the restore at start
+  std::shared_ptr<RoomStore> store;
+  bool store_unavailable = false;   // opening it failed: logged once, rooms run in memory
+  struct HeldFrame {
+    ClientId client, conn;
+    SharedFrame frame;
+  };
+  std::vector<HeldFrame> held_frames;
+  bool shut_down = false;           // shutdown() ran: what is stored stays as it is
+  RoomStore* durable_store(const Room& room);  // the store when `room` is durable
+  void persist_commit(Room& room, const std::vector<state::Op>& state_ops,
+                      const std::vector<state::Op>& meta_ops);
+  void persist_seat(const Room& room, const Client& c);
+  void unpersist_seat(const Room& room, ClientId client);
+  void unpersist_room(const Room& room);
+  void commit_store();              // the group commit, then the frames it held go out
+  Status restore_rooms();
 
   // identity.cpp: tokens that run out, and the in-band `auth` op
   void arm_expiry(Client& c, std::int64_t expires_at_s);

@@ -9,19 +9,6 @@ namespace {
 
 constexpr int kTokenExpiredClose = 4003;
 
-// welcome.session: the key as 32 hex digits.
-std::string to_hex(const SessionKey& key) {
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  s.reserve(2 * sizeof key);
-  for (std::uint64_t word : key)
-    for (int j = 0; j < 8; ++j, word >>= 8) {
-      s += hex[(word >> 4) & 0xf];
-      s += hex[word & 0xf];
-    }
-  return s;
-}
-
 }  // namespace
 
 ClientId Engine::connect(ClientSink& sink, Identity identity) {
@@ -41,7 +28,7 @@ ClientId Engine::connect(ClientSink& sink, Identity identity) {
   Client& ref = *c;
   e.clients.emplace(c->id, std::move(c));
   e.arm_expiry(ref, identity.expires_at_s);
-  e.send(ref, encode_welcome(to_hex(ref.session), ref.wire_id, ref.user_id,
+  e.send(ref, encode_welcome(session_hex(ref.session), ref.wire_id, ref.user_id,
                              e.config.server_name, e.config.heartbeat_ms));
   return ref.id;
 }

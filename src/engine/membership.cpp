@@ -90,6 +90,7 @@ std::function<void()> activation(Engine::Impl& e, Room& room, ClientId client, b
     Member* m = room.find_member(client);
     if (!m) return;
     m->joining = false;
+    if (room.type && room.type->options.persist) e.persist_seat(room, *m->client);  // durable.cpp
     if (server_side) e.send(*m->client, encode_state("joined", room.id, room.epoch, room.seq, room.mirror));
   };
 }
@@ -111,6 +112,7 @@ void add_member(Engine::Impl& e, Room& room, Client& c) {
 void Engine::Impl::remove_member(Room& room, Client& c) {
   std::int64_t seat_due = 0;  // when its held seat would have ended, if it was held
   if (Member* m = room.find_member(c.id)) {
+    unpersist_seat(room, c.id);
     if (const TimerEvent* t = m->seat_timer ? timers.find(m->seat_timer) : nullptr) seat_due = t->due_ms;
     end_seat(*m);
   }

@@ -25,6 +25,11 @@ struct Metrics {
   std::uint64_t resumes_failed = 0;     // ...that were refused (not_found, ...)
   std::uint64_t resume_rooms_recovered = 0;  // rooms of a resume sent only missed patches
   std::uint64_t resume_rooms_fresh = 0;      // ...sent a fresh state instead
+  std::uint64_t store_commits = 0;      // group commits of durable rooms' changes
+  std::uint64_t store_failures = 0;     // ...that failed (logged)
+  std::uint64_t restored_rooms = 0;     // at start
+  std::uint64_t restored_seats = 0;
+  double restore_ms = 0;
   // Hook wall time histogram, seconds.
   static constexpr std::array<double, 10> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                    0.005, 0.01, 0.05, 0.1, 0.5};

@@ -81,6 +81,7 @@ Status read_options(lua_State* L, int cls, const std::string& file, RoomOptions&
   if (s) s = number("tickRate", o.tick_rate, 0);
   if (s) s = number("reconnectGrace", o.reconnect_grace_s, 0);
   if (s) s = boolean("keepAlive", o.keep_alive);
+  if (s) s = boolean("persist", o.persist);
   lua_pop(L, 1);
   if (!s) return s;
   if (o.tick_rate > 1000) return make_error(ErrorCode::script_error, file + ": options.tickRate must be <= 1000");

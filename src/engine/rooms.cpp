@@ -154,8 +154,9 @@ Status Engine::Impl::make_instance(Room& room) {
   const int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, room.type->class_ref);
   const int cls = lua_gettop(L);
-  Status s = default_value(L, cls, "defaultState", room.mirror);
-  if (s) s = default_value(L, cls, "defaultMeta", room.meta_mirror);
+  // A room from the store (durable.cpp) has its mirrors already.
+  Status s = room.restored ? Status{} : default_value(L, cls, "defaultState", room.mirror);
+  if (s && !room.restored) s = default_value(L, cls, "defaultMeta", room.meta_mirror);
   if (!s) {
     lua_settop(L, top);
     return make_error(ErrorCode::script_error, room.type->file + ": " + s.error().message);
@@ -271,11 +272,15 @@ void Engine::Impl::reap() {
     // Gone already, or replaced by a new room of the same id (open_room).
     if (it == rooms.end() || !it->second->doomed) continue;
     destroy_room(*it->second);
+    unpersist_room(*it->second);
     rooms.erase(it);
   }
   std::vector<std::unique_ptr<Room>> gone;
   gone.swap(displaced);
-  for (auto& room : gone) destroy_room(*room);
+  for (auto& room : gone) {
+    destroy_room(*room);
+    if (!rooms.count(room->id)) unpersist_room(*room);  // a successor keeps the stored id
+  }
   gone.clear();
   forget_deleted_types();
 }

@@ -128,7 +128,17 @@ void Engine::Impl::forget_released() {
     if (Client* c = find_client(id); c && c->held && c->rooms.empty() && !c->session_timer) forget_client(id);
 }
 
-namespace {
+std::string session_hex(const SessionKey& key) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * sizeof key);
+  for (std::uint64_t word : key)
+    for (int j = 0; j < 8; ++j, word >>= 8) {
+      s += hex[(word >> 4) & 0xf];
+      s += hex[word & 0xf];
+    }
+  return s;
+}
 
 bool parse_session(std::string_view hex, SessionKey& out) {
   if (hex.size() != 32) return false;
@@ -144,6 +154,8 @@ bool parse_session(std::string_view hex, SessionKey& out) {
   }
   return true;
 }
+
+namespace {
 
 constexpr int kResumedElsewhere = 4002;
 
@@ -161,10 +173,11 @@ void Engine::Impl::resume(Client& fresh, const Request& req) {
   };
   SessionKey key;
   Client* c = nullptr;
-  if (parse_session(req.session, key))
-    if (auto it = sessions.find(key); it != sessions.end() && it->second != fresh.id) c = find_client(it->second);
-  if (parse_session(req.session, key) && key == fresh.session)
+  const bool well_formed = parse_session(req.session, key);
+  if (well_formed && key == fresh.session)
     return refuse(ErrorCode::bad_request, "this connection's own session: resume the old connection's");
+  if (well_formed)
+    if (auto it = sessions.find(key); it != sessions.end()) c = find_client(it->second);
   if (!c || c->session != key)
     return refuse(ErrorCode::not_found, "session expired or unknown: join the rooms again");
   if (!fresh.rooms.empty() || !fresh.watching.empty())

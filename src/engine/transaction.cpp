@@ -242,6 +242,10 @@ Status Engine::Impl::commit(Transaction& t) {
     if (!ch.state_ops.empty()) {
       if (Status s = state::apply_patch(room.mirror, ch.state_ops); !s)
         log(LogLevel::error, "state mirror_out_of_step room=" + room.id + " " + s.error().message);
+    }
+    if (!ch.meta_ops.empty()) (void)state::apply_patch(room.meta_mirror, ch.meta_ops);
+    if (room.type->options.persist) persist_commit(room, ch.state_ops, ch.meta_ops);  // durable.cpp
+    if (!ch.state_ops.empty()) {
       sync_shadow(room, "ss", room.mirror, ch.state_ops);
       for (state::Op& op : ch.state_ops) room.pending_ops.push_back(std::move(op));
       if (room.type->options.patch_rate_ms <= 0)
@@ -249,10 +253,7 @@ Status Engine::Impl::commit(Transaction& t) {
       else
         schedule_patch(room);
     }
-    if (!ch.meta_ops.empty()) {
-      (void)state::apply_patch(room.meta_mirror, ch.meta_ops);
-      sync_shadow(room, "ms", room.meta_mirror, ch.meta_ops);
-    }
+    if (!ch.meta_ops.empty()) sync_shadow(room, "ms", room.meta_mirror, ch.meta_ops);
     push_box(room);
     set_flag(L, lua_gettop(L), "sx", false);
     set_flag(L, lua_gettop(L), "mx", false);

@@ -17,7 +17,8 @@ namespace {
 // src/engine/actions.cpp reserves the same names.
 const std::vector<std::string>& known_hooks() {
   static const std::vector<std::string> hooks = {"onCreate", "onJoin",    "onLeave", "onEvent",
-                                                 "onTick",   "onDestroy", "onReload"};
+                                                 "onTick",   "onDestroy", "onReload", "onDrop",
+                                                 "onReconnect", "onRestore"};
   return hooks;
 }
 
@@ -323,7 +324,8 @@ void lint_globals(lua_State* L, int cls, std::string_view source, std::vector<Li
 
 const std::vector<std::string>& known_options() {
   static const std::vector<std::string> options = {"maxMembers", "serverJoinOnly", "patchRate",
-                                                   "tickRate",   "reconnectGrace", "keepAlive"};
+                                                   "tickRate",   "reconnectGrace", "keepAlive",
+                                                   "persist"};
   return options;
 }
 
