@@ -145,7 +145,10 @@ function renderRooms() {
     onclick: () => navigate(r.id),
     onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); navigate(r.id); } },
   },
-  el('td', { class: 'mono' }, r.id),
+  el('td', { class: 'mono' }, r.id,
+    // durable: options.persist (docs/rooms.md "Durable rooms"); held: seats kept after a drop.
+    r.persist ? el('span', { class: 'pill', style: 'margin-left:8px', title: 'Durable: state, meta and seats survive a restart' }, 'durable') : null,
+    r.held ? el('span', { class: 'pill warn', style: 'margin-left:8px', title: 'Seats held for members whose connection dropped' }, `${r.held} held`) : null),
   el('td', { class: 'num' }, String(r.members)),
   el('td', { class: 'num' }, String(r.seq)))));
 }

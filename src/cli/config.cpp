@@ -156,7 +156,7 @@ const Setting kSettings[] = {
      }},
     {"patch-log-count", "N", "patches each room keeps for clients that resume (default: 256)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_count, v, 0, 1u << 24); }},
-    {"patch-log-bytes", "N", "bytes of patches each room keeps for clients that resume (default: 262144)",
+    {"patch-log-bytes", "N", "bytes of patches each room keeps for clients that resume (default: 65536)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_bytes, v, 0, kMaxBytes); }},
     {"patch-log-ms", "N", "how long a room keeps a patch for clients that resume (default: 60000)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.patch_log_ms, v, 0, kMaxMs); }},

@@ -33,7 +33,7 @@ struct ServeOptions {
   int max_rooms_per_connection = 128;
   // Each typed room's patch log, for clients that resume (docs/protocol.md "Seats and resume").
   std::size_t patch_log_count = 256;
-  std::size_t patch_log_bytes = 262144;
+  std::size_t patch_log_bytes = 65536;
   int patch_log_ms = 60000;
   // Durable rooms (options.persist): SQLite in DIR/atrium.db, made when first needed.
   std::string data_dir = "atrium-data";

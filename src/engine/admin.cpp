@@ -75,6 +75,7 @@ json::Value room_summary(const Room& r, const script::Vm* vm) {
   std::size_t held = 0;
   for (const Member& m : r.members) held += m.connected ? 0 : 1;
   v.set("held", json::Value(static_cast<double>(held)));  // seats held after a drop
+  v.set("persist", json::Value(r.type && r.type->options.persist));  // a durable room
   if (r.mem_owner && vm) v.set("memory", json::Value(static_cast<double>(vm->owner_bytes(r.mem_owner))));
   return v;
 }

@@ -17,7 +17,7 @@ namespace atrium::engine {
 // (EngineConfig::patch_log, the --patch-log-* flags).
 struct PatchLogLimits {
   std::size_t max_patches = 256;
-  std::size_t max_bytes = 256 * 1024;
+  std::size_t max_bytes = 64 * 1024;
   std::int64_t max_age_ms = 60000;
 };
 

@@ -100,6 +100,34 @@ describe('durable rooms', () => {
     assert.deepEqual(state.items, ['before', 'after']);
   });
 
+  it('restart within the grace: 50 clients resume their seats, and no hook saw a leave', T, async () => {
+    const data = dataDir();
+    const args = ['--data', data];
+    let server = await startServer({ args });
+    const room = `ledger:${uid()}`;
+    const clients = [];
+    for (let i = 0; i < 50; ++i) clients.push(await server.connect());
+    const joined = [];
+    for (const c of clients) joined.push(await c.join(room));
+    await clients[0].act(room, 'add', 'x');
+    await server.stop();
+    server = await startServer({ args });
+    assert.match(server.output(), /store restored rooms=1 seats=50/);
+    const back = await Promise.all(clients.map(async (c, i) => {
+      const again = await server.connect();
+      const r = await again.request({ op: 'resume', session: c.welcome.session,
+        rooms: { [room]: { seq: joined[i].seq, epoch: joined[i].epoch } } });
+      assert.equal(r.ok, true, r.$line);
+      assert.equal(r.result.client, c.welcome.client);
+      return again;
+    }));
+    const state = (await roomOf(server, room)).state;
+    assert.equal(state.log.length, 50, 'fifty joins and nothing else');
+    assert.ok(state.log.every((l) => l.startsWith('join ')), JSON.stringify(state.log));
+    assert.equal((await server.http('GET', `/api/rooms/${room}/members`)).json.members.filter((m) => m.connected).length, 50);
+    assert.equal(await back[7].act(room, 'add', 'y'), 2);
+  });
+
   it(`lose nothing that got a reply through ${CYCLES} kill -9 at random moments under load`, { timeout: 60000 + CYCLES * 6000 }, async () => {
     const data = dataDir();
     const args = ['--data', data];

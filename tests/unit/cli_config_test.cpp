@@ -286,7 +286,7 @@ TEST_CASE("the patch log's bounds are settings; the defaults are those of docs/p
   World w;
   const ServeOptions d = w.parse({}).value();
   CHECK(d.patch_log_count == 256);
-  CHECK(d.patch_log_bytes == 262144);
+  CHECK(d.patch_log_bytes == 65536);
   CHECK(d.patch_log_ms == 60000);
   const ServeOptions o =
       w.parse({"--patch-log-count", "0", "--patch-log-bytes=1024", "--patch-log-ms", "5000"}).value();
