@@ -5,9 +5,14 @@
 // Resuming held seats is in resume.test.mjs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { connect } from '../src/index.js';
 import { startServer, uid, until, nextEvent, tappedWebSocket, WebSocket, useServer } from './helpers.mjs';
 
+// An event promise awaited later: if the test fails first, its rejection is not unhandled.
+const later = (p) => (p.catch(() => {}), p);
 const T = { timeout: 20000 };
 const FAST = { minReconnectDelay: 20, maxReconnectDelay: 200 };
 
@@ -118,6 +123,43 @@ describe('reconnect', () => {
       await back.stop();
     }
   });
+
+  for (const how of ['restart (SIGTERM)', 'kill -9']) {
+    it(`a durable room survives a server ${how}: the client resumes its seat, same id, no second join`, T, async () => {
+      const data = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-client-durable-'));
+      const own = await startServer({ args: ['--data', data] });
+      const c = await connect(own.url, { WebSocket, ...FAST });
+      ctx.track(c);
+      const id = `vault:${uid()}`;
+      const room = await c.join(id);
+      await room.call('push', 'before');
+      await until(() => room.state.items.length === 1, 'the first item');
+      const me = c.id;
+      const left = [];
+      room.on('left', (...a) => left.push(a));
+      const resumed = later(nextEvent(room, 'resumed', 8000));
+      if (how === 'kill -9') await own.kill();
+      else await own.stop();
+      await until(() => c.status === 'reconnecting', 'reconnecting');
+      const back = await startServer({ port: own.port, args: ['--data', data] });
+      try {
+        const [{ recovered }] = await resumed;
+        assert.equal(typeof recovered, 'boolean');
+        await until(() => c.status === 'open', 'open on the new server', 8000);
+        assert.equal(c.id, me, 'the same client id');
+        assert.equal(c.room(id), room);
+        assert.deepEqual(left, []);
+        assert.deepEqual(room.state.items, ['before']);
+        assert.deepEqual(room.state.log, [`join ${me}`], 'one join, no leave');
+        await room.call('push', 'after');
+        await until(() => room.state.items.length === 2, 'a patch from the new server');
+      } finally {
+        await c.close();
+        await back.stop();
+        fs.rmSync(data, { recursive: true, force: true });
+      }
+    });
+  }
 
   it('a server that shuts down cleanly closes its rooms: left(closed), nothing to rejoin', T, async () => {
     const own = await startServer();
