@@ -133,6 +133,7 @@ describe('durable rooms', () => {
     const args = ['--data', data];
     const room = `ledger:${uid()}`;
     const acked = new Set();
+    const seen = new Set();
     let epoch;
     let maxSeq = 0;
     for (let cycle = 0; cycle < CYCLES; ++cycle) {
@@ -144,6 +145,7 @@ describe('durable rooms', () => {
         assert.equal(r.epoch, epoch, `cycle ${cycle}: the epoch is unchanged`);
         assert.ok(r.seq >= maxSeq, `cycle ${cycle}: seq ${r.seq} does not go back from ${maxSeq}`);
         for (const item of acked) assert.ok(r.state.items.includes(item), `cycle ${cycle}: ${item} got a reply and is gone`);
+        for (const item of seen) assert.ok(r.state.items.includes(item), `cycle ${cycle}: ${item} was in a patch and is gone`);
       }
       let stop = false;
       const load = clients.map(async (c, k) => {
@@ -155,8 +157,11 @@ describe('durable rooms', () => {
         }
       });
       await sleep(50 + Math.floor(Math.random() * 250));
-      for (const c of clients)
+      for (const c of clients) {
         for (const m of c.log) if (m.op === 'patch' && m.room === room) maxSeq = Math.max(maxSeq, m.seq);
+        // What a client saw in a patch left the server after its commit: it must come back too.
+        for (const item of c.view(room)?.state.items ?? []) seen.add(item);
+      }
       server.child.kill('SIGKILL');
       stop = true;
       await server.exited;
