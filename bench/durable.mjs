@@ -157,7 +157,7 @@ for (const durability of ['process', 'power']) {
     .filter((f) => fs.existsSync(f)).reduce((n, f) => n + fs.statSync(f).size, 0);
   server = await start(dir, []);
   const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
-  const restoreS = Number(/atrium_restore_seconds ([0-9.]+)/.exec(text)[1]);
+  const restoreS = Number(/atrium_restore_seconds ([0-9.e+-]+)/.exec(text)[1]);
   console.log(`restore: a room with ${RESTORE} committed changes (made in ${loadS.toFixed(1)} s, ` +
     `${(RESTORE / loadS).toFixed(0)}/s pipelined): ${restoreS.toFixed(3)} s, start to listening ` +
     `${server.startMs.toFixed(0)} ms, ${(bytes / 1048576).toFixed(1)} MiB on disk after kill -9`);

@@ -300,30 +300,25 @@ std::string Engine::metrics() const {
     if (type != "(untyped)") line("atrium_room_memory_bytes{type=\"%s\"} %zu\n", type.c_str(), n.memory);
   std::size_t held = 0;
   for (const auto& [cid, c] : e.clients) held += c->held ? 1 : 0;
-  line("# HELP atrium_clients Connected clients.\n# TYPE atrium_clients gauge\natrium_clients %zu\n",
-       e.clients.size() - held);
-  line("# HELP atrium_clients_held Dropped clients whose seats are held for a resume.\n"
-       "# TYPE atrium_clients_held gauge\natrium_clients_held %zu\n", held);
-  line("# HELP atrium_seats_held Memberships held after a drop.\n# TYPE atrium_seats_held gauge\n"
-       "atrium_seats_held %zu\n", seats_held);
-  line("# HELP atrium_patch_log_frames Patches kept for resumes, all rooms.\n"
-       "# TYPE atrium_patch_log_frames gauge\natrium_patch_log_frames %zu\n", log_patches);
-  line("# HELP atrium_patch_log_bytes Bytes of the patches kept for resumes, all rooms.\n"
-       "# TYPE atrium_patch_log_bytes gauge\natrium_patch_log_bytes %zu\n", log_bytes);
+  auto gauge = [&](const char* name, const char* help, double v) {
+    line("# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+  };
+  gauge("atrium_clients", "Connected clients.", static_cast<double>(e.clients.size() - held));
+  gauge("atrium_clients_held", "Dropped clients whose seats are held for a resume.", static_cast<double>(held));
+  gauge("atrium_seats_held", "Memberships held after a drop.", static_cast<double>(seats_held));
+  gauge("atrium_patch_log_frames", "Patches kept for resumes, all rooms.", static_cast<double>(log_patches));
+  gauge("atrium_patch_log_bytes", "Bytes of the patches kept for resumes, all rooms.", static_cast<double>(log_bytes));
   out += "# HELP atrium_resume_total Rooms of resumes, by whether only the missed patches were sent.\n"
          "# TYPE atrium_resume_total counter\n";
   line("atrium_resume_total{recovered=\"true\"} %llu\natrium_resume_total{recovered=\"false\"} %llu\n",
        static_cast<unsigned long long>(e.metrics.resume_rooms_recovered),
        static_cast<unsigned long long>(e.metrics.resume_rooms_fresh));
   counter("atrium_resumes_total", "Resumes that took a session over.", static_cast<double>(e.metrics.resumes));
-  line("# HELP atrium_restored_rooms Durable rooms restored at start.\n# TYPE atrium_restored_rooms gauge\n"
-       "atrium_restored_rooms %llu\n", static_cast<unsigned long long>(e.metrics.restored_rooms));
-  line("# HELP atrium_restored_seats Held seats restored at start.\n# TYPE atrium_restored_seats gauge\n"
-       "atrium_restored_seats %llu\n", static_cast<unsigned long long>(e.metrics.restored_seats));
-  line("# HELP atrium_restore_seconds How long restoring the durable rooms took at start.\n"
-       "# TYPE atrium_restore_seconds gauge\natrium_restore_seconds %.3f\n", e.metrics.restore_ms / 1000.0);
-  line("# HELP atrium_store_bytes Size of the durable rooms' file and its WAL.\n# TYPE atrium_store_bytes gauge\n"
-       "atrium_store_bytes %llu\n", static_cast<unsigned long long>(e.store ? e.store->bytes() : 0));
+  gauge("atrium_restored_rooms", "Durable rooms restored at start.", static_cast<double>(e.metrics.restored_rooms));
+  gauge("atrium_restored_seats", "Held seats restored at start.", static_cast<double>(e.metrics.restored_seats));
+  gauge("atrium_restore_seconds", "How long restoring the durable rooms took at start.", e.metrics.restore_ms / 1000.0);
+  gauge("atrium_store_bytes", "Size of the durable rooms' file and its WAL.",
+        static_cast<double>(e.store ? e.store->bytes() : 0));
   counter("atrium_store_commits_total", "Group commits of durable rooms' changes (one per loop pass that changed one).",
           static_cast<double>(e.metrics.store_commits));
   counter("atrium_store_failures_total", "Group commits that failed (logged; the changes stayed in memory).",
