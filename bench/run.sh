@@ -10,7 +10,8 @@
 # until delivery falls behind), idle (2,000 joined clients: RSS per connection), state
 # (bench/rooms/field.lua, 1,000 members moving 20 times/s), rooms (10,000 rooms x 5
 # members, on both event loops), micro (hook and diff microbenchmarks), tls (wss:// beside
-# ws:// at ~200k and ~1M deliveries/s, and TLS handshakes per second). bench/peers.sh runs
+# ws:// at ~200k and ~1M deliveries/s, and TLS handshakes per second), pusher (the same
+# fan-out through the Pusher endpoint beside Atrium's own). bench/peers.sh runs
 # the peers side by side.
 #
 # Everything stays on 127.0.0.1 and every run is bounded by `timeout`. Results:
@@ -193,22 +194,64 @@ tls() {
     handshakes "$kind"
     stop_server
   done
+  compare tls ws wss | tee "$OUTDIR/tls.md"
+}
+
+# compare SCENARIO A B: server CPU of the runs labelled B-<interval>us-* against those labelled
+# A-<interval>us-* in $OUTDIR/SCENARIO.jsonl, at each interval: the mean CPU, CPU s per million
+# deliveries (comparable even where one side delivered less), delivered %, worst p99.
+compare() {
   node -e '
-    const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse)
+    const [file, a, b] = process.argv.slice(1);
+    const rows = require("fs").readFileSync(file, "utf8").trim().split("\n").map(JSON.parse)
       .filter((r) => !r.error);
     const of = (p) => rows.filter((r) => r.label.startsWith(p));
-    const mean = (xs, f) => xs.reduce((a, r) => a + f(r), 0) / xs.length;
+    const mean = (xs, f) => xs.reduce((s, r) => s + f(r), 0) / xs.length;
     for (const iv of [50000, 10000]) {
-      const ws = of(`ws-${iv}us`), wss = of(`wss-${iv}us`);
-      if (!ws.length || !wss.length) continue;
+      const xa = of(`${a}-${iv}us`), xb = of(`${b}-${iv}us`);
+      if (!xa.length || !xb.length) continue;
       const cpu = (xs) => mean(xs, (r) => r.server_cpu_pct);
-      // server CPU s per million deliveries: comparable even where wss delivered less
       const perM = (xs) => mean(xs, (r) => (r.server_cpu_pct / 100) / (r.delivered_per_s / 1e6));
       const line = (xs) => `CPU ${cpu(xs).toFixed(1)} %, ${perM(xs).toFixed(3)} s/M deliveries, ` +
         `delivered ${mean(xs, (r) => r.delivered_pct).toFixed(1)} %, p99 ${Math.max(...xs.map((r) => r.p99_us / 1000)).toFixed(1)} ms`;
-      console.log(`emit every ${iv} us: ws ${line(ws)} | wss ${line(wss)} | wss/ws: CPU ` +
-        `${(cpu(wss) / cpu(ws)).toFixed(2)}, per delivery ${(perM(wss) / perM(ws)).toFixed(2)}`);
-    }' "$OUTDIR/tls.jsonl" | tee "$OUTDIR/tls.md"
+      console.log(`every ${iv} us: ${a} ${line(xa)} | ${b} ${line(xb)} | ${b}/${a}: CPU ` +
+        `${(cpu(xb) / cpu(xa)).toFixed(2)}, per delivery ${(perM(xb) / perM(xa)).toFixed(2)}`);
+    }' "$OUTDIR/$1.jsonl" "$2" "$3"
+}
+
+# Pusher (issue 20): the fan-out of `fanout` (default window) through the Pusher endpoint (client
+# events on private-bench, bench/load/pusher.h) beside Atrium's own emit, runs interleaved,
+# each pair twice; the server CPU ratios at the end (and in pusher.md).
+pusher() {
+  local app=(--pusher-app bench:benchkey:benchsecret --pusher-limit bench:client-events-per-s=100000)
+  for iv in 50000 10000; do
+    for rep in 1 2; do
+      start_server "${app[@]}"
+      load pusher "atrium-${iv}us-$rep" --mode emit --clients 100 --interval-us "$iv" \
+        --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+      start_server "${app[@]}"
+      load pusher "pusher-${iv}us-$rep" --mode pusher --clients 100 --interval-us "$iv" \
+        --pusher-key benchkey --pusher-secret benchsecret --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+    done
+  done
+  compare pusher atrium pusher | tee "$OUTDIR/pusher.md"
+  # Presence churn: 1,000 members, each leaving and joining again every 10 s, then every 2 s
+  # (100 and 500 churns/s: 200 and 1,000 joins and leaves per second, each told to 999 others).
+  for iv in 10000000 2000000; do
+    start_server "${app[@]}" --pusher-limit bench:presence-members=1000
+    load pusher "churn-${iv}us" --mode churn --clients 1000 --interval-us "$iv" \
+      --pusher-key benchkey --pusher-secret benchsecret --warmup "$WARMUP" --duration "$DURATION"
+    stop_server
+  done
+  node -e '
+    const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse)
+      .filter((r) => !r.error && r.label.startsWith("churn-"));
+    for (const r of rows)
+      console.log(`presence churn, 1,000 members: ${(2 * r.sent_per_s).toFixed(0)} joins and leaves/s, ` +
+        `${r.delivered_per_s.toFixed(0)} member events/s (${r.delivered_pct.toFixed(1)} %), server CPU ${r.server_cpu_pct.toFixed(1)} %`);
+  ' "$OUTDIR/pusher.jsonl" | tee -a "$OUTDIR/pusher.md"
 }
 
 micro() {
@@ -217,15 +260,15 @@ micro() {
 }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro tls)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout typed max idle state rooms micro tls pusher)
 {
   conditions
   echo "server: $SERVER_BIN (cpu $SERVER_CPU) $EXTRA_SERVER_ARGS; generator: $LOAD (cpu $LOAD_CPU)"
 } | tee "$OUTDIR/conditions.txt"
 for s in "${scenarios[@]}"; do
   case $s in
-    fanout|typed|max|idle|state|rooms|micro|tls) echo "=== $s"; "$s" ;;
-    *) echo "unknown scenario: $s (fanout typed max idle state rooms micro tls)" >&2; exit 2 ;;
+    fanout|typed|max|idle|state|rooms|micro|tls|pusher) echo "=== $s"; "$s" ;;
+    *) echo "unknown scenario: $s (fanout typed max idle state rooms micro tls pusher)" >&2; exit 2 ;;
   esac
 done
 node bench/summarize.mjs "$OUTDIR"

@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-all_targets=(request json lua_json diff http jwt)
+all_targets=(request json lua_json diff http jwt pusher)
 mode=seconds
 amount=30
 keep=0

@@ -3,7 +3,8 @@
 #   1. unit tests (doctest) in build/, and the embedding hygiene checks (tests/embed/)
 #   2. end-to-end tests (node:test + ws) against the real build/atrium
 #   3. the JS client's tests against the real server, and the pages in headless Chromium
-#      (Debian's chromium, driven by playwright-core)
+#      (Debian's chromium, driven by playwright-core); the Pusher protocol against the real
+#      pusher-js, laravel-echo and pusher SDK (tests/pusher/)
 #   4. the unit and end-to-end tests again under ASan/UBSan (build-asan/)
 #   5. each libFuzzer target for a few seconds (build-fuzz/, clang; scripts/fuzz.sh)
 # Ends with one line "N passed, N failed".
@@ -73,10 +74,18 @@ step e2e e2e build/atrium
 step client bash -c "cd clients/js && ATRIUM_BIN=$root/build/atrium npm test"
 step browser-deps bash -c 'bash scripts/install-browser.sh && cd tests/browser && npm ci --no-audit --no-fund'
 step browser bash -c "cd tests/browser && ATRIUM_BIN=$root/build/atrium npm test"
+# Pusher compatibility (docs/pusher.md): the real pusher-js, laravel-echo and pusher SDK, in
+# Node and (pusher-js' browser bundle) in the same Chromium.
+step pusher-npm bash -c 'cd tests/pusher && npm ci --no-audit --no-fund'
+pusher() {  # binary
+  (cd tests/pusher && ATRIUM_BIN="$root/$1" node --test --test-reporter=tap)
+}
+step pusher pusher build/atrium
 step configure-asan bash -c '[ -f build-asan/build.ninja ] || meson setup build-asan --wrap-mode=nofallback -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug'
 step build-asan ninja -C build-asan
 step unit-asan unit build-asan
 ASAN_OPTIONS=detect_leaks=1 step e2e-asan e2e build-asan/atrium
+ASAN_OPTIONS=detect_leaks=1 step pusher-asan pusher build-asan/atrium
 
 # Every libFuzzer target briefly (tests/fuzz/README.md): clang build in build-fuzz/, the
 # seed corpora plus 5 s of mutation each; a crash fails the step ("# pass/fail N" per target).

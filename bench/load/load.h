@@ -25,7 +25,8 @@ enum {
  * Options
  * --------------------------------------------------------------------------------------------- */
 
-enum mode { MODE_EMIT, MODE_CALL, MODE_STATE, MODE_IDLE, MODE_ROOMS };
+enum mode { MODE_EMIT, MODE_CALL, MODE_STATE, MODE_IDLE, MODE_ROOMS, MODE_PUSHER, MODE_CHURN };
+enum { MODE_COUNT = 7 };
 extern const char *const mode_names[];
 
 struct options {
@@ -41,6 +42,7 @@ struct options {
   int rooms_per_client, group, probes;
   const char *hist_path;
   const char *tls_ca; /* --tls: wss://, trusting this PEM file */
+  const char *pusher_key, *pusher_secret; /* --mode pusher: the app's (pusher.h) */
 };
 extern struct options opt; /* main.c: parse_args() */
 

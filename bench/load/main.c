@@ -5,7 +5,7 @@
  *               [--room ID] [--clients M] [--interval-us U] [--size BYTES]
  *               [--warmup S] [--duration S] [--hold S] [--server-pid PID]
  *               [--rooms-per-client K] [--group G] [--probes P] [--hist FILE] [--connect-timeout S]
- *               [--tls CAFILE]
+ *               [--tls CAFILE] [--pusher-key KEY --pusher-secret SECRET]
  *
  * emit   (default mode) M (100) clients join ROOM (bench); each emits a SIZE-byte (100) "data"
  *        every U us (50000), first sends staggered over U. Every "event" line is a delivery;
@@ -17,7 +17,14 @@
  * idle   M (2000) clients connect and join; server VmRSS before, and the max over HOLD (10) s
  * after. rooms  client i joins ROOM-<i/G>-<j> for j < K (ROOM many, G 5, K 25); server RSS before,
  * when connected and when joined (max over HOLD, 2 s); then each client emits every U us (1 s), to
- * its rooms in turn. Phases: connect (+ join) within --connect-timeout (30 s; rooms: again for the
+ * its rooms in turn.
+ * pusher the emit scenario over the Pusher protocol (pusher.h): M clients subscribe to private-ROOM
+ *        on /app/KEY and each sends a client event every U us (the server needs --pusher-app
+ *        ID:KEY:SECRET and a --pusher-limit ID:client-events-per-s= above 1e6/U).
+ * churn  presence churn over the Pusher protocol: M clients (one user each) subscribe to
+ *        presence-ROOM; each leaves and joins again every U us (an unsubscribe and a subscribe in
+ *        one write). Every member_added and member_removed is a delivery: 2 (M - 1) per churn.
+ *        The server needs --pusher-limit ID:presence-members= at least M. Phases: connect (+ join) within --connect-timeout (30 s; rooms: again for the
  * joins), WARMUP (3 s), then the measured window of DURATION (10 s; idle: the hold). Rates, latency
  * and CPU cover the window only; error counts (server_errors, send_dropped, lost, ...) cover the
  * whole run. Output: one JSON line on stdout; progress and diagnostics on stderr. --hist writes "us
@@ -63,7 +70,7 @@
  * Options
  * --------------------------------------------------------------------------------------------- */
 
-const char *const mode_names[] = {"emit", "call", "state", "idle", "rooms"};
+const char *const mode_names[] = {"emit", "call", "state", "idle", "rooms", "pusher", "churn"};
 
 struct options opt = {
     .host = "127.0.0.1",
@@ -85,11 +92,12 @@ struct options opt = {
 static void usage(const char *why) {
   if (why) fprintf(stderr, "atrium-load: %s\n", why);
   fprintf(stderr,
-          "usage: atrium-load --port N [--host 127.0.0.1] --mode emit|call|state|idle|rooms\n"
+          "usage: atrium-load --port N [--host 127.0.0.1] --mode emit|call|state|idle|rooms|pusher|churn\n"
           "                   [--room ID] [--clients M] [--interval-us U] [--size BYTES]\n"
           "                   [--warmup S] [--duration S] [--hold S] [--server-pid PID]\n"
           "                   [--rooms-per-client K] [--group G] [--probes P] [--hist FILE]\n"
-          "                   [--connect-timeout S] [--tls CAFILE]\n");
+          "                   [--connect-timeout S] [--tls CAFILE]\n"
+          "                   [--pusher-key KEY --pusher-secret SECRET]\n");
   exit(1);
 }
 
@@ -123,7 +131,7 @@ static bool valid_room_id(const char *s, size_t max) {
 }
 
 static void apply_mode_defaults(void) {
-  static const char *const rooms[] = {"bench", "fan:1", "field:1", "bench", "many"};
+  static const char *const rooms[] = {"bench", "fan:1", "field:1", "bench", "many", "bench", "bench"};
   if (!opt.room) opt.room = rooms[opt.mode];
   if (opt.clients < 0) opt.clients = (opt.mode == MODE_IDLE || opt.mode == MODE_ROOMS) ? 2000 : 100;
   if (opt.interval_us < 0) opt.interval_us = opt.mode == MODE_ROOMS ? 1000000 : 50000;
@@ -142,9 +150,9 @@ static void parse_args(int argc, char **argv) {
       opt.host = v;
     else if (!strcmp(f, "--mode")) {
       int m = -1;
-      for (int k = 0; k < 5; k++)
+      for (int k = 0; k < MODE_COUNT; k++)
         if (!strcmp(v, mode_names[k])) m = k;
-      if (m < 0) usage("--mode is one of emit, call, state, idle, rooms");
+      if (m < 0) usage("--mode is one of emit, call, state, idle, rooms, pusher, churn");
       opt.mode = (enum mode)m;
     } else if (!strcmp(f, "--room"))
       opt.room = v;
@@ -174,10 +182,16 @@ static void parse_args(int argc, char **argv) {
       opt.hist_path = v;
     else if (!strcmp(f, "--tls"))
       opt.tls_ca = v;
+    else if (!strcmp(f, "--pusher-key"))
+      opt.pusher_key = v;
+    else if (!strcmp(f, "--pusher-secret"))
+      opt.pusher_secret = v;
     else
       usage("unknown option");
   }
   if (!opt.port) usage("--port is required");
+  if ((opt.mode == MODE_PUSHER || opt.mode == MODE_CHURN) && (!opt.pusher_key || !opt.pusher_secret))
+    usage("--mode pusher and churn need --pusher-key and --pusher-secret");
   apply_mode_defaults();
   /* rooms mode appends "-<group>-<j>" (at most 12 bytes) to the prefix */
   if (!valid_room_id(opt.room, opt.mode == MODE_ROOMS ? 100 : 128))

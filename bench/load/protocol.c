@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "load.h"
 #include "protocol.h"
+#include "pusher.h"
 #include "stats.h"
 #include "ws.h"
 
@@ -67,7 +68,8 @@ static size_t build_load_message(struct conn *c, uint64_t ts, char *dst, size_t 
  * room (the sender gets no copy). State mode counts patches instead (see report). */
 static uint64_t fanout(const struct conn *c) {
   int members = opt.mode == MODE_ROOMS ? group_alive[c->group] : ready_count;
-  return opt.mode == MODE_STATE || members < 1 ? 0 : (uint64_t)(members - 1);
+  if (opt.mode == MODE_STATE || members < 1) return 0;
+  return (uint64_t)(members - 1) * (opt.mode == MODE_CHURN ? 2 : 1);
 }
 
 void send_load_message(struct conn *c, uint64_t due) {
@@ -77,7 +79,9 @@ void send_load_message(struct conn *c, uint64_t due) {
     return;
   }
   uint64_t now = now_us();
-  size_t n = build_load_message(c, now, tx + TX_HEAD, TX_PAYLOAD);
+  const bool pusher = opt.mode == MODE_PUSHER || opt.mode == MODE_CHURN;
+  size_t n = pusher ? pusher_load_message(c, now, tx + TX_HEAD, TX_PAYLOAD)
+                                     : build_load_message(c, now, tx + TX_HEAD, TX_PAYLOAD);
   c->sends++;
   if (!n) return;
   send_frame(c, OP_TEXT, n);
@@ -335,6 +339,10 @@ static void on_line(struct conn *c, const char *p, size_t n) {
 
 /* One whole server message: JSON Lines, one object per line. */
 void on_message(struct conn *c, bool text, const char *p, size_t n) {
+  if (opt.mode == MODE_PUSHER || opt.mode == MODE_CHURN) {
+    if (text) pusher_on_message(c, p, n);
+    return;
+  }
   tot.messages++;
   if (!text) return;
   const char *end = p + n;

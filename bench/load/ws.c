@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "load.h"
+#include "pusher.h"
 #include "protocol.h"
 #include "stats.h"
 #include "tls.h"
@@ -264,18 +265,20 @@ static void base64_16(const unsigned char in[16], char out[25]) {
 
 static void send_upgrade(struct conn *c) {
   unsigned char nonce[16];
-  char key[25], req[400];
+  char key[25], req[700];
   for (int i = 0; i < 16; i += 4) {
     uint32_t r = random32();
     memcpy(nonce + i, &r, 4);
   }
   base64_16(nonce, key);
+  /* Pusher clients ask for no subprotocol (pusher.h) */
+  const bool pusher = opt.mode == MODE_PUSHER || opt.mode == MODE_CHURN;
   int n =
       snprintf(req, sizeof req,
-               "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: atrium.v1\r\n\r\n",
-               opt.host, opt.port, key);
+               "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+               pusher ? pusher_path() : "/ws", opt.host, opt.port, key,
+               pusher ? "" : "Sec-WebSocket-Protocol: atrium.v1\r\n");
   set_state(c, CS_UPGRADING);
   conn_write(c, req, (size_t)n);
   if (c->state != CS_DEAD && c->out.len == 0) want_output(c, false);
@@ -311,7 +314,8 @@ void on_upgrade_bytes(struct conn *c, const char *p, size_t n) {
     return;
   }
   static bool warned;
-  if (!warned && !head_names_subprotocol(c->in.data, head)) {
+  if (!warned && opt.mode != MODE_PUSHER && opt.mode != MODE_CHURN &&
+      !head_names_subprotocol(c->in.data, head)) {
     warned = true;
     fprintf(stderr, "atrium-load: warning: the 101 response does not name atrium.v1\n");
   }

@@ -2,6 +2,7 @@
 // and config-file keys are all derived from it, so the three can never drift apart.
 #include "cli/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -81,6 +82,56 @@ Status set_origins(std::vector<std::string>& field, std::string_view v) {
   return {};
 }
 
+// One value of a list setting: items separated by commas (a repeated flag's values are
+// joined so first), each checked by `check`, which returns why an item is wrong ("" when
+// it is fine). The source that gives the list replaces what a weaker one gave.
+Status set_list(std::vector<std::string>& field, std::string_view v,
+                std::string (*check)(std::string_view item)) {
+  std::vector<std::string> out;
+  while (!v.empty()) {
+    const std::size_t comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    if (std::string why = check(item); !why.empty()) return bad(quoted(item) + " " + why);
+    out.emplace_back(item);
+  }
+  if (out.empty()) return bad("must name at least one item");
+  field = std::move(out);
+  return {};
+}
+
+// "ID:KEY:SECRET": three parts, none empty (the secret may hold ':').
+std::string check_pusher_app(std::string_view item) {
+  const std::size_t a = item.find(':');
+  const std::size_t b = a == std::string_view::npos ? a : item.find(':', a + 1);
+  if (b == std::string_view::npos || a == 0 || b == a + 1 || b + 1 == item.size())
+    return "is not ID:KEY:SECRET";
+  return {};
+}
+
+// "ID:URL", an http or https URL.
+std::string check_pusher_webhook(std::string_view item) {
+  const std::size_t a = item.find(':');
+  if (a == std::string_view::npos || a == 0) return "is not ID:URL";
+  const std::string_view url = item.substr(a + 1);
+  if (url.substr(0, 7) != "http://" && url.substr(0, 8) != "https://")
+    return "is not ID:URL with an http:// or https:// URL";
+  return {};
+}
+
+// "ID:name=value".
+std::string check_pusher_limit(std::string_view item) {
+  const std::size_t a = item.find(':');
+  const std::size_t eq = item.find('=');
+  if (a == std::string_view::npos || a == 0 || eq == std::string_view::npos || eq < a + 2 ||
+      eq + 1 == item.size())
+    return "is not ID:name=value (e.g. 1:presence-members=200)";
+  return {};
+}
+
 constexpr std::uint64_t kMaxMs = 3'600'000;          // one hour
 constexpr std::uint64_t kMaxBytes = 1ull << 34;      // 16 GiB
 constexpr std::uint64_t kMaxMb = 1ull << 20;         // 1 TiB
@@ -90,6 +141,7 @@ struct Setting {
   std::string_view arg;      // for the usage text
   std::string_view help;
   Status (*apply)(ServeOptions&, std::string_view);
+  bool list = false;         // a flag may be given again, adding to the list
 };
 
 // README.md "Settings" lists these with their defaults: keep the two tables in step.
@@ -188,8 +240,18 @@ const Setting kSettings[] = {
      [](ServeOptions& o, std::string_view v) { return set_count(o.rate, v, 0, 1000000); }},
     {"max-connections-per-ip", "N", "WebSocket connections from one address, 429 past it; 0: no limit (default: 0)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.max_connections_per_ip, v, 0, 1000000); }},
+    {"pusher-app", "ID:KEY:SECRET", "serve the Pusher Channels protocol for this app at /app/KEY and /apps/ID (repeatable; default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_list(o.pusher_apps, v, check_pusher_app); },
+     true},
+    {"pusher-webhook", "ID:URL", "POST that app's Pusher webhooks to URL (repeatable; default: none)",
+     [](ServeOptions& o, std::string_view v) { return set_list(o.pusher_webhooks, v, check_pusher_webhook); },
+     true},
+    {"pusher-limit", "ID:NAME=N", "a Pusher limit of that app, e.g. 1:presence-members=200 (repeatable; docs/pusher.md)",
+     [](ServeOptions& o, std::string_view v) { return set_list(o.pusher_limits, v, check_pusher_limit); },
+     true},
     {"log-level", "L", "debug, info, warn or error (default: info)", set_log_level},
 };
+
 
 const Setting* find_setting(std::string_view name) {
   for (const Setting& s : kSettings)
@@ -197,11 +259,13 @@ const Setting* find_setting(std::string_view name) {
   return nullptr;
 }
 
-// "admin-token" -> "ATRIUM_ADMIN_TOKEN"
-std::string env_name(std::string_view name) {
+// "admin-token" -> "ATRIUM_ADMIN_TOKEN"; a list is plural: "pusher-app" -> "ATRIUM_PUSHER_APPS"
+// (a comma-separated list).
+std::string env_name(const Setting& s) {
   std::string out = "ATRIUM_";
-  for (char c : name)
+  for (char c : s.name)
     out.push_back(c == '-' ? '_' : c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+  if (s.list) out.push_back('S');
   return out;
 }
 
@@ -215,6 +279,15 @@ Status apply(const Setting& s, ServeOptions& o, std::string_view value, const st
 // decimal. Anything else is refused rather than guessed at.
 Result<std::string> config_text(const json::Value& v, const Setting& s) {
   if (v.is_string()) return v.as_string();
+  if (v.is_array() && s.list) {  // ["1:key:secret", "2:key2:secret2"]
+    std::string joined;
+    for (const json::Value& item : v.items()) {
+      if (!item.is_string()) return bad("must be a list of strings");
+      if (!joined.empty()) joined.push_back(',');
+      joined += item.as_string();
+    }
+    return joined;
+  }
   if (v.is_bool() && s.arg == "on|off") return std::string(v.as_bool() ? "on" : "off");
   if (v.is_number() && std::isfinite(v.as_number()) && std::trunc(v.as_number()) == v.as_number() &&
       std::fabs(v.as_number()) < 1e15)
@@ -280,26 +353,34 @@ Result<ServeOptions> parse_serve_options(const std::vector<std::string>& args,
                                          const EnvLookup& env, const FileReader& read_file) {
   Result<std::vector<Flag>> flags = parse_flags(args);
   if (!flags) return std::move(flags).error();
-  auto env_value = [&env](std::string_view name) -> std::optional<std::string> {
-    std::optional<std::string> v = env ? env(env_name(name)) : std::nullopt;
+  auto env_value = [&env](const Setting& s) -> std::optional<std::string> {
+    std::optional<std::string> v = env ? env(env_name(s)) : std::nullopt;
     if (v && v->empty()) return std::nullopt;
     return v;
   };
 
   ServeOptions options;
   // The file first, so that the environment and then the flags override it.
-  std::optional<std::string> config_path = env_value("config");
+  std::optional<std::string> config_path = env_value(*find_setting("config"));
   for (const Flag& f : flags.value())
     if (f.setting->name == "config") config_path = f.value;
   if (config_path && !config_path->empty()) {
     if (Status st = apply_file(*config_path, read_file, options); !st) return std::move(st).error();
   }
   for (const Setting& s : kSettings) {
-    if (std::optional<std::string> v = env_value(s.name)) {
-      if (Status st = apply(s, options, *v, env_name(s.name)); !st) return std::move(st).error();
+    if (std::optional<std::string> v = env_value(s)) {
+      if (Status st = apply(s, options, *v, env_name(s)); !st) return std::move(st).error();
     }
   }
+  // A list setting's flags are applied once, their values joined.
+  std::vector<Flag> merged;
   for (const Flag& f : flags.value()) {
+    auto same = std::find_if(merged.begin(), merged.end(),
+                             [&f](const Flag& m) { return m.setting == f.setting; });
+    if (f.setting->list && same != merged.end()) same->value += "," + f.value;
+    else merged.push_back(f);
+  }
+  for (const Flag& f : merged) {
     if (Status st = apply(*f.setting, options, f.value, "--" + std::string(f.setting->name)); !st)
       return std::move(st).error();
   }
@@ -314,6 +395,8 @@ std::string serve_usage() {
       "Every option is also an environment variable (--admin-token: ATRIUM_ADMIN_TOKEN)\n"
       "and a key of the JSON config file ({\"admin-token\": \"...\"}); flags override the\n"
       "environment, which overrides the file. --flag=value and --flag value both work.\n"
+      "A repeatable option is a list: its variable is plural and comma-separated\n"
+      "(ATRIUM_PUSHER_APPS=\"1:key:secret,2:key2:secret2\"), its key a JSON array.\n"
       "\n"
       "options:\n";
   for (const Setting& s : kSettings) {

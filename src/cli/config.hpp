@@ -53,6 +53,11 @@ struct ServeOptions {
   std::string tls_key;
   int rate = 0;                             // messages/s per connection; 0: no limit
   int max_connections_per_ip = 0;           // 0: no limit
+  // The Pusher Channels protocol (docs/pusher.md): "ID:KEY:SECRET" per app; "ID:URL" per
+  // webhook; "ID:name=value" per limit. Lists: a flag given again adds to it.
+  std::vector<std::string> pusher_apps;
+  std::vector<std::string> pusher_webhooks;
+  std::vector<std::string> pusher_limits;
   engine::LogLevel log_level = engine::LogLevel::info;
 };
 

@@ -20,6 +20,7 @@
 #include "cli/config.hpp"
 #include "auth/jwt.hpp"
 #include "cli/data_dirs.hpp"
+#include "cli/pusher_guest.hpp"
 #include "engine/engine.hpp"
 #include "net/server.hpp"
 #include "store/sqlite_store.hpp"
@@ -262,7 +263,15 @@ int run_serve(const std::vector<std::string>& args) {
     std::fprintf(stderr, "atrium: %s\n", started.error().message.c_str());
     return 2;
   }
-  Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, server_config(o, log, jwt.value()));
+  Result<std::shared_ptr<net::GuestProtocol>> pusher = pusher_guest(o, engine, log);
+  if (!pusher) {
+    startup->release_after_failure();
+    std::fprintf(stderr, "atrium: %s\n", pusher.error().message.c_str());
+    return 2;
+  }
+  net::ServerConfig server_settings = server_config(o, log, jwt.value());
+  server_settings.guest = std::move(pusher.value());
+  Result<std::unique_ptr<net::Server>> server = net::Server::create(engine, std::move(server_settings));
   if (!server) {
     startup->release_after_failure();
     std::fprintf(stderr, "atrium: %s\n", server.error().message.c_str());

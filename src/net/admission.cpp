@@ -35,21 +35,6 @@ std::string peer_ip(lws* wsi) {
   return ip;
 }
 
-// "a=1&b=two" as lws splits it: one fragment per argument, already URL-decoded.
-engine::ConnectRequest::Pairs query_args(lws* wsi) {
-  engine::ConnectRequest::Pairs out;
-  for (int i = 0;; ++i) {
-    const int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-    if (n <= 0) break;
-    std::string arg(static_cast<std::size_t>(n) + 1, '\0');
-    if (lws_hdr_copy_fragment(wsi, arg.data(), n + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
-    arg.resize(static_cast<std::size_t>(n));
-    const std::size_t eq = arg.find('=');
-    out.emplace_back(arg.substr(0, eq), eq == std::string::npos ? std::string() : arg.substr(eq + 1));
-  }
-  return out;
-}
-
 engine::ConnectRequest::Pairs cookies_of(std::string_view header_value) {
   engine::ConnectRequest::Pairs out;
   while (!header_value.empty()) {
@@ -112,32 +97,76 @@ std::int64_t now_s() {
 
 }  // namespace
 
+engine::ConnectRequest::Pairs query_args(lws* wsi) {
+  engine::ConnectRequest::Pairs out;
+  for (int i = 0;; ++i) {
+    const int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n <= 0) break;
+    std::string arg(static_cast<std::size_t>(n) + 1, '\0');
+    if (lws_hdr_copy_fragment(wsi, arg.data(), n + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) break;
+    arg.resize(static_cast<std::size_t>(n));
+    const std::size_t eq = arg.find('=');
+    out.emplace_back(arg.substr(0, eq), eq == std::string::npos ? std::string() : arg.substr(eq + 1));
+  }
+  return out;
+}
+
 bool Admission::origin_ok(lws* wsi, const ServerConfig& config) {
   const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
   if (origin.empty()) return !config.require_origin;
   return config.allowed_origins.empty() || auth::origin_allowed(origin, config.allowed_origins);
 }
 
+namespace {
+
+// Logs a refusal and answers it.
+int refuse(lws* wsi, const ServerConfig& config, const std::string& ip, std::uint64_t& counter,
+           ErrorCode code, int status, std::string_view told, std::string_view why) {
+  ++counter;
+  if (config.on_log)
+    config.on_log(engine::LogLevel::info, "net upgrade_refused status=" + std::to_string(status) +
+                                              " ip=" + ip + " reason=\"" + std::string(why) + "\"");
+  return refuse_upgrade(wsi, code, told, status);
+}
+
+}  // namespace
+
+// The checks every upgrade gets, whatever its protocol: 0, or the refusal answered.
+int Admission::check_origin_and_address(lws* wsi, const std::string& ip, const ServerConfig& config,
+                                        Stats& stats) {
+  if (!origin_ok(wsi, config)) {
+    const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
+    return refuse(wsi, config, ip, stats.refused_origin, ErrorCode::not_allowed, 403, "origin not allowed",
+                  origin.empty() ? "no Origin header (--require-origin)" : "origin " + origin + " is not allowed");
+  }
+  if (config.max_connections_per_ip > 0 && per_ip_[ip] >= config.max_connections_per_ip) {
+    return refuse(wsi, config, ip, stats.refused_per_ip, ErrorCode::rate_limited, 429,
+                  "too many connections from this address",
+                  "over --max-connections-per-ip " + std::to_string(config.max_connections_per_ip));
+  }
+  return 0;
+}
+
+int Admission::decide_guest(lws* wsi, std::string_view path, const ServerConfig& config, Stats& stats) {
+  const std::string ip = peer_ip(wsi);
+  if (const int refused = check_origin_and_address(wsi, ip, config, stats)) return refused;
+  Admitted admitted;
+  admitted.decided = true;
+  admitted.ip = ip;
+  admitted.guest_path.assign(path);
+  admitted.query = query_args(wsi);
+  ++per_ip_[ip];
+  pending_[wsi] = std::move(admitted);
+  return 0;
+}
+
 int Admission::decide(lws* wsi, engine::Engine& engine, const ServerConfig& config, Stats& stats) {
   const std::string ip = peer_ip(wsi);
   auto refuse = [&](std::uint64_t& counter, ErrorCode code, int status, std::string_view told,
                     std::string_view why) {
-    ++counter;
-    if (config.on_log)
-      config.on_log(engine::LogLevel::info, "net upgrade_refused status=" + std::to_string(status) +
-                                                " ip=" + ip + " reason=\"" + std::string(why) + "\"");
-    return refuse_upgrade(wsi, code, told, status);
+    return net::refuse(wsi, config, ip, counter, code, status, told, why);
   };
-
-  if (!origin_ok(wsi, config)) {
-    const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
-    return refuse(stats.refused_origin, ErrorCode::not_allowed, 403, "origin not allowed",
-                  origin.empty() ? "no Origin header (--require-origin)" : "origin " + origin + " is not allowed");
-  }
-  if (config.max_connections_per_ip > 0 && per_ip_[ip] >= config.max_connections_per_ip) {
-    return refuse(stats.refused_per_ip, ErrorCode::rate_limited, 429, "too many connections from this address",
-                  "over --max-connections-per-ip " + std::to_string(config.max_connections_per_ip));
-  }
+  if (const int refused = check_origin_and_address(wsi, ip, config, stats)) return refused;
 
   engine::ConnectRequest req;
   req.query = query_args(wsi);

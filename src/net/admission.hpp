@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "engine/engine.hpp"
@@ -23,6 +24,10 @@ struct Admitted {
   bool decided = false;             // false: decide() never saw this connection
   engine::Identity identity;
   std::string ip;                   // counted against --max-connections-per-ip until released
+  // An upgrade to a path of the guest protocol (guest_protocol.hpp): that path and the
+  // query; empty path: Atrium's own /ws.
+  std::string guest_path;
+  engine::ConnectRequest::Pairs query;
 };
 
 class Admission {
@@ -30,6 +35,9 @@ class Admission {
   // LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for /ws: 0 to let it go on, or -1 after writing
   // the refusal.
   int decide(lws* wsi, engine::Engine& engine, const ServerConfig& config, Stats& stats);
+  // The same for a path of the guest protocol: only the Origin and per-address checks (a
+  // guest authenticates in its own way; tokens and rooms/_connect.lua are Atrium's).
+  int decide_guest(lws* wsi, std::string_view path, const ServerConfig& config, Stats& stats);
   // LWS_CALLBACK_ESTABLISHED: what decide() admitted this connection as.
   Admitted take(lws* wsi);
   // LWS_CALLBACK_WSI_DESTROY: an upgrade decided but never established gives its place back.
@@ -42,8 +50,14 @@ class Admission {
   static bool origin_ok(lws* wsi, const ServerConfig& config);
 
  private:
+  int check_origin_and_address(lws* wsi, const std::string& ip, const ServerConfig& config,
+                               Stats& stats);
+
   std::unordered_map<lws*, Admitted> pending_;
   std::unordered_map<std::string, int> per_ip_;   // upgrades admitted and connections open
 };
+
+// "a=1&b=two" as lws splits it: one pair per argument, already URL-decoded.
+engine::ConnectRequest::Pairs query_args(lws* wsi);
 
 }  // namespace atrium::net

@@ -39,20 +39,32 @@ Server::State& state_of(lws* wsi) {
   return *static_cast<Server::State*>(lws_context_user(lws_get_context(wsi)));
 }
 
-bool is_ws_path(lws* wsi) {
+// Whose WebSocket endpoint a GET's path is: Atrium's (/ws), the guest protocol's (e.g.
+// Pusher's /app/KEY), or nobody's.
+enum class WsEndpoint { none, atrium, guest };
+
+WsEndpoint ws_endpoint(lws* wsi, std::string_view* path_out = nullptr) {
   char* uri = nullptr;
   int len = 0;
-  return lws_http_get_uri_and_method(wsi, &uri, &len) == LWSHUMETH_GET && uri &&
-         std::string_view(uri, static_cast<std::size_t>(len)) == "/ws";
+  if (lws_http_get_uri_and_method(wsi, &uri, &len) != LWSHUMETH_GET || !uri) return WsEndpoint::none;
+  const std::string_view path(uri, static_cast<std::size_t>(len));
+  if (path_out) *path_out = path;
+  if (path == "/ws") return WsEndpoint::atrium;
+  const GuestProtocol* guest = state_of(wsi).config.guest.get();
+  return guest && guest->claims_websocket(path) ? WsEndpoint::guest : WsEndpoint::none;
 }
 
 int confirm_upgrade(lws* wsi, const char* upgrade) {
   if (!upgrade || std::string_view(upgrade) != "websocket") return 0;
-  if (!is_ws_path(wsi))
+  std::string_view path;
+  const WsEndpoint endpoint = ws_endpoint(wsi, &path);
+  if (endpoint == WsEndpoint::none)
     return refuse_upgrade(wsi, ErrorCode::not_found, "the WebSocket endpoint is /ws", 404);
   Server::State& state = state_of(wsi);
   if (state.stopping)
     return refuse_upgrade(wsi, ErrorCode::internal, "server shutting down", 503);
+  if (endpoint == WsEndpoint::guest)
+    return state.admission.decide_guest(wsi, path, state.config, state.stats);
   return state.admission.decide(wsi, state.engine, state.config, state.stats);
 }
 
@@ -123,7 +135,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
     if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
       return confirm_upgrade(wsi, static_cast<const char*>(in));
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
-      return is_ws_path(wsi) && !state_of(wsi).stopping ? 0 : 1;
+      return ws_endpoint(wsi) != WsEndpoint::none && !state_of(wsi).stopping ? 0 : 1;
     if (reason == LWS_CALLBACK_WSI_DESTROY) {  // an upgrade admitted but never established
       state_of(wsi).admission.forget(wsi);
       return 0;

@@ -79,8 +79,10 @@ void counter(std::string& out, const char* name, const char* type, const char* h
 
 }  // namespace
 
-HttpApi::HttpApi(engine::Engine& engine, const Stats& stats, std::string admin_token, LogSink log)
-    : engine_(engine), stats_(stats), admin_token_(std::move(admin_token)), log_(std::move(log)) {}
+HttpApi::HttpApi(engine::Engine& engine, const Stats& stats, std::string admin_token, LogSink log,
+                 const GuestProtocol* guest)
+    : engine_(engine), stats_(stats), admin_token_(std::move(admin_token)), log_(std::move(log)),
+      guest_(guest) {}
 
 bool HttpApi::owns(std::string_view path) noexcept {
   return path == "/healthz" || path == "/metrics" || path == "/api" ||
@@ -247,6 +249,7 @@ void HttpApi::metrics(HttpResponse& response) const {
   counter(out, "atrium_loop_passes_total", "counter",
           "Turns of the event loop (its wake-ups; about two per coalescing window under load).",
           stats_.loop_passes);
+  if (guest_) out.append(guest_->metrics());
 }
 
 }  // namespace atrium::net

@@ -47,7 +47,9 @@ class HttpResponse {
 
 class HttpApi {
  public:
-  HttpApi(engine::Engine& engine, const Stats& stats, std::string admin_token, LogSink log);
+  // `guest`: the guest protocol whose metrics GET /metrics adds (null: none).
+  HttpApi(engine::Engine& engine, const Stats& stats, std::string admin_token, LogSink log,
+          const GuestProtocol* guest = nullptr);
 
   // Paths the API answers (anything else may be a static file, then 404).
   static bool owns(std::string_view path) noexcept;
@@ -75,6 +77,7 @@ class HttpApi {
   const Stats& stats_;
   std::string admin_token_;
   LogSink log_;
+  const GuestProtocol* guest_;
 };
 
 }  // namespace atrium::net

@@ -70,6 +70,10 @@ HttpExchange::Next HttpExchange::on_request() {
       return fail(ErrorCode::bad_request, "bad Content-Length");
     body_done_ = body_length_ == 0 || body_length_ > kMaxDrainBytes;
   }
+  if (server_.config.guest && server_.config.guest->claims_http(path_)) {
+    guest_route_ = true;
+    return method_ == HttpMethod::get ? dispatch() : start_write();
+  }
   if (HttpApi::owns(path_)) {
     const bool writes = method_ == HttpMethod::post || method_ == HttpMethod::del;
     return writes ? start_write() : dispatch();
@@ -111,12 +115,13 @@ HttpExchange::Next HttpExchange::start_write() {
   if (has_header(wsi_, WSI_TOKEN_HTTP_TRANSFER_ENCODING))
     return fail(ErrorCode::bad_request, "a request body needs Content-Length (no chunked)", 411);
   // A page of another site may not write through the API with the user's cookies or
-  // network position (docs/protocol.md "Connecting: tokens, origins, TLS").
-  if (!Admission::origin_ok(wsi_, server_.config)) {
+  // network position (docs/protocol.md "Connecting: tokens, origins, TLS"). A guest's
+  // routes check a signature of their own instead.
+  if (!guest_route_ && !Admission::origin_ok(wsi_, server_.config)) {
     ++server_.stats.refused_http_origin;
     return fail(ErrorCode::not_allowed, "origin not allowed", 403);
   }
-  if (!server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
+  if (!guest_route_ && !server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
     return fail(ErrorCode::unauthorized, "admin token required (Authorization: Bearer)");
   // No Content-Length and not chunked: no body (RFC 9112 6.3). lws waits for one anyway;
   // answering now and closing ends that.
@@ -148,9 +153,32 @@ HttpExchange::Next HttpExchange::on_body_complete() {
 }
 
 HttpExchange::Next HttpExchange::dispatch() {
+  if (guest_route_) return dispatch_guest();
   HttpResponse response(LWS_PRE);
   server_.api.handle(HttpRequest{method_, path_, body_}, response);
   std::string().swap(body_);
+  return respond(std::move(response));
+}
+
+// A route of the guest protocol (guest_protocol.hpp); an exception from it is a 500.
+HttpExchange::Next HttpExchange::dispatch_guest() {
+  const char* method = method_ == HttpMethod::get    ? "GET"
+                       : method_ == HttpMethod::post ? "POST"
+                       : method_ == HttpMethod::del  ? "DELETE"
+                                                     : "OTHER";
+  GuestProtocol::Reply reply;
+  try {
+    reply = server_.config.guest->http(method, path_, query_args(wsi_), body_);
+  } catch (const std::exception& e) {
+    server_.log(engine::LogLevel::error, std::string("net guest_http_failed what=") + e.what());
+    return fail(ErrorCode::internal, "internal error");
+  }
+  std::string().swap(body_);
+  HttpResponse response(LWS_PRE);
+  response.status = reply.status;
+  guest_content_type_ = std::move(reply.content_type);
+  response.content_type = guest_content_type_.c_str();
+  response.out().append(reply.body);
   return respond(std::move(response));
 }
 

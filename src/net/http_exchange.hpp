@@ -30,6 +30,7 @@ class HttpExchange {
   Next serve_static();
   Next redirect(std::string location);
   Next dispatch();
+  Next dispatch_guest();
   Next serve_file(const StaticFile& file);
   Next respond(HttpResponse response);
   Next fail(ErrorCode code, std::string_view message, int status = 0);
@@ -40,6 +41,8 @@ class HttpExchange {
   lws* wsi_;
   HttpMethod method_ = HttpMethod::other;
   bool head_ = false;               // a HEAD request: GET's headers, no body
+  bool guest_route_ = false;        // a route of the guest protocol (guest_protocol.hpp)
+  std::string guest_content_type_;  // its reply's, kept for write_headers
   std::string path_;
   std::string body_;
   std::size_t body_length_ = 0;     // Content-Length; 0 when absent

@@ -209,8 +209,10 @@ void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
   try {
     ms = reload_changed_scripts(s);
     s.engine.run_due();
+    if (s.config.guest) s.config.guest->run_due();
     s.engine.end_of_pass();
     ms = earliest(ms, s.engine.ms_until_next());
+    if (s.config.guest) ms = earliest(ms, s.config.guest->ms_until_next());
   } catch (const std::exception& e) {
     s.log(engine::LogLevel::error, std::string("net engine_failed what=") + e.what());
   }
@@ -331,7 +333,8 @@ Server::State::State(engine::Engine& engine_ref, ServerConfig config_in)
     : engine(engine_ref),
       config(std::move(config_in)),
       api(engine, stats, config.admin_token,
-          [this](engine::LogLevel level, std::string_view line) { log(level, line); }),
+          [this](engine::LogLevel level, std::string_view line) { log(level, line); },
+          config.guest.get()),
       files(config.public_dir),
       web_files(config.web_dir) {}
 
@@ -503,6 +506,7 @@ Status Server::run() {
         "net shutting_down connections=" + std::to_string(s.stats.connections));
   try {
     s.engine.shutdown();  // every client gets close 1001 through its sink
+    if (s.config.guest) s.config.guest->shutdown();
   } catch (const std::exception& e) {
     s.log(engine::LogLevel::error, std::string("net engine_failed what=") + e.what());
   }

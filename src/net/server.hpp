@@ -11,6 +11,7 @@
 
 #include "auth/jwt.hpp"
 #include "engine/engine.hpp"
+#include "net/guest_protocol.hpp"
 #include "util/result.hpp"
 
 namespace atrium::net {
@@ -46,6 +47,8 @@ struct ServerConfig {
   int rate = 0;                                 // messages/s per connection, burst the same; 0: off
   int max_connections_per_ip = 0;               // WebSocket connections per address; 0: off
   LogSink on_log;                               // one line each, no newline; default stderr
+  // Another protocol on the same port (guest_protocol.hpp), e.g. Pusher's; null: none.
+  std::shared_ptr<GuestProtocol> guest;
 };
 
 class Server {

@@ -83,7 +83,13 @@ int WsSession::on_established(Admitted admitted) {
   // We frame messages ourselves only where lws would send them unchanged: a connection of
   // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
   raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
-  client_ = server_.engine.connect(*this, std::move(admitted.identity));
+  if (!admitted.guest_path.empty()) {
+    guest_ = server_.config.guest.get();
+    if (!guest_) return -1;  // admitted for a guest that is gone: cannot happen
+    client_ = guest_->connect(*this, admitted.guest_path, admitted.query);
+  } else {
+    client_ = server_.engine.connect(*this, std::move(admitted.identity));
+  }
   connected_ = true;
   ++server_.stats.connections;
   server_.log(engine::LogLevel::debug, "net ws_open client=" + wire_id(client_));
@@ -93,12 +99,15 @@ int WsSession::on_established(Admitted admitted) {
 int WsSession::on_receive(const void* in, std::size_t len) {
   if (culled_ || close_code_) return 0;  // closing: what the client says no longer matters
   rx_bytes_ += len;
-  if (rx_bytes_ > server_.config.max_message_bytes) {
+  const std::size_t cap = guest_ ? std::max(server_.config.max_message_bytes, guest_->max_message_bytes())
+                                 : server_.config.max_message_bytes;
+  if (rx_bytes_ > cap) {
     // Counted across fragments (docs/protocol.md "Transport": "counted after reassembling
     // fragments").
     server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
                                             " bytes=" + std::to_string(rx_bytes_));
     if (rare_) rare_->rx.clear();
+    if (guest_) guest_->too_large(client_, rx_bytes_, cap);  // its frame goes out before the close
     start_close(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");  // the rest is dropped
     return 0;
   }
@@ -126,7 +135,8 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     if (final) {
       rx_bytes_ = 0;
       ++server_.stats.frames_in;
-      server_.engine.receive_binary(client_);
+      if (guest_) guest_->receive_binary(client_);
+      else server_.engine.receive_binary(client_);
     }
     return 0;
   }
@@ -188,7 +198,8 @@ void WsSession::deliver(std::string_view message) {
   rx_bytes_ = 0;
   ++server_.stats.frames_in;
   server_.stats.bytes_in += message.size();
-  server_.engine.receive(client_, message);
+  if (guest_) guest_->receive(client_, message);
+  else server_.engine.receive(client_, message);
 }
 
 void WsSession::send(const SharedFrame& line) {
@@ -341,10 +352,19 @@ int WsSession::on_writeable() {
   return 0;
 }
 
-// Writes what is queued, up to kMaxWriteBytes, as one message. False if the socket failed.
+// Writes what is queued, up to kMaxWriteBytes, as one message (a guest's lines: as one
+// message each, in one write). False if the socket failed.
 bool WsSession::write_queued() {
   std::size_t count = 1;
   std::size_t total = outbox_[0].size();
+  if (guest_) {
+    if (raw_frames_) {
+      while (count < outbox_.size() && total + outbox_[count].size() <= kMaxWriteBytes)
+        total += outbox_[count++].size();
+    }
+    const bool ok = count == 1 ? write_shared(outbox_[0]) : write_separate(count);
+    return written(ok, count, total);
+  }
   while (count < outbox_.size()) {
     const std::size_t next = outbox_[count].size();
     if (total + 1 + next > kMaxWriteBytes) break;  // the rest goes in the next write
@@ -353,6 +373,12 @@ bool WsSession::write_queued() {
   }
 
   const bool ok = count == 1 ? write_shared(outbox_[0]) : write_joined(count, total);
+  return written(ok, count, total);
+}
+
+// Counts a write of `count` queued lines (`total` payload bytes) and drops them from the
+// queue. False if it failed.
+bool WsSession::written(bool ok, std::size_t count, std::size_t total) {
   if (!ok) {
     server_.log(engine::LogLevel::info, "net write_failed client=" + wire_id(client_));
     return false;
@@ -389,6 +415,25 @@ bool WsSession::write_joined(std::size_t count, std::size_t total) {
   }
   if (!raw_frames_) return write_text(payload, total);
   return write_raw(put_text_header(payload, total), text_header_size(total) + total);
+}
+
+// Several lines as as many messages, framed one after the other in the server's scratch
+// buffer, for one write (raw frames only: the caller checks).
+bool WsSession::write_separate(std::size_t count) {
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < count; ++i)
+    bytes += text_header_size(outbox_[i].size()) + outbox_[i].size();
+  std::vector<unsigned char>& buf = server_.scratch;
+  if (buf.size() < bytes) buf.resize(bytes);  // grows, never shrinks
+  unsigned char* p = buf.data();
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t n = outbox_[i].size();
+    p += text_header_size(n);
+    put_text_header(p, n);
+    std::memcpy(p, outbox_[i].data(), n);
+    p += n;
+  }
+  return write_raw(buf.data(), bytes);
 }
 
 // A connection lws frames itself (see on_established): payload with LWS_PRE before it.
@@ -434,7 +479,8 @@ void WsSession::on_closed() {
   const bool clean = peer_close_code_ == 1000 || peer_close_code_ == 1001;
   server_.log(engine::LogLevel::debug, "net ws_closed client=" + wire_id(client_) +
                                            " code=" + std::to_string(peer_close_code_));
-  server_.engine.disconnect(client_, clean);
+  if (guest_) guest_->disconnect(client_);
+  else server_.engine.disconnect(client_, clean);
 }
 
 }  // namespace atrium::net

@@ -49,6 +49,8 @@ class WsSession final : public engine::ClientSink {
   bool write_queued();
   bool write_shared(const SharedFrame& line);
   bool write_joined(std::size_t count, std::size_t total);
+  bool write_separate(std::size_t count);
+  bool written(bool ok, std::size_t count, std::size_t total);
   bool write_text(unsigned char* payload, std::size_t n);
   bool write_raw(unsigned char* frame, std::size_t n);
   void write_close_frame(std::string_view reason);
@@ -58,7 +60,8 @@ class WsSession final : public engine::ClientSink {
 
   Server::State& server_;
   lws* wsi_;
-  engine::ClientId client_ = 0;
+  engine::ClientId client_ = 0;         // the engine's id, or the guest's (guest_ set)
+  GuestProtocol* guest_ = nullptr;      // a connection of the guest protocol, not Atrium's
   std::string ip_;                      // counted per address until on_closed
 
   // Outbound: lines waiting for the end of the window or the next WRITEABLE.

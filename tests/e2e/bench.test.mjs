@@ -23,7 +23,10 @@ function load(server, args) {
 
 describe('bench: the load generator and the bench rooms', { skip: !existsSync(LOAD) && `no ${LOAD}` }, () => {
   let server;
-  before(async () => { server = await startServer({ rooms: path.join(repo, 'bench', 'rooms') }); });
+  before(async () => {
+    server = await startServer({ rooms: path.join(repo, 'bench', 'rooms'),
+      args: ['--pusher-app', 'bench:benchkey:benchsecret', '--pusher-limit', 'bench:client-events-per-s=1000'] });
+  });
   after(cleanup);
 
   it('emit: every other member gets every message, latency is measured', T, async () => {
@@ -50,6 +53,26 @@ describe('bench: the load generator and the bench rooms', { skip: !existsSync(LO
     assert.equal(r.server_errors, 0);
     assert.ok(r.patches_per_s > 0.8 * r.expected_patches_per_s, `${r.patches_per_s} patches/s`);
     assert.ok(r.latency_samples > 0, 'probes found their own entries in the patches');
+  });
+
+  it('pusher: client events on a private channel reach every other subscriber, timed', T, async () => {
+    const r = await load(server, ['--mode', 'pusher', '--room', 'pe2e', '--clients', '5',
+      '--pusher-key', 'benchkey', '--pusher-secret', 'benchsecret',
+      '--interval-us', '20000', '--warmup', '0.5', '--duration', '1.5']);
+    assert.equal(r.alive, 5);
+    assert.equal(r.server_errors, 0);
+    assert.ok(r.delivered_pct >= 95 && r.delivered_pct <= 105, `delivered ${r.delivered_pct} %`);
+    assert.ok(r.p99_us > 0);
+  });
+
+  it('churn: every leave and join of a presence member is told to the others', T, async () => {
+    const r = await load(server, ['--mode', 'churn', '--room', 'ce2e', '--clients', '6',
+      '--pusher-key', 'benchkey', '--pusher-secret', 'benchsecret',
+      '--interval-us', '100000', '--warmup', '0.5', '--duration', '1.5']);
+    assert.equal(r.alive, 6);
+    assert.equal(r.server_errors, 0);
+    assert.ok(r.sent_per_s > 0);
+    assert.ok(r.delivered_pct >= 90 && r.delivered_pct <= 110, `delivered ${r.delivered_pct} %`);
   });
 
   it('idle: memory per joined connection is read from the server', T, async () => {

@@ -296,3 +296,42 @@ TEST_CASE("the patch log's bounds are settings; the defaults are those of docs/p
   CHECK(contains(w.error({"--patch-log-count", "-3"}), "--patch-log-count"));
   CHECK(contains(w.error({"--patch-log-ms", "soon"}), "--patch-log-ms"));
 }
+
+TEST_CASE("Pusher apps, webhooks and limits are lists: a flag given again adds, a stronger source replaces") {
+  World w;
+  Result<ServeOptions> r = w.parse({"--pusher-app", "1:key1:secret1", "--pusher-app=2:key2:se:cret",
+                                    "--pusher-webhook", "1:http://127.0.0.1:9/hook",
+                                    "--pusher-limit", "2:presence-members=200"});
+  REQUIRE(r.ok());
+  CHECK(r->pusher_apps == std::vector<std::string>{"1:key1:secret1", "2:key2:se:cret"});
+  CHECK(r->pusher_webhooks == std::vector<std::string>{"1:http://127.0.0.1:9/hook"});
+  CHECK(r->pusher_limits == std::vector<std::string>{"2:presence-members=200"});
+
+  w.env["ATRIUM_PUSHER_APPS"] = "a:ka:sa, b:kb:sb";  // a list's variable is plural
+  w.files["c.json"] = R"({"pusher-app": ["f:kf:sf", "g:kg:sg"], "pusher-webhook": "f:https://h.example/w"})";
+  Result<ServeOptions> from_env = w.parse({"--config", "c.json"});
+  REQUIRE(from_env.ok());
+  CHECK(from_env->pusher_apps == std::vector<std::string>{"a:ka:sa", "b:kb:sb"});  // beats the file
+  CHECK(from_env->pusher_webhooks == std::vector<std::string>{"f:https://h.example/w"});
+  w.env.erase("ATRIUM_PUSHER_APPS");
+  Result<ServeOptions> from_file = w.parse({"--config", "c.json"});
+  REQUIRE(from_file.ok());
+  CHECK(from_file->pusher_apps == std::vector<std::string>{"f:kf:sf", "g:kg:sg"});
+  Result<ServeOptions> from_flag = w.parse({"--config", "c.json", "--pusher-app", "z:kz:sz"});
+  REQUIRE(from_flag.ok());
+  CHECK(from_flag->pusher_apps == std::vector<std::string>{"z:kz:sz"});
+}
+
+TEST_CASE("a Pusher app, webhook or limit in the wrong form is refused, naming it") {
+  World w;
+  CHECK(w.error({"--pusher-app", "1:key"}).find("\"1:key\" is not ID:KEY:SECRET") != std::string::npos);
+  CHECK(w.error({"--pusher-app", "1::secret"}).find("is not ID:KEY:SECRET") != std::string::npos);
+  CHECK(w.error({"--pusher-app", ":k:s"}).find("is not ID:KEY:SECRET") != std::string::npos);
+  CHECK(w.error({"--pusher-app", "1:k:"}).find("is not ID:KEY:SECRET") != std::string::npos);
+  CHECK(w.error({"--pusher-webhook", "1:ftp://x"}).find("http:// or https://") != std::string::npos);
+  CHECK(w.error({"--pusher-webhook", "nourl"}).find("is not ID:URL") != std::string::npos);
+  CHECK(w.error({"--pusher-limit", "1:presence-members"}).find("is not ID:name=value") != std::string::npos);
+  CHECK(w.error({"--pusher-app", ","}).find("--pusher-app") != std::string::npos);
+  w.files["c.json"] = R"({"pusher-app": [1, 2]})";
+  CHECK(w.error({"--config", "c.json"}).find("list of strings") != std::string::npos);
+}
