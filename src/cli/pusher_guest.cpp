@@ -86,12 +86,18 @@ Result<pusher::App*> app_named(std::vector<pusher::App>& apps, std::string_view 
              std::string(id) + "\"");
 }
 
-Status set_limit(pusher::Limits& limits, std::string_view name, std::string_view text) {
+Status set_limit(pusher::App& app, std::string_view name, std::string_view text) {
+  pusher::Limits& limits = app.limits;
   std::uint64_t n = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n > (1ull << 30))
     return bad("\"" + std::string(text) + "\" is not a whole number in 0..1073741824");
-  if (name == "presence-members") limits.presence_members = n;
+  if (name == "subscription-count") {
+    if (n > 1) return bad("subscription-count is 0 (off) or 1 (on)");
+    app.subscription_count_events = n == 1;
+  } else if (name == "user-auth-timeout-ms") {
+    app.user_authentication_timeout_ms = static_cast<std::int64_t>(n);
+  } else if (name == "presence-members") limits.presence_members = n;
   else if (name == "member-info-bytes") limits.member_info_bytes = n;
   else if (name == "event-bytes") limits.event_bytes = n;
   else if (name == "name-bytes") limits.name_bytes = n;
@@ -99,8 +105,9 @@ Status set_limit(pusher::Limits& limits, std::string_view name, std::string_view
   else if (name == "client-events-per-s") limits.client_events_per_s = static_cast<int>(n);
   else if (name == "max-connections") limits.max_connections = n;
   else
-    return bad("\"" + std::string(name) + "\" is not a limit (presence-members, member-info-bytes, "
-               "event-bytes, name-bytes, batch-events, client-events-per-s, max-connections)");
+    return bad("\"" + std::string(name) + "\" is not a limit or setting (presence-members, member-info-bytes, "
+               "event-bytes, name-bytes, batch-events, client-events-per-s, max-connections, "
+               "subscription-count, user-auth-timeout-ms)");
   return {};
 }
 
@@ -135,7 +142,7 @@ Result<std::shared_ptr<net::GuestProtocol>> pusher_guest(const ServeOptions& o,
     Result<pusher::App*> app = app_named(config.apps, item, "--pusher-limit", &assignment);
     if (!app) return std::move(app).error();
     const std::size_t eq = assignment.find('=');
-    if (Status st = set_limit(app.value()->limits, assignment.substr(0, eq), assignment.substr(eq + 1)); !st)
+    if (Status st = set_limit(*app.value(), assignment.substr(0, eq), assignment.substr(eq + 1)); !st)
       return bad("--pusher-limit \"" + item + "\": " + st.error().message);
   }
   config.on_log = log;

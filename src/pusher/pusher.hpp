@@ -40,9 +40,9 @@ struct App {
   Limits limits;
   std::vector<std::string> webhook_urls;    // --pusher-webhook ID:URL
   // pusher_internal:subscription_count to the subscribers of a non-presence channel each
-  // time its count changes (Pusher's "subscription counting"; costs a frame per subscriber
-  // per change, so an app may turn it off).
-  bool subscription_count_events = true;
+  // time its count changes: Pusher's "subscription counting", off unless an app turns it
+  // on, as on Pusher (a frame per subscriber per change: N^2 frames when N join).
+  bool subscription_count_events = false;
   // When > 0: a connection must pusher:signin within this many ms or is closed with 4009
   // ("Connection not authorized within timeout", Pusher's "authorized connections").
   std::int64_t user_authentication_timeout_ms = 0;

@@ -85,6 +85,17 @@ describe('configuration', { concurrency: true }, () => {
     assert.equal(closed.code, 4100, `close ${closed.code} ${closed.reason}`);
   });
 
+  it('--pusher-limit user-auth-timeout-ms: a connection that does not sign in in time gets 4009', async () => {
+    const app = makeApp('1105');
+    const server = await startAtrium({ apps: [app], args: ['--pusher-limit', `${app.id}:user-auth-timeout-ms=300`] });
+    const raw = await RawClient.open(server, app.key);
+    const started = Date.now();
+    const err = await raw.next((f) => f.event === 'pusher:error', 3000);
+    assert.equal(err.data.code, 4009, err.raw);
+    assert.equal((await raw.closedWithin(3000)).code, 4009);
+    assert.ok(Date.now() - started >= 250, `closed after ${Date.now() - started} ms`);
+  });
+
   it('--pusher-limit batch-events and event-bytes', async () => {
     const app = makeApp('1103');
     const server = await startAtrium({ apps: [app], args: ['--pusher-limit', `${app.id}:batch-events=2`, '--pusher-limit', `${app.id}:event-bytes=1000`] });
@@ -133,6 +144,7 @@ describe('configuration', { concurrency: true }, () => {
       [['--pusher-app', '1:k:s', '--pusher-webhook', '2:http://127.0.0.1:9/x']],
       [['--pusher-app', '1:k:s', '--pusher-limit', '1:no-such-limit=3']],
       [['--pusher-app', '1:k:s', '--pusher-limit', '1:presence-members=lots']],
+      [['--pusher-app', '1:k:s', '--pusher-limit', '1:subscription-count=2'], /0 \(off\) or 1/],
     ];
     for (const [args, re] of bad) {
       const { code, output } = await refusesToStart(args);

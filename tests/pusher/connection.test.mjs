@@ -11,7 +11,7 @@ let server;
 let api;
 
 before(async () => {
-  server = await startAtrium({ apps: [app] });
+  server = await startAtrium({ apps: [app], args: ['--pusher-limit', `${app.id}:subscription-count=1`] });
   api = sdk(server, app);
 });
 after(cleanup);
@@ -162,6 +162,19 @@ describe('public channels', { concurrency: true }, () => {
     assert.deepEqual(counts, [2]);
     p2.unsubscribe(name);
     await until(() => c1.subscriptionCount === 1, 3000, `subscriptionCount back to 1 (got ${c1.subscriptionCount})`);
+  });
+
+  it('subscription_count is off unless the app turns it on, as on Pusher', async () => {
+    const plain = makeApp('102');
+    const other = await startAtrium({ apps: [plain] });
+    const name = uid('nocount-');
+    const raw1 = await RawClient.open(other, plain.key);
+    const raw2 = await RawClient.open(other, plain.key);
+    await raw1.subscribe(name);
+    await raw2.subscribe(name);
+    await raw1.ping();
+    assert.equal(raw1.frames.filter((f) => f.event === 'pusher_internal:subscription_count').length, 0);
+    await other.stop();
   });
 
   it('events on a channel nobody subscribes to are accepted and go nowhere', async () => {

@@ -104,6 +104,7 @@ struct Harness {
     a.id = std::move(id);
     a.key = std::move(key);
     a.secret = std::move(secret);
+    a.subscription_count_events = true;  // off by default (as on Pusher); the tests see it
     return a;
   }
 

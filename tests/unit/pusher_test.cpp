@@ -123,6 +123,21 @@ TEST_CASE("pusher: ping gets pong; pong and binary") {
   CHECK(c->sink.close_code == 0);
 }
 
+TEST_CASE("pusher: subscription counting is off unless the app turns it on, as on Pusher") {
+  App plain = Harness::app("1", "key1", "secret1");
+  plain.subscription_count_events = App().subscription_count_events;
+  CHECK_FALSE(plain.subscription_count_events);
+  Harness h({plain});
+  auto a = h.connect(), b = h.connect();
+  h.subscribe(*a, "news");
+  h.subscribe(*b, "news");
+  for (auto* c : {a.get(), b.get()}) {
+    const auto frames = c->take();
+    REQUIRE(frames.size() == 1);  // the subscription's answer, nothing about the count
+    CHECK(event_of(frames[0]) == "pusher_internal:subscription_succeeded");
+  }
+}
+
 TEST_CASE("pusher: public subscribe, events, unsubscribe") {
   Harness h;
   auto a = h.connect(), b = h.connect();
