@@ -5,6 +5,7 @@
 //   2. 10,000 simulated seconds of rooms/arena.lua (20 Hz ticks) with 16 local players under
 //      the host clock, stepped every 50 ms: wall time.
 // Run: ninja -C build-rel bench/embed_bench && build-rel/bench/embed_bench
+//      build-rel/bench/embed_bench 2000 arena lines.txt   (every player's lines, to compare builds)
 #include <atrium/atrium.hpp>
 
 #include <arpa/inet.h>
@@ -154,7 +155,9 @@ void round_trips() {
   std::printf("|---|--:|--:|--:|\n| `counter.myBumps` | %.0f | %.0f | %.0f |\n\n", alone_ns, local_ns, ws_ns);
 }
 
-void arena_simulation(std::int64_t simulated_s) {
+// `dump`: when set, every line each player receives goes there, "player: line" per line, so
+// two builds can be compared byte for byte (bench/README.md "Embedding").
+void arena_simulation(std::int64_t simulated_s, std::FILE* dump) {
   std::string error;
   auto engine = atrium::Engine::create(options(true), &error);
   if (!engine) return;
@@ -175,8 +178,11 @@ void arena_simulation(std::int64_t simulated_s) {
                 std::to_string(static_cast<int>(rng() % 3) - 1) + "," +
                 std::to_string(static_cast<int>(rng() % 3) - 1) + "]}");
     engine->step(t);
-    for (auto& p : players)
-      while (p->receive(line)) ++lines;
+    for (std::size_t i = 0; i < players.size(); ++i)
+      while (players[i]->receive(line)) {
+        ++lines;
+        if (dump) std::fprintf(dump, "%zu: %s\n", i, line.c_str());
+      }
   }
   std::printf("| %lld simulated s of arena.lua (20 Hz), 16 local players, 50 ms steps | wall s | lines |\n",
               static_cast<long long>(simulated_s));
@@ -185,10 +191,13 @@ void arena_simulation(std::int64_t simulated_s) {
 
 }  // namespace
 
-// embed_bench [SIMULATED_SECONDS]: 10,000 by default; "arena" alone skips the round trips.
+// embed_bench [SIMULATED_SECONDS [arena [DUMP_FILE]]]: 10,000 s by default; "arena" skips the
+// round trips; DUMP_FILE receives every line the 16 players get (to compare two builds).
 int main(int argc, char** argv) {
   const std::int64_t simulated_s = argc > 1 ? std::atoll(argv[1]) : 10000;
   if (argc < 3) round_trips();
-  arena_simulation(simulated_s);
+  std::FILE* dump = argc > 3 ? std::fopen(argv[3], "w") : nullptr;
+  arena_simulation(simulated_s, dump);
+  if (dump) std::fclose(dump);
   return 0;
 }

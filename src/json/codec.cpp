@@ -447,6 +447,79 @@ void write_string(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+char* write_string_into(std::string_view s, char* p, char* end) {
+  std::size_t plain = 0;
+  while (plain < s.size() && kEscapes.kind[static_cast<unsigned char>(s[plain])] == 0) ++plain;
+  if (plain == s.size()) {
+    if (static_cast<std::size_t>(end - p) < s.size() + 2) return nullptr;
+    *p++ = '"';
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+    *p++ = '"';
+    return p;
+  }
+  thread_local std::string escaped;                 // rare: written the long way
+  escaped.clear();
+  write_string(s, escaped);
+  if (static_cast<std::size_t>(end - p) < escaped.size()) return nullptr;
+  std::memcpy(p, escaped.data(), escaped.size());
+  return p + escaped.size();
+}
+
+char* write_into(const Value& v, char* p, char* end) {
+  const auto put = [&](const char* text, std::size_t n) -> char* {
+    if (static_cast<std::size_t>(end - p) < n) return nullptr;
+    std::memcpy(p, text, n);
+    return p + n;
+  };
+  switch (v.kind()) {
+    case Value::Kind::null: return put("null", 4);
+    case Value::Kind::boolean: return v.as_bool() ? put("true", 4) : put("false", 5);
+    case Value::Kind::number: {
+      if (static_cast<std::size_t>(end - p) >= kMaxNumberChars) return p + format_number(v.as_number(), p);
+      char buf[kMaxNumberChars];
+      const std::size_t n = format_number(v.as_number(), buf);
+      return put(buf, n);
+    }
+    case Value::Kind::string: return write_string_into(v.as_string(), p, end);
+    case Value::Kind::array: {
+      if (p == end) return nullptr;
+      *p++ = '[';
+      bool first = true;
+      for (const Value& item : v.items()) {
+        if (!first) {
+          if (p == end) return nullptr;
+          *p++ = ',';
+        }
+        first = false;
+        if (!(p = write_into(item, p, end))) return nullptr;
+      }
+      if (p == end) return nullptr;
+      *p++ = ']';
+      return p;
+    }
+    case Value::Kind::object: {
+      if (p == end) return nullptr;
+      *p++ = '{';
+      bool first = true;
+      for (const auto& [key, member] : v.members()) {
+        if (!first) {
+          if (p == end) return nullptr;
+          *p++ = ',';
+        }
+        first = false;
+        if (!(p = write_string_into(key, p, end)) || p == end) return nullptr;
+        *p++ = ':';
+        if (!(p = write_into(member, p, end))) return nullptr;
+      }
+      if (p == end) return nullptr;
+      *p++ = '}';
+      return p;
+    }
+  }
+  return p;
+}
+
 void write_number(double n, std::string& out) {
   char buf[kMaxNumberChars];
   out.append(buf, format_number(n, buf));

@@ -56,6 +56,14 @@ void write_string(std::string_view s, std::string& out);
 // Appends a number as write() would.
 void write_number(double n, std::string& out);
 
+// write() and write_string() into [p, end) instead of a string: the end of what was
+// written, or nullptr when it does not fit (what lies in [p, end) is then unspecified).
+// Nothing is appended piece by piece: a patch's hot paths (state/patch.cpp write_op, the
+// compaction's candidate in state/compact.cpp) write many short pieces, and a string's
+// push_back and append cost a capacity check and a call each.
+char* write_into(const Value& v, char* p, char* end);
+char* write_string_into(std::string_view s, char* p, char* end);
+
 // The longest text format_number writes ("-2.2250738585072014e-308" is 24).
 inline constexpr std::size_t kMaxNumberChars = 32;
 // Writes n into buf (kMaxNumberChars bytes) as write() would, and returns its length: what

@@ -49,34 +49,6 @@ struct Node {
   std::size_t merged_begin = 0, merged_end = 0;  // chosen: its one op, in Scratch::merged
 };
 
-// Writes v, giving up (false) once `out` would pass `limit` bytes.
-bool write_within(const json::Value& v, std::string& out, std::size_t limit) {
-  if (v.is_object()) {
-    out.push_back('{');
-    bool first = true;
-    for (const auto& [key, member] : v.members()) {
-      if (!first) out.push_back(',');
-      first = false;
-      json::write_string(key, out);
-      out.push_back(':');
-      if (out.size() > limit || !write_within(member, out, limit)) return false;
-    }
-    out.push_back('}');
-  } else if (v.is_array()) {
-    out.push_back('[');
-    bool first = true;
-    for (const json::Value& item : v.items()) {
-      if (!first) out.push_back(',');
-      first = false;
-      if (out.size() > limit || !write_within(item, out, limit)) return false;
-    }
-    out.push_back(']');
-  } else {
-    json::write(v, out);
-  }
-  return out.size() <= limit;
-}
-
 // What a Compactor builds, kept per thread between flushes for its memory; a patch far
 // larger than usual gives it back afterwards (Scratch::trim).
 struct Scratch {
@@ -86,7 +58,8 @@ struct Scratch {
   std::vector<std::size_t> slots;          // prefix -> node + 1 (0: empty), open addressing
   std::vector<std::size_t> op_node;        // the node of each op's own path
   std::string merged;                      // the chosen nodes' ops
-  std::string candidate;                   // the op try_merge is writing
+  std::string candidate;                   // the op try_merge is writing, less its value
+  std::vector<char> value;                 // and its value: try_merge's room, kept
   std::string key;
   bool busy = false;
 
@@ -100,7 +73,8 @@ struct Scratch {
   void trim() {
     constexpr std::size_t kKeptBytes = 256 * 1024;
     constexpr std::size_t kKeptNodes = 4096;
-    const std::size_t bytes = encoded.capacity() + merged.capacity() + candidate.capacity();
+    const std::size_t bytes =
+        encoded.capacity() + merged.capacity() + candidate.capacity() + value.capacity();
     if (bytes > kKeptBytes || nodes.capacity() > kKeptNodes) *this = Scratch();
   }
 };
@@ -214,12 +188,28 @@ class Compactor {
     text.append(",\"path\":");
     json::write_string(n.prefix, text);  // the pointer, escaped, as write_op writes paths
     text.append(",\"value\":");
-    if (!write_within(value, text, n.bytes_under) || text.size() + 1 >= n.bytes_under)
-      return false;
-    text.push_back('}');
+    // The op wins when it is shorter than its group's ops: text, value and '}' under
+    // bytes_under less one. The value is written into a buffer with that much room at most
+    // (and less at first: a large group under a small value would clear megabytes for it),
+    // so a value past it costs only the bytes up to the limit.
+    if (text.size() + 2 > n.bytes_under) return false;
+    const std::size_t most = n.bytes_under - text.size() - 2;   // the longest value that wins
+    if (most == 0) return false;
+    constexpr std::size_t kFirstRoom = 4096;
+    std::size_t room = std::min(most, kFirstRoom);
+    char* end = nullptr;
+    for (;;) {
+      if (s_.value.size() < room) s_.value.resize(room);
+      end = json::write_into(value, s_.value.data(), s_.value.data() + room);
+      if (end) break;
+      if (room == most) return false;
+      room = room > most / 8 ? most : room * 8;
+    }
     n.chosen = true;
     n.merged_begin = s_.merged.size();
     s_.merged.append(text);
+    s_.merged.append(s_.value.data(), static_cast<std::size_t>(end - s_.value.data()));
+    s_.merged.push_back('}');
     n.merged_end = s_.merged.size();
     any_chosen_ = true;
     return true;

@@ -7,6 +7,7 @@
 #include <lua.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <charconv>
 #include <climits>
@@ -46,10 +47,27 @@ struct Seg {
 // {"op":"add","path":"","value":} and so on.
 constexpr std::size_t kOpBytes[] = {31, 25, 35};
 
+// Per byte: 1 where string_size counts an escape ('"', '\\', control characters), and
+// bit 1 where a JSON Pointer escapes it ('~', '/'). A table: one load a byte, no compares.
+constexpr auto kByteClass = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = t['\\'] = 1;
+  t['~'] = t['/'] = 2;
+  return t;
+}();
+
 // A JSON string literal's length; an escaped byte counts two (\u00XX is rarer).
 std::size_t string_size(std::string_view s) noexcept {
   std::size_t n = s.size() + 2;
-  for (const char c : s) n += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+  for (const char c : s) n += kByteClass[static_cast<unsigned char>(c)] & 1;
+  return n;
+}
+
+// How many bytes of `key` a JSON Pointer escapes ('~' and '/': two bytes each).
+std::size_t pointer_escapes(std::string_view key) noexcept {
+  std::size_t n = 0;
+  for (const char c : key) n += kByteClass[static_cast<unsigned char>(c)] >> 1;
   return n;
 }
 
@@ -146,7 +164,9 @@ class Differ {
   bool every_member_changed(int idx, const Value& m);
   bool scalar_equal(int idx, const Value& m);
   bool compact(int idx, const Value& m, std::size_t first_op, std::size_t touch_base);
-  std::size_t touch_size(const Touch& t, const Value& m, std::size_t here);
+  bool direct_value(const Touch& t, std::size_t here) const;
+  std::size_t touch_size(const Touch& t, const Value& m, std::size_t here, bool cancelled,
+                         std::size_t cap);
   bool compare_array(int idx, std::size_t n, const Value& m);
   bool compare_item(int idx, std::size_t i, const Value& m);
   std::size_t front_shift(int idx, std::size_t p, std::size_t a, std::size_t b,
@@ -164,9 +184,11 @@ class Differ {
   bool scalar_value(int idx, Value& out);
   bool replace_table(int idx);
   void emit_remove();
+  void push(Op&& op);
   bool has_string_key(int idx, std::string_view key);
   bool has_key(int idx, std::string_view key);
   std::string pointer() const;
+  std::size_t pointer_size() const noexcept;
   std::string lua_path() const;
 
   lua_State* L_;
@@ -187,6 +209,7 @@ class Differ {
   };
   std::vector<Rank> ranks_;
   std::vector<Op> moved_;
+  std::vector<unsigned char> cancels_;              // compact(): ops whose value is left out
   int reserved_ = 0;                                // stack slots known to exist
   Error error_;
 };
@@ -444,18 +467,36 @@ bool Differ::replace_table(int idx) {
 // state is never replaced: clients may hold on to its root.
 bool Differ::compact(int idx, const Value& m, std::size_t first_op, std::size_t touch_base) {
   if (segs_.empty()) return true;
-  std::size_t ops = out_.size() - first_op - 1;     // the commas between them
-  for (std::size_t j = first_op; j < out_.size(); ++j) ops += op_size(out_[j]);
-  const std::size_t here = pointer().size();
+  const std::size_t here = pointer_size();
   const std::size_t fixed = kOpBytes[static_cast<int>(OpKind::replace)] + here;
-  if (ops <= fixed + 2) return true;                // not even {} would be smaller
-  const std::size_t budget = ops - fixed;           // what the object must encode below
   auto touches = std::span(touched_).subspan(touch_base);
+  // A member that one op sets to a value (a player's x) has that value's bytes on both
+  // sides, in its op and in the object: they cancel, and the value is never weighed (a
+  // number costs a format_number each time it is). The decision is the one the full sums
+  // give: `size < ops - fixed` with the same bytes left out of both.
+  cancels_.assign(out_.size() - first_op, 0);
+  bool cancelled = false;
+  for (const Touch& t : touches) {
+    if (direct_value(t, here)) {
+      cancels_[t.first - first_op] = 1;
+      cancelled = true;
+    }
+  }
+  std::size_t ops = out_.size() - first_op - 1;     // the commas between them
+  for (std::size_t j = first_op; j < out_.size(); ++j) {
+    const Op& op = out_[j];
+    ops += cancels_[j - first_op] ? kOpBytes[static_cast<int>(op.kind)] + op.path.size() : op_size(op);
+  }
+  // Not even {} would be smaller. (With a value cancelled the object holds one member of
+  // at least 5 bytes, so the weighing below says no where this would.)
+  if (!cancelled && ops <= fixed + 2) return true;
+  if (ops <= fixed) return true;
+  const std::size_t budget = ops - fixed;           // what the object must encode below
   std::sort(touches.begin(), touches.end(),
             [](const Touch& a, const Touch& b) { return a.pos < b.pos; });
   std::size_t size = 1;                             // { } less the comma counted per member
   for (const Touch& t : touches) {
-    size += touch_size(t, m, here);
+    size += touch_size(t, m, here, cancels_[t.first - first_op] != 0, budget - size);
     if (size >= budget) return true;
   }
   const auto& members = m.members();
@@ -473,17 +514,29 @@ bool Differ::compact(int idx, const Value& m, std::size_t first_op, std::size_t 
   return replace_table(idx);
 }
 
+// One op at the member itself (the first '/' after the object's path is the last) that
+// sets its value: an add or replace.
+bool Differ::direct_value(const Touch& t, std::size_t here) const {
+  const Op& op = out_[t.first];
+  return t.end == t.first + 1 && op.kind != OpKind::remove &&
+         op.path.find('/', here + 1) == std::string::npos;
+}
+
 // A touched member's share of the object's new encoding. One op at the member itself
-// (the first '/' after the object's path is the last) gives it: a remove, nothing; an
-// add or replace, its value. Ops deeper down leave it about the size it had.
-std::size_t Differ::touch_size(const Touch& t, const Value& m, std::size_t here) {
+// gives it: a remove, nothing; an add or replace, its value (left out when `cancelled`:
+// compact() left it out of the op too). Ops deeper down leave it about the size it had.
+// Exact below `cap`; some size at least `cap` once it is known to reach it (json_size's
+// rule: the object is then the larger, and the rest of this member need not be weighed).
+std::size_t Differ::touch_size(const Touch& t, const Value& m, std::size_t here, bool cancelled,
+                               std::size_t cap) {
   const Op& op = out_[t.first];
   const bool direct = t.end == t.first + 1 && op.path.find('/', here + 1) == std::string::npos;
   if (direct && op.kind == OpKind::remove) return 0;
   const std::size_t key = t.pos == Value::npos ? op.path.size() - here - 1 + 2
                                                : string_size(m.members()[t.pos].first);
+  if (cancelled || key + 2 >= cap) return key + 2;
   const Value& value = direct ? op.value : m.members()[t.pos].second;
-  return key + 1 + json_size(value, SIZE_MAX) + 1;
+  return key + 2 + json_size(value, cap - key - 2);
 }
 
 bool Differ::has_string_key(int idx, std::string_view key) {
@@ -863,7 +916,7 @@ bool Differ::equal_object(int idx, const Value& m) {
 bool Differ::emit(OpKind kind, int idx) {
   Value scalar;
   if (scalar_value(idx, scalar)) {
-    out_.push_back(Op{kind, pointer(), std::move(scalar)});
+    push(Op{kind, pointer(), std::move(scalar)});
     return true;
   }
   enclosing_.clear();
@@ -874,7 +927,7 @@ bool Differ::emit(OpKind kind, int idx) {
     error_.message.insert(0, lua_path());
     return false;
   }
-  out_.push_back(Op{kind, pointer(), std::move(value).value()});
+  push(Op{kind, pointer(), std::move(value).value()});
   return true;
 }
 
@@ -901,18 +954,67 @@ bool Differ::scalar_value(int idx, Value& out) {
   }
 }
 
-void Differ::emit_remove() { out_.push_back(Op{OpKind::remove, pointer(), Value()}); }
+void Differ::emit_remove() { push(Op{OpKind::remove, pointer(), Value()}); }
 
+// The first op makes room for a tick's worth: grown from nothing, the ops of a tick that
+// moves 16 players were reallocated (and every op moved) six times. A diff with no ops
+// allocates nothing.
+void Differ::push(Op&& op) {
+  if (out_.capacity() == 0) out_.reserve(16);
+  out_.push_back(std::move(op));
+}
+
+// Written in place at its final length: appending token by token (append_token) cost a
+// capacity check and a copy call per token, for paths that fit in the string itself.
 std::string Differ::pointer() const {
-  std::string p;
+  std::size_t size = 0;
+  bool escapes = false;                             // keys mostly hold neither '~' nor '/'
   for (const Seg& seg : segs_) {
     if (seg.kind == Seg::Kind::item) {
-      append_index(p, seg.index);
+      size += 2;                                    // '/' and the first digit
+      for (std::size_t i = seg.index; i >= 10; i /= 10) ++size;
     } else {
-      append_token(p, seg.key);
+      const std::size_t extra = pointer_escapes(seg.key);
+      size += 1 + seg.key.size() + extra;
+      escapes |= extra != 0;
     }
   }
+  std::string p(size, '\0');
+  char* w = p.data();
+  for (const Seg& seg : segs_) {
+    *w++ = '/';
+    if (seg.kind == Seg::Kind::item) {
+      w = std::to_chars(w, p.data() + p.size(), seg.index).ptr;
+    } else if (!escapes) {
+      std::memcpy(w, seg.key.data(), seg.key.size());
+      w += seg.key.size();
+    } else {
+      for (const char c : seg.key) {
+        if (c == '~' || c == '/') {
+          *w++ = '~';
+          *w++ = c == '~' ? '0' : '1';
+        } else {
+          *w++ = c;
+        }
+      }
+    }
+  }
+  assert(w == p.data() + p.size());
   return p;
+}
+
+// pointer().size(), without building it: compact() needs only the length.
+std::size_t Differ::pointer_size() const noexcept {
+  std::size_t n = 0;
+  for (const Seg& seg : segs_) {
+    if (seg.kind == Seg::Kind::item) {
+      n += 2;                                       // '/' and the first digit
+      for (std::size_t i = seg.index; i >= 10; i /= 10) ++n;
+    } else {
+      n += 1 + seg.key.size() + pointer_escapes(seg.key);   // '~' and '/' take two bytes
+    }
+  }
+  return n;
 }
 
 std::string Differ::lua_path() const {

@@ -1,7 +1,9 @@
 // RFC 6902 ops: written as JSON for patch frames, and applied to keep a mirror current.
 #include "state/op.hpp"
 
+#include <cstring>
 #include <string_view>
+#include <memory>
 
 #include "json/codec.hpp"
 
@@ -96,7 +98,49 @@ const char* apply_at(json::Value& parent, std::string_view token, const Op& op) 
 
 }  // namespace
 
+namespace {
+
+// The op into [p, end): the end of what was written, or nullptr when it does not fit.
+char* write_op_into(const Op& op, char* p, char* end) {
+  const std::string_view name = name_of(op.kind);
+  constexpr std::string_view kHead = "{\"op\":\"", kPath = "\",\"path\":", kValue = ",\"value\":";
+  if (end - p < 32) return nullptr;                 // the head, 29 bytes at most
+  std::memcpy(p, kHead.data(), kHead.size());
+  p += kHead.size();
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  std::memcpy(p, kPath.data(), kPath.size());
+  p += kPath.size();
+  if (!(p = json::write_string_into(op.path, p, end))) return nullptr;
+  if (op.kind != OpKind::remove) {
+    if (end - p <= static_cast<std::ptrdiff_t>(kValue.size())) return nullptr;
+    std::memcpy(p, kValue.data(), kValue.size());
+    if (!(p = json::write_into(op.value, p + kValue.size(), end))) return nullptr;
+  }
+  if (p == end) return nullptr;
+  *p++ = '}';
+  return p;
+}
+
+}  // namespace
+
+// Written in one piece, not appended piece by piece: most ops (a path and a number) from
+// a buffer on the stack, those up to some kilobytes (a replaced object of players) from
+// one the thread keeps, and a larger one the long way.
 void write_op(const Op& op, std::string& out) {
+  if (op.kind == OpKind::remove || (!op.value.is_object() && !op.value.is_array())) {
+    char buf[256];
+    if (char* e = write_op_into(op, buf, buf + sizeof buf)) {
+      out.append(buf, static_cast<std::size_t>(e - buf));
+      return;
+    }
+  }
+  constexpr std::size_t kRoom = 8192;
+  thread_local std::unique_ptr<char[]> room(new char[kRoom]);
+  if (char* e = write_op_into(op, room.get(), room.get() + kRoom)) {
+    out.append(room.get(), static_cast<std::size_t>(e - room.get()));
+    return;
+  }
   out.append("{\"op\":\"");
   out.append(name_of(op.kind));
   out.append("\",\"path\":");
@@ -117,18 +161,31 @@ void write_ops(const std::vector<Op>& ops, std::string& out) {
   }
 }
 
+// The diff emits the ops under one object in a row (a player's x, then its y): an op whose
+// parent is the last op's parent finds it without descending again. That parent is still
+// where it was: the last op changed one of its members, not it or anything above it.
 Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
   std::string scratch;
   std::string_view token;
+  std::string_view last_parent_path;               // the last op's path up to its last '/'
+  json::Value* last_parent = nullptr;
   for (std::size_t n = 0; n < ops.size(); ++n) {
     const Op& op = ops[n];
     const std::string_view path = op.path;
     if (path.empty()) {                             // the whole document
       if (op.kind == OpKind::remove) return op_error(n, op, "cannot remove the root");
       doc = op.value;
+      last_parent = nullptr;
       continue;
     }
     if (path.front() != '/') return op_error(n, op, "path must start with '/'");
+    const std::size_t cut = path.rfind('/');
+    if (last_parent && path.substr(0, cut) == last_parent_path) {
+      std::size_t pos = cut;
+      if (!next_token(path, pos, scratch, token)) return op_error(n, op, "bad escape in path");
+      if (const char* why = apply_at(*last_parent, token, op)) return op_error(n, op, why);
+      continue;
+    }
     json::Value* parent = &doc;
     std::size_t pos = 0;
     if (!next_token(path, pos, scratch, token)) return op_error(n, op, "bad escape in path");
@@ -145,6 +202,8 @@ Status apply_patch(json::Value& doc, const std::vector<Op>& ops) {
       if (!next_token(path, pos, scratch, token)) return op_error(n, op, "bad escape in path");
     }
     if (const char* why = apply_at(*parent, token, op)) return op_error(n, op, why);
+    last_parent_path = path.substr(0, cut);
+    last_parent = parent;
   }
   return {};
 }

@@ -322,3 +322,30 @@ TEST_CASE("write_string: any bytes make a literal that parses back; valid UTF-8 
     else CHECK(back->as_string().find("\xEF\xBF\xBD") != std::string::npos);
   }
 }
+
+TEST_CASE("write_into writes what write does, or nothing past its end") {
+  std::vector<Value> values;
+  for (const char* text :
+       {"null", "true", "false", "0", "-3", "186.07", "1e-7", "9007199254740993", "\"\"",
+        "\"plain\"", "\"quote \\\" and \\\\ and \\n and \\u0001\"", "\"caf\\u00e9 \\ud83d\\ude00\"",
+        "[]", "{}", "[1,[2,[3,{\"a\":null}]],\"x\"]",
+        "{\"players\":{\"c1\":{\"name\":\"player 1\",\"vx\":141.42,\"vy\":-141.42,\"x\":367.64,"
+        "\"y\":515.16},\"c10\":{\"name\":\"p\\\"10\",\"x\":0,\"y\":600}},\"w\":800}"}) {
+    auto r = parse(text);
+    REQUIRE(r.ok());
+    values.push_back(std::move(r).value());
+  }
+  values.push_back(Value(std::string("bad \xff byte")));  // written as U+FFFD, as write() does
+  for (const Value& v : values) {
+    const std::string want = to_json(v);
+    std::string buf(want.size() + 8, '#');
+    char* end = atrium::json::write_into(v, buf.data(), buf.data() + buf.size());
+    REQUIRE(end != nullptr);
+    CHECK(std::string(buf.data(), end) == want);
+    for (std::size_t room = 0; room < want.size(); ++room) {  // every room too small fails
+      std::string small(room + 1, '#');
+      CHECK(atrium::json::write_into(v, small.data(), small.data() + room) == nullptr);
+      CHECK(small[room] == '#');                               // and writes nothing past it
+    }
+  }
+}

@@ -143,3 +143,21 @@ TEST_CASE("applying a patch to a large object keeps every member reachable") {
     }
   }
 }
+
+TEST_CASE("write_op writes short ops, kilobyte values and large values alike") {
+  // Each size takes another path through write_op (the stack, the thread's buffer, the
+  // string); all of them write what write() writes inside the op.
+  for (const std::size_t members : {1, 100, 2000}) {
+    Value obj = Value::object();
+    for (std::size_t i = 0; i < members; ++i)
+      obj.set("k" + std::to_string(i), Value(static_cast<double>(i) + 0.25));
+    const std::string value = atrium::json::to_json(obj);
+    std::string out = "X";
+    write_ops({Op{OpKind::replace, "/a~1b/c\"d", obj}, Op{OpKind::remove, "/e", Value()}}, out);
+    CHECK(out == "X{\"op\":\"replace\",\"path\":\"/a~1b/c\\\"d\",\"value\":" + value +
+                     "},{\"op\":\"remove\",\"path\":\"/e\"}");
+  }
+  std::string out;
+  write_ops({Op{OpKind::add, "/s", Value(std::string(300, 'x'))}}, out);  // a long string
+  CHECK(out == "{\"op\":\"add\",\"path\":\"/s\",\"value\":\"" + std::string(300, 'x') + "\"}");
+}
