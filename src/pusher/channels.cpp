@@ -1,5 +1,7 @@
 #include "pusher/channels.hpp"
 
+#include <iterator>
+
 namespace atrium::pusher {
 
 const Channel* ChannelRegistry::find(std::string_view name) const {
@@ -66,6 +68,12 @@ bool ChannelRegistry::presence_full(std::string_view name, std::string_view user
 
 void ChannelRegistry::cache(std::string_view name, std::string event, std::string data_json,
                             std::int64_t now_ms) {
+  constexpr std::int64_t kSweepEveryMs = 60 * 1000;
+  if (now_ms >= next_sweep_ms_) {
+    next_sweep_ms_ = now_ms + kSweepEveryMs;
+    for (auto it = cache_.begin(); it != cache_.end();)
+      it = it->second.expires_ms <= now_ms ? cache_.erase(it) : std::next(it);
+  }
   CachedEvent& c = cache_[std::string(name)];
   c.event = std::move(event);
   c.data_json = std::move(data_json);

@@ -75,7 +75,11 @@ class ChannelRegistry {
   // Whether `user_id` is not yet a member and the channel holds `limit` members already.
   bool presence_full(std::string_view name, std::string_view user_id, std::size_t limit) const;
 
+  // Keeps a cache channel's last event. Expired ones of channels nobody asks for again are
+  // swept here, at most once a minute, so a back end that triggers on ever new cache
+  // channels holds memory for 30 minutes of them, not for all time.
   void cache(std::string_view name, std::string event, std::string data_json, std::int64_t now_ms);
+  std::size_t cached_count() const noexcept { return cache_.size(); }
   // The cached event, if one is there and fresh (stale ones are dropped here).
   const CachedEvent* cached(std::string_view name, std::int64_t now_ms);
 
@@ -88,6 +92,7 @@ class ChannelRegistry {
  private:
   std::unordered_map<std::string, Channel> channels_;
   std::unordered_map<std::string, CachedEvent> cache_;
+  std::int64_t next_sweep_ms_ = 0;
   std::size_t subscriptions_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "pusher/channels.hpp"
 #include "pusher_harness.hpp"
 
 using namespace pusher_test;
@@ -724,4 +725,18 @@ TEST_CASE("pusher: webhooks reach the poster through the Webhooks object, signed
   std::lock_guard<std::mutex> lock(posted->mu);
   for (const std::string& key : posted->keys) CHECK(key == "key1");
   CHECK(posted->bodies.size() == 2);
+}
+
+TEST_CASE("pusher: cached events of channels nobody asks for again are swept after their 30 minutes") {
+  pusher::ChannelRegistry registry;
+  const std::int64_t t0 = 1'000'000;
+  for (int i = 0; i < 100; ++i)
+    registry.cache("cache-" + std::to_string(i), "e", "{}", t0);
+  CHECK(registry.cached_count() == 100);
+  registry.cache("cache-late", "e", "{}", t0 + pusher::ChannelRegistry::kCacheTtlMs - 1);  // a sweep: none expired yet
+  CHECK(registry.cached_count() == 101);
+  registry.cache("cache-later", "e", "{}", t0 + pusher::ChannelRegistry::kCacheTtlMs + 60'000);
+  CHECK(registry.cached_count() == 2);  // the 100 are gone; the late one is still fresh
+  CHECK(registry.cached("cache-late", t0 + pusher::ChannelRegistry::kCacheTtlMs + 60'000) != nullptr);
+  CHECK(registry.cached("cache-5", t0 + pusher::ChannelRegistry::kCacheTtlMs + 60'000) == nullptr);
 }
