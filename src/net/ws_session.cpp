@@ -13,7 +13,9 @@
 // JSON Lines (docs/protocol.md "Transport", and "Notes for this server", Writes). A
 // lone line goes out in place from its SharedFrame headroom, framed once for all the
 // connections it goes to (ws_frame.hpp); several are joined in the server's scratch
-// buffer. Queuing a line is a push of a reference (util/frame_queue.hpp).
+// buffer. Queuing a line is a push of a reference (util/frame_queue.hpp). A connection of
+// the guest protocol (guest_protocol.hpp: Pusher's clients read one JSON object per
+// message) gets the same write, its lines framed as separate messages (write_separate).
 //
 // Slow readers: a connection whose queue passes --outbox-bytes while its socket is not
 // draining (a WRITEABLE asked for kStallPasses passes ago has not come) has its queue
