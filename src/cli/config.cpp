@@ -60,33 +60,11 @@ Status set_switch(bool& field, std::string_view v) {
   return {};
 }
 
-// "https://a.example, https://*.example.com": exact origins (scheme://host[:port]) and
-// patterns whose host starts with "*." (any subdomain, not the domain itself).
-Status set_origins(std::vector<std::string>& field, std::string_view v) {
-  std::vector<std::string> out;
-  while (!v.empty()) {
-    const std::size_t comma = v.find(',');
-    std::string_view item = v.substr(0, comma);
-    v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item.empty()) continue;
-    const std::size_t scheme = item.find("://");
-    if (scheme == std::string_view::npos || scheme == 0 || item.size() == scheme + 3 ||
-        item.back() == '/')
-      return bad(quoted(item) + " is not an origin like https://app.example.com or https://*.example.com");
-    out.emplace_back(item);
-  }
-  if (out.empty()) return bad("must name at least one origin");
-  field = std::move(out);
-  return {};
-}
-
-// One value of a list setting: items separated by commas (a repeated flag's values are
-// joined so first), each checked by `check`, which returns why an item is wrong ("" when
-// it is fine). The source that gives the list replaces what a weaker one gave.
+// A comma-separated list (a list setting's repeated flags are joined into one first), each
+// item checked by `check`, which returns why it is wrong ("" when it is fine). The source
+// that gives the list replaces what a weaker one gave.
 Status set_list(std::vector<std::string>& field, std::string_view v,
-                std::string (*check)(std::string_view item)) {
+                std::string (*check)(std::string_view item), std::string_view noun = "item") {
   std::vector<std::string> out;
   while (!v.empty()) {
     const std::size_t comma = v.find(',');
@@ -98,8 +76,18 @@ Status set_list(std::vector<std::string>& field, std::string_view v,
     if (std::string why = check(item); !why.empty()) return bad(quoted(item) + " " + why);
     out.emplace_back(item);
   }
-  if (out.empty()) return bad("must name at least one item");
+  if (out.empty()) return bad("must name at least one " + std::string(noun));
   field = std::move(out);
+  return {};
+}
+
+// "https://a.example, https://*.example.com": exact origins (scheme://host[:port]) and
+// patterns whose host starts with "*." (any subdomain, not the domain itself).
+std::string check_origin(std::string_view item) {
+  const std::size_t scheme = item.find("://");
+  if (scheme == std::string_view::npos || scheme == 0 || item.size() == scheme + 3 ||
+      item.back() == '/')
+    return "is not an origin like https://app.example.com or https://*.example.com";
   return {};
 }
 
@@ -229,7 +217,7 @@ const Setting kSettings[] = {
     {"require-auth", "on|off", "refuse upgrades without a valid token with 401 (default: off)",
      [](ServeOptions& o, std::string_view v) { return set_switch(o.require_auth, v); }},
     {"allowed-origins", "LIST", "comma-separated origins, https://*.example.com patterns (default: any)",
-     [](ServeOptions& o, std::string_view v) { return set_origins(o.allowed_origins, v); }},
+     [](ServeOptions& o, std::string_view v) { return set_list(o.allowed_origins, v, check_origin, "origin"); }},
     {"require-origin", "on|off", "refuse requests with no Origin header with 403 (default: off)",
      [](ServeOptions& o, std::string_view v) { return set_switch(o.require_origin, v); }},
     {"tls-cert", "FILE", "PEM certificate chain: wss:// and https:// on the port (default: none)",

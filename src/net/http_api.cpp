@@ -9,6 +9,7 @@
 
 #include "engine/protocol.hpp"
 #include "json/codec.hpp"
+#include "util/prometheus.hpp"
 
 namespace atrium::net {
 
@@ -68,13 +69,6 @@ Result<json::Value> parse_body(std::string_view body) {
 void write_result(HttpResponse& response, Result<json::Value>&& result) {
   if (!result) return HttpApi::error(response, result.error());
   json::write(result.value(), response.out());
-}
-
-void counter(std::string& out, const char* name, const char* type, const char* help,
-             std::uint64_t value) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-  out.append(name).append(" ").append(std::to_string(value)).append("\n");
 }
 
 }  // namespace
@@ -223,30 +217,30 @@ void HttpApi::metrics(HttpResponse& response) const {
   std::string& out = response.out();
   out.append(engine_.metrics());
   if (out.size() > 0 && out.back() != '\n' && response.body_size() > 0) out.push_back('\n');
-  counter(out, "atrium_connections", "gauge", "Open WebSocket connections.", stats_.connections);
-  counter(out, "atrium_frames_in_total", "counter", "Client messages received.", stats_.frames_in);
-  counter(out, "atrium_frames_out_total", "counter", "JSON lines sent to clients.",
+  append_metric(out, "atrium_connections", "gauge", "Open WebSocket connections.", stats_.connections);
+  append_metric(out, "atrium_frames_in_total", "counter", "Client messages received.", stats_.frames_in);
+  append_metric(out, "atrium_frames_out_total", "counter", "JSON lines sent to clients.",
           stats_.frames_out);
-  counter(out, "atrium_bytes_in_total", "counter", "Payload bytes received from clients.",
+  append_metric(out, "atrium_bytes_in_total", "counter", "Payload bytes received from clients.",
           stats_.bytes_in);
-  counter(out, "atrium_bytes_out_total", "counter", "Payload bytes sent to clients.",
+  append_metric(out, "atrium_bytes_out_total", "counter", "Payload bytes sent to clients.",
           stats_.bytes_out);
-  counter(out, "atrium_ws_writes_total", "counter",
+  append_metric(out, "atrium_ws_writes_total", "counter",
           "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);
-  counter(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
+  append_metric(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
           stats_.http_requests);
-  counter(out, "atrium_upgrades_refused_origin_total", "counter",
+  append_metric(out, "atrium_upgrades_refused_origin_total", "counter",
           "WebSocket upgrades refused 403 for their Origin.", stats_.refused_origin);
-  counter(out, "atrium_upgrades_refused_token_total", "counter",
+  append_metric(out, "atrium_upgrades_refused_token_total", "counter",
           "WebSocket upgrades refused 401: no token under --require-auth, or a bad one.",
           stats_.refused_token);
-  counter(out, "atrium_upgrades_refused_per_ip_total", "counter",
+  append_metric(out, "atrium_upgrades_refused_per_ip_total", "counter",
           "WebSocket upgrades refused 429 past --max-connections-per-ip.", stats_.refused_per_ip);
-  counter(out, "atrium_upgrades_refused_gate_total", "counter",
+  append_metric(out, "atrium_upgrades_refused_gate_total", "counter",
           "WebSocket upgrades rooms/_connect.lua refused (or failed on).", stats_.refused_gate);
-  counter(out, "atrium_http_refused_origin_total", "counter",
+  append_metric(out, "atrium_http_refused_origin_total", "counter",
           "HTTP API writes refused 403 for their Origin.", stats_.refused_http_origin);
-  counter(out, "atrium_loop_passes_total", "counter",
+  append_metric(out, "atrium_loop_passes_total", "counter",
           "Turns of the event loop (its wake-ups; about two per coalescing window under load).",
           stats_.loop_passes);
   if (guest_) out.append(guest_->metrics());

@@ -1,23 +1,9 @@
 // /metrics lines (atrium_pusher_*, Prometheus text) and the consistency check tests and
 // the fuzzer run after every step.
 #include "pusher/impl.hpp"
+#include "util/prometheus.hpp"
 
 namespace atrium::pusher {
-
-namespace {
-
-void line(std::string& out, std::string_view name, std::string_view type, std::string_view help,
-          std::uint64_t value, std::string_view labels = {}) {
-  if (!help.empty()) {
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-  }
-  out.append(name);
-  if (!labels.empty()) out.append("{").append(labels).append("}");
-  out.append(" ").append(std::to_string(value)).append("\n");
-}
-
-}  // namespace
 
 std::string PusherServer::Impl::metrics() const {
   std::size_t live = 0, channels = 0, subscriptions = 0, users = 0;
@@ -29,35 +15,35 @@ std::string PusherServer::Impl::metrics() const {
   }
   const Counters& k = counters;
   std::string out;
-  line(out, "atrium_pusher_connections", "gauge", "Open Pusher connections.", live);
-  line(out, "atrium_pusher_connections_opened_total", "counter", "Pusher connections accepted.", k.connections_opened);
-  line(out, "atrium_pusher_connections_refused_total", "counter",
+  append_metric(out, "atrium_pusher_connections", "gauge", "Open Pusher connections.", live);
+  append_metric(out, "atrium_pusher_connections_opened_total", "counter", "Pusher connections accepted.", k.connections_opened);
+  append_metric(out, "atrium_pusher_connections_refused_total", "counter",
        "Pusher connections refused (unknown app, protocol, capacity).", k.connections_refused);
-  line(out, "atrium_pusher_channels", "gauge", "Occupied Pusher channels.", channels);
-  line(out, "atrium_pusher_subscriptions", "gauge", "Current channel subscriptions.", subscriptions);
-  line(out, "atrium_pusher_subscriptions_total", "counter", "Successful subscriptions.", k.subscriptions);
-  line(out, "atrium_pusher_subscription_errors_total", "counter", "Refused subscriptions.", k.subscription_errors);
-  line(out, "atrium_pusher_users", "gauge", "Signed-in users.", users);
-  line(out, "atrium_pusher_signins_total", "counter", "Successful pusher:signin.", k.signins);
-  line(out, "atrium_pusher_messages_in_total", "counter", "Frames received from Pusher clients.", k.messages_in);
-  line(out, "atrium_pusher_messages_out_total", "counter", "Frames sent to Pusher clients.", k.messages_out);
-  line(out, "atrium_pusher_bytes_out_total", "counter", "Bytes of frames sent to Pusher clients.", k.bytes_out);
-  line(out, "atrium_pusher_client_events_total", "counter", "client-* events relayed.", k.client_events);
-  line(out, "atrium_pusher_client_events_rate_limited_total", "counter", "client-* events refused (4301).",
+  append_metric(out, "atrium_pusher_channels", "gauge", "Occupied Pusher channels.", channels);
+  append_metric(out, "atrium_pusher_subscriptions", "gauge", "Current channel subscriptions.", subscriptions);
+  append_metric(out, "atrium_pusher_subscriptions_total", "counter", "Successful subscriptions.", k.subscriptions);
+  append_metric(out, "atrium_pusher_subscription_errors_total", "counter", "Refused subscriptions.", k.subscription_errors);
+  append_metric(out, "atrium_pusher_users", "gauge", "Signed-in users.", users);
+  append_metric(out, "atrium_pusher_signins_total", "counter", "Successful pusher:signin.", k.signins);
+  append_metric(out, "atrium_pusher_messages_in_total", "counter", "Frames received from Pusher clients.", k.messages_in);
+  append_metric(out, "atrium_pusher_messages_out_total", "counter", "Frames sent to Pusher clients.", k.messages_out);
+  append_metric(out, "atrium_pusher_bytes_out_total", "counter", "Bytes of frames sent to Pusher clients.", k.bytes_out);
+  append_metric(out, "atrium_pusher_client_events_total", "counter", "client-* events relayed.", k.client_events);
+  append_metric(out, "atrium_pusher_client_events_rate_limited_total", "counter", "client-* events refused (4301).",
        k.client_events_rate_limited);
-  line(out, "atrium_pusher_http_events_total", "counter", "Events published through the HTTP API.",
+  append_metric(out, "atrium_pusher_http_events_total", "counter", "Events published through the HTTP API.",
        k.http_events_published);
-  line(out, "atrium_pusher_auth_failures_total", "counter",
+  append_metric(out, "atrium_pusher_auth_failures_total", "counter",
        "Bad channel, user or HTTP API signatures.", k.auth_failures);
   for (std::size_t cls = 1; cls < k.http_by_class.size(); ++cls) {
-    line(out, "atrium_pusher_http_requests_total", "counter", cls == 1 ? "HTTP API requests by status class." : "",
+    append_metric(out, "atrium_pusher_http_requests_total", "counter", cls == 1 ? "HTTP API requests by status class." : "",
          k.http_by_class[cls], "status=\"" + std::to_string(cls) + "xx\"");
   }
-  line(out, "atrium_pusher_webhook_points_total", "counter", "Webhook points reached (every app).", k.webhook_points);
+  append_metric(out, "atrium_pusher_webhook_points_total", "counter", "Webhook points reached (every app).", k.webhook_points);
   const Webhooks::Counts w = webhooks ? webhooks->counts() : Webhooks::Counts{};
-  line(out, "atrium_pusher_webhooks_sent_total", "counter", "Webhook POSTs delivered.", w.sent);
-  line(out, "atrium_pusher_webhooks_failed_total", "counter", "Webhook events given up on.", w.failed);
-  line(out, "atrium_pusher_webhooks_queued", "gauge", "Webhook events waiting.", w.queued);
+  append_metric(out, "atrium_pusher_webhooks_sent_total", "counter", "Webhook POSTs delivered.", w.sent);
+  append_metric(out, "atrium_pusher_webhooks_failed_total", "counter", "Webhook events given up on.", w.failed);
+  append_metric(out, "atrium_pusher_webhooks_queued", "gauge", "Webhook events waiting.", w.queued);
   return out;
 }
 

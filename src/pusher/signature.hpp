@@ -9,7 +9,9 @@
 
 namespace atrium::pusher {
 
-// Lower-case hex of HMAC-SHA256(secret, message): "" only if OpenSSL fails.
+// Lower-case hex of HMAC-SHA256(secret, message): "" only if OpenSSL fails. Also a webhook's
+// X-Pusher-Signature (of the body), computed on the sender thread: it leaves no OpenSSL
+// errors queued there.
 std::string hmac_sha256_hex(std::string_view secret, std::string_view message);
 
 // Lower-case hex of MD5(bytes) (the HTTP API's body_md5).

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "pusher/webhook_events.hpp"
-#include "pusher/webhook_sign.hpp"
+#include "pusher/signature.hpp"
 
 namespace atrium::pusher::webhook {
 namespace {

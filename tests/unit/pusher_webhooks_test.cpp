@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "json/codec.hpp"
-#include "pusher/webhook_sign.hpp"
+#include "pusher/signature.hpp"
 #include "pusher/webhooks.hpp"
 
 using atrium::engine::LogLevel;
