@@ -23,6 +23,7 @@ Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::
     emit_to_members(room, encode_event_frame(room.id, event, data, c.wire_id), c.id);
     return json::Value();
   }
+  if (!c.pusher.is_null()) return relay_emit(c, room, event, data);
   if (!has_method(room, "onEvent"))
     return make_error(ErrorCode::not_allowed, room.type->file + " has no onEvent: events are not allowed in " + room.id);
   Status s = hook_transaction(room, "onEvent", [&] {
@@ -32,6 +33,50 @@ Result<json::Value> Engine::Impl::client_emit(Client& c, Room& room, const std::
     return 3;
   });
   if (!s) return s.error();
+  return json::Value();
+}
+
+// A Pusher client event (docs/pusher.md "Channels that are rooms"): Pusher relays client
+// events, so the room does too, after onEvent saw it: `false` vetoes it, nil or `true`
+// lets it pass as sent, any other value is the data the others get instead. A room with
+// no onEvent relays everything, as a Pusher channel does. Answers {"vetoed": true} or null.
+Result<json::Value> Engine::Impl::relay_emit(Client& c, Room& room, const std::string& event,
+                                             const json::Value& data) {
+  json::Value relayed = data;
+  bool vetoed = false;
+  const int top = lua_gettop(L);
+  Status s = transact([&]() -> Status {
+    lua_pushlstring(L, event.data(), event.size());
+    script::push_value(L, data);
+    push_ctx(c, nullptr, nullptr);
+    HookOutcome o = call_method(room, "onEvent", 3, 1);
+    if (!o.ran) return {};
+    if (!o.result.ok) {
+      lua_settop(L, top);
+      return hook_error(o.result);
+    }
+    if (lua_isboolean(L, -1)) {
+      vetoed = !lua_toboolean(L, -1);
+    } else if (!lua_isnil(L, -1)) {
+      auto v = script::to_value(L, -1, "onEvent's result");
+      if (!v) {
+        lua_settop(L, top);
+        return make_error(ErrorCode::script_error, room.type->file + ": onEvent: " + v.error().message);
+      }
+      relayed = std::move(v.value());
+    }
+    lua_settop(L, top);
+    return {};
+  });
+  if (!s) return s.error();
+  if (vetoed) {
+    json::Value out = json::Value::object();
+    out.set("vetoed", json::Value(true));
+    return out;
+  }
+  // The room's own emits of this hook went out at its commit: the relayed event follows.
+  if (Room* still = find_room(room.id); still == &room && room.is_active_member(c.id))
+    emit_to_members(room, encode_event_frame(room.id, event, relayed, c.wire_id), c.id);
   return json::Value();
 }
 

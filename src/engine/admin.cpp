@@ -114,21 +114,27 @@ json::Value http_call(const char* op, std::initializer_list<std::pair<const char
 
 }  // namespace
 
-Result<json::Value> Engine::emit(std::string_view id, std::string_view event, const json::Value& data) {
+Result<json::Value> Engine::emit(std::string_view id, std::string_view event, const json::Value& data,
+                                 std::string_view except) {
   return impl_->http_input(
-      [&] { return http_call("emit", {{"room", json::Value(id)}, {"event", json::Value(event)}, {"data", data}}); },
-      [&] { return impl_->emit_now(id, event, data); });
+      [&] {
+        json::Value call = http_call("emit", {{"room", json::Value(id)}, {"event", json::Value(event)}, {"data", data}});
+        if (!except.empty()) call.set("except", json::Value(except));
+        return call;
+      },
+      [&] { return impl_->emit_now(id, event, data, except); });
 }
 
 Result<json::Value> Engine::Impl::emit_now(std::string_view id, std::string_view event,
-                                           const json::Value& data) {
+                                           const json::Value& data, std::string_view except) {
   Impl& e = *this;
   if (event.empty()) return make_error(ErrorCode::bad_request, "'event' must be a non-empty string");
   if (Status s = validate_room_id(id); !s) return s.error();
   Room* r = e.find_room(id);
   if (!r) return make_error(ErrorCode::not_found, "no room " + std::string(id));
   const std::size_t before = e.metrics.events_sent;
-  e.emit_to_members(*r, encode_event_frame(r->id, event, data, {}), 0);
+  const Client* skipped = except.empty() ? nullptr : e.find_client(except);
+  e.emit_to_members(*r, encode_event_frame(r->id, event, data, {}), skipped ? skipped->id : 0);
   json::Value out = json::Value::object();
   out.set("delivered", json::Value(static_cast<double>(e.metrics.events_sent - before)));
   return out;

@@ -454,4 +454,9 @@ void Engine::shutdown() {
 
 std::size_t Engine::connection_count() const { return impl_->clients.size(); }
 
+bool Engine::has_room_type(std::string_view type) const {
+  auto it = impl_->types.find(std::string(type));
+  return it != impl_->types.end() && !it->second->deleted;
+}
+
 }  // namespace atrium::engine

@@ -34,6 +34,10 @@ struct Identity {
   json::Value claims;               // the token's payload (ctx.claims); null: no token
   json::Value user;                 // what onConnect returned (ctx.user); null: nothing
   std::int64_t expires_at_s = 0;    // the token's exp, seconds since the epoch; 0: never
+  // A Pusher subscription served by a room (docs/pusher.md "Channels that are rooms"):
+  // {channel, userId?, userInfo?}, every hook's ctx.pusher. Its events are relayed: onEvent
+  // may veto or rewrite them, and what passes goes to the other members. null: a native client.
+  json::Value pusher;
 };
 
 // An upgrade as the connection gate sees it (its `req`).
@@ -164,7 +168,9 @@ class Engine {
   json::Value status() const;                                  // GET /api/status
   json::Value rooms() const;                                   // GET /api/rooms
   Result<json::Value> room(std::string_view id) const;         // GET /api/rooms/:id
-  Result<json::Value> emit(std::string_view id, std::string_view event, const json::Value& data);
+  // `except`: a member's client id ("c12") that does not get it (a Pusher trigger's socket_id).
+  Result<json::Value> emit(std::string_view id, std::string_view event, const json::Value& data,
+                           std::string_view except = {});
   Result<json::Value> call(std::string_view id, std::string_view method, const json::Value& args);
   Result<json::Value> place(std::string_view id, std::string_view client, const json::Value& payload);
   // GET /api/rooms/:id/members: {"members":[{"client","userId","joinedAt"}]}, members that
@@ -187,6 +193,9 @@ class Engine {
   void shutdown();
 
   std::size_t connection_count() const;
+  // Whether rooms/TYPE.lua is there: loaded, or failed to load (its rooms then answer
+  // script_error; they never fall back to something the script did not allow).
+  bool has_room_type(std::string_view type) const;
 
   // What must hold between any two operations (membership lists agree both ways, no
   // transaction open, each room's Lua state equals its mirror...): the first violation,

@@ -105,6 +105,7 @@ struct Client {
   std::string user_id;
   json::Value claims;               // its token's payload (ctx.claims); null: no token
   json::Value user;                 // what rooms/_connect.lua returned (ctx.user); null: none
+  json::Value pusher;               // Identity::pusher (ctx.pusher); null: a native client
   TimerId expiry_timer = 0;         // closes it with 4003 when its token runs out; 0: none
   ClientSink* sink = nullptr;
   std::vector<std::string> rooms;   // ids of rooms this client is a member of
@@ -261,7 +262,8 @@ struct Engine::Impl {
   std::int64_t now() const { return fixed_clock ? fixed_now_ms : monotonic_ms(); }
   std::int64_t wall_now() const { return fixed_clock ? fixed_wall_ms : wall_ms(); }
   // The HTTP API calls that change something (admin.cpp), once recorded.
-  Result<json::Value> emit_now(std::string_view id, std::string_view event, const json::Value& data);
+  Result<json::Value> emit_now(std::string_view id, std::string_view event, const json::Value& data,
+                               std::string_view except);
   Result<json::Value> call_now(std::string_view id, std::string_view method, const json::Value& args);
   Result<json::Value> place_now(std::string_view id, std::string_view client, const json::Value& payload);
   Result<json::Value> kick_now(std::string_view id, std::string_view client, std::string_view message);
@@ -461,6 +463,7 @@ struct Engine::Impl {
   // actions.cpp: what clients and the HTTP API ask of a room
   Result<json::Value> client_emit(Client& c, Room& room, const std::string& event,
                                   const json::Value& data);
+  Result<json::Value> relay_emit(Client& c, Room& room, const std::string& event, const json::Value& data);
   Result<json::Value> client_call(Client& c, Room& room, const std::string& method,
                                   const json::Value& args);
   Result<json::Value> method_call(Room& room, std::string_view method, const json::Value& args);
@@ -481,7 +484,7 @@ struct Engine::Impl {
   struct Who {
     ClientId id;
     std::string user_id;
-    json::Value claims, user;
+    json::Value claims, user, pusher;
   };
   static Who who(const Client& c);
   void run_on_leave(Room& room, const Who& who, const char* reason);

@@ -22,6 +22,7 @@ ClientId Engine::connect(ClientSink& sink, Identity identity) {
   c->user_id = std::move(identity.user_id);
   c->claims = std::move(identity.claims);
   c->user = std::move(identity.user);
+  c->pusher = std::move(identity.pusher);
   c->sink = &sink;
   c->conn = c->id;
   e.sessions[c->session] = c->id;

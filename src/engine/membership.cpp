@@ -70,6 +70,10 @@ void Engine::Impl::push_ctx(const Client& c, const json::Value* payload, const c
     script::push_value(L, c.user);
     lua_setfield(L, -2, "user");
   }
+  if (!c.pusher.is_null()) {
+    script::push_value(L, c.pusher);
+    lua_setfield(L, -2, "pusher");
+  }
   if (payload) {
     script::push_value(L, *payload);
     lua_setfield(L, -2, "payload");
@@ -222,7 +226,7 @@ Status Engine::Impl::nested_join(Room& room, Client& c, const json::Value& paylo
 }
 
 Engine::Impl::Who Engine::Impl::who(const Client& c) {
-  return Who{c.id, c.user_id, c.claims, c.user};
+  return Who{c.id, c.user_id, c.claims, c.user, c.pusher};
 }
 
 void Engine::Impl::run_on_leave(Room& room, const Who& who, const char* reason) {
@@ -234,6 +238,7 @@ void Engine::Impl::run_on_leave(Room& room, const Who& who, const char* reason) 
     stand_in.user_id = who.user_id;
     stand_in.claims = who.claims;
     stand_in.user = who.user;
+    stand_in.pusher = who.pusher;
     push_ctx(stand_in, nullptr, reason);
     return 1;
   });

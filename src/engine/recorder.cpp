@@ -142,6 +142,7 @@ void Recorder::connect(std::string_view client, const Identity& identity) {
   if (!identity.user_id.empty()) e.set("user", json::Value(identity.user_id));
   if (!identity.claims.is_null()) e.set("claims", identity.claims);
   if (!identity.user.is_null()) e.set("ctx_user", identity.user);
+  if (!identity.pusher.is_null()) e.set("pusher", identity.pusher);
   if (identity.expires_at_s) e.set("expires", json::Value(static_cast<double>(identity.expires_at_s)));
   input(e);
 }

@@ -322,6 +322,7 @@ void Replayer::run_input(const Entry& in) {
     identity.user_id = string_of(v, "user");
     if (const json::Value* claims = v.find("claims")) identity.claims = *claims;
     if (const json::Value* user = v.find("ctx_user")) identity.user = *user;
+    if (const json::Value* pusher = v.find("pusher")) identity.pusher = *pusher;
     identity.expires_at_s = static_cast<std::int64_t>(number_of(v, "expires", 0));
     const ClientId id = e.connect(*sink, std::move(identity));
     if ("c" + std::to_string(id) != wire && report_.note.empty())
@@ -353,7 +354,7 @@ void Replayer::run_input(const Entry& in) {
     const json::Value* body = v.find(op == "emit" ? "data" : op == "call" ? "args" : "payload");
     const json::Value none;
     Result<json::Value> r = make_error(ErrorCode::bad_request, "replay: unknown HTTP call " + op);
-    if (op == "emit") r = e.emit(room, string_of(v, "event"), body ? *body : none);
+    if (op == "emit") r = e.emit(room, string_of(v, "event"), body ? *body : none, string_of(v, "except"));
     else if (op == "call") r = e.call(room, string_of(v, "method"), body ? *body : none);
     else if (op == "place") r = e.place(room, string_of(v, "client"), body ? *body : none);
     else if (op == "kick") r = e.kick(room, string_of(v, "client"), string_of(v, "message"));

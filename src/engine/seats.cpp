@@ -208,6 +208,7 @@ void Engine::Impl::resume(Client& fresh, const Request& req) {
   c->session_timer = 0;
   c->claims = std::move(fresh.claims);
   c->user = std::move(fresh.user);
+  c->pusher = std::move(fresh.pusher);
   if (c->expiry_timer) timers.cancel(c->expiry_timer);
   c->expiry_timer = 0;
   if (fresh.expiry_timer) {  // the new connection's token decides when it ends

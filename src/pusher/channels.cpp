@@ -10,11 +10,15 @@ const Channel* ChannelRegistry::find(std::string_view name) const {
 }
 
 SubscribeOutcome ChannelRegistry::subscribe(ConnId conn, std::string_view name,
-                                            const std::optional<PresenceMember>& member) {
+                                            const std::optional<PresenceMember>& member,
+                                            std::string_view room) {
   SubscribeOutcome out;
   auto [it, created] = channels_.try_emplace(std::string(name));
   Channel& ch = it->second;
-  if (created) ch.kind = kind_of(name);
+  if (created) {
+    ch.kind = kind_of(name);
+    ch.room = std::string(room);
+  }
   if (!ch.subscribers.insert(conn).second) {
     out.already = true;
     out.subscribers = ch.subscribers.size();

@@ -19,11 +19,6 @@ namespace atrium::pusher {
 
 using ConnId = std::uint64_t;
 
-// Who serves a channel. Every channel is served here today; a later change routes some
-// (a room script's `presence-chat.lobby`) to the engine. host_of() is the one place that
-// decides, so the registry never holds a channel it does not serve.
-enum class ChannelHost { local, room_script };
-
 struct PresenceMember {
   std::string user_id;
   std::string info_json;      // user_info as JSON text; "" when the client gave none
@@ -31,6 +26,9 @@ struct PresenceMember {
 
 struct Channel {
   ChannelKind kind;
+  // The room serving it ("chat:lobby"; rooms.hpp), fixed while the channel has subscribers
+  // so that a script added or deleted meanwhile does not split one channel in two. "": none.
+  std::string room;
   std::set<ConnId> subscribers;                  // ordered: fan-out order is reproducible
   // Presence: the members by user ID (what ids/hash list) and how many of this channel's
   // connections each has; and which member each subscribed connection is.
@@ -68,8 +66,9 @@ class ChannelRegistry {
   static constexpr std::int64_t kCacheTtlMs = 30 * 60 * 1000;
 
   const Channel* find(std::string_view name) const;
-  // `member` for presence channels only.
-  SubscribeOutcome subscribe(ConnId conn, std::string_view name, const std::optional<PresenceMember>& member);
+  // `member` for presence channels only; `room` is kept when the channel is new.
+  SubscribeOutcome subscribe(ConnId conn, std::string_view name, const std::optional<PresenceMember>& member,
+                             std::string_view room = {});
   UnsubscribeOutcome unsubscribe(ConnId conn, std::string_view name);
 
   // Whether `user_id` is not yet a member and the channel holds `limit` members already.

@@ -111,6 +111,12 @@ void PusherServer::Impl::release(ConnId id, Conn& c) {
     const std::string channel = *c.channels.begin();
     unsubscribe(id, c, channel);
   }
+  // Subscriptions still joining their room.
+  for (auto it = room_sub_of.lower_bound(std::make_pair(id, std::string()));
+       it != room_sub_of.end() && it->first.first == id;) {
+    const std::string channel = (it++)->first.second;
+    leave_room(id, channel);
+  }
   if (!c.user_id.empty()) {
     for (const std::string& watched : c.watchlist) {
       auto w = app.watchers.find(watched);
@@ -166,22 +172,30 @@ std::size_t PusherServer::Impl::broadcast(AppState& app, std::string_view channe
 }
 
 void PusherServer::Impl::publish(AppState& app, std::string_view channel, std::string_view event,
-                                 std::string_view data_json, ConnId except) {
+                                 std::string_view data_json, ConnId except,
+                                 std::vector<std::string>* rooms_reached) {
   ++counters.http_events_published;
-  const std::string frame = event_frame(event, channel, data_json);
   const std::string_view user = server_to_user_id(channel);
   if (!user.empty()) {
     auto u = app.users.find(std::string(user));
     if (u == app.users.end()) return;
-    const SharedFrame shared(frame);
+    const SharedFrame shared(event_frame(event, channel, data_json));
     for (ConnId to : u->second) {
       auto it = conns.find(to);
       if (to != except && it != conns.end() && it->second.open) send(it->second, shared);
     }
     return;
   }
+  if (const RoomRoute route = route_of(app, channel); !route.room.empty()) {
+    if (rooms_reached) {
+      if (std::find(rooms_reached->begin(), rooms_reached->end(), route.room) != rooms_reached->end()) return;
+      rooms_reached->push_back(route.room);
+    }
+    publish_to_room(app, route.room, event, data_json, except);
+    return;
+  }
   if (kind_of(channel).cache) app.channels.cache(channel, std::string(event), std::string(data_json), now_ms());
-  broadcast(app, channel, frame, except);
+  broadcast(app, channel, event_frame(event, channel, data_json), except);
 }
 
 void PusherServer::Impl::run_due() {
@@ -195,9 +209,11 @@ void PusherServer::Impl::run_due() {
     close(id, it->second, 4009, "Connection not authorized within timeout");
   }
   if (webhooks) webhooks->run_due();
+  settle_rooms();
 }
 
 std::int64_t PusherServer::Impl::ms_until_next() const {
+  if (!room_leaves.empty()) return 0;
   std::int64_t next = -1;
   if (!auth_deadlines.empty()) next = std::max<std::int64_t>(0, auth_deadlines.begin()->first - now_ms());
   if (webhooks) {

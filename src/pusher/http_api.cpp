@@ -227,7 +227,8 @@ HttpResponse PusherServer::Impl::http(const HttpRequest& r) {
     }
     const EventSpec& e = std::get<EventSpec>(spec);
     const ConnId except = socket_conn(e.socket_id);
-    for (const std::string& ch : e.channels) publish(*app, ch, e.name, e.data_json, except);
+    std::vector<std::string> rooms_reached;
+    for (const std::string& ch : e.channels) publish(*app, ch, e.name, e.data_json, except, &rooms_reached);
     if (e.wants_info) return answer(ok_json("{\"channels\":{" + info_for(e) + "}}"));
     return answer(ok_json("{}"));
   }

@@ -1,12 +1,15 @@
 // PusherServer's state, shared by the files that implement it: pusher.cpp (setup, the app
 // table, webhook points), connection.cpp (handshake, sending, closing, fan-out),
-// protocol.cpp (what clients send), http_api.cpp (the HTTP API) and metrics.cpp.
+// protocol.cpp (what clients send), rooms.cpp (channels that are rooms), http_api.cpp (the
+// HTTP API) and metrics.cpp.
 // Internal to src/pusher.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -17,6 +20,7 @@
 
 #include "pusher/channels.hpp"
 #include "pusher/pusher.hpp"
+#include "pusher/rooms.hpp"
 #include "pusher/webhooks.hpp"
 #include "util/shared_frame.hpp"
 
@@ -51,11 +55,12 @@ struct Counters {
   std::uint64_t signins = 0, http_events_published = 0;
   std::array<std::uint64_t, 6> http_by_class{};                 // index: status / 100
   std::uint64_t webhook_points = 0;
+  std::uint64_t room_joins = 0, room_refusals = 0;
 };
 
 struct PusherServer::Impl {
   Config config;
-  engine::Engine* engine = nullptr;        // later: channels served by room scripts
+  engine::Engine* engine = nullptr;        // serves channels that are rooms (rooms.cpp)
   std::vector<AppState> apps;
   std::unordered_map<ConnId, Conn> conns;
   std::unordered_map<std::string, ConnId> by_socket_id;
@@ -66,12 +71,12 @@ struct PusherServer::Impl {
   std::mt19937_64 rng;                     // socket IDs (Config::random_seed)
 
   Impl(Config c, engine::Engine* e);
+  ~Impl();
 
   std::int64_t now_ms() const { return config.now_ms(); }
   void log(engine::LogLevel level, std::string_view line) const { config.on_log(level, line); }
   AppState* app_by_key(std::string_view key);
   AppState* app_by_id(std::string_view id);
-  ChannelHost host_of(const AppState& app, std::string_view channel) const;
 
   // ---- the WebSocket side (pusher.cpp) ----
   ConnId connect(engine::ClientSink& sink, std::string_view key,
@@ -88,11 +93,49 @@ struct PusherServer::Impl {
   std::size_t broadcast(AppState& app, std::string_view channel, std::string_view frame, ConnId except);
   // An event from the HTTP API: to a channel's subscribers or a #server-to-user- user's
   // connections, the cache updated for cache channels.
+  // A channel that is a room gets it through the room; `rooms_reached` (one request's
+  // channels) makes two names of one room reach it once.
   void publish(AppState& app, std::string_view channel, std::string_view event,
-               std::string_view data_json, ConnId except);
+               std::string_view data_json, ConnId except, std::vector<std::string>* rooms_reached = nullptr);
   void unsubscribe(ConnId id, Conn& c, const std::string& channel);
+  // A subscription that passed every check: registered, answered, announced (presence).
+  void finish_subscribe(ConnId id, Conn& c, const std::string& channel,
+                        const std::optional<PresenceMember>& member, std::string_view room);
   void run_due();
   std::int64_t ms_until_next() const;
+
+  // ---- channels that are rooms (rooms.cpp) ----
+  // Room subscriptions by engine client, and by (connection, channel).
+  std::map<engine::ClientId, std::unique_ptr<RoomSub>> room_subs;
+  std::map<std::pair<ConnId, std::string>, engine::ClientId, std::less<>> room_sub_of;
+  // Engine clients to disconnect once no engine call is on the stack (the engine is not
+  // re-entrant; a RoomSub hears of the end of its subscription from inside one).
+  std::vector<engine::ClientId> room_leaves;
+  int engine_depth = 0;                    // engine calls (and RoomSub callbacks) on the stack
+  // The last engine event translated into a channel event: a room's emit reaches every
+  // member with the same bytes, so it is translated once per channel name, not per member.
+  struct Translation {
+    SharedFrame in, out;
+    std::string channel;
+  } last_translation;
+
+  RoomRoute route_of(const AppState& app, std::string_view channel) const;
+  // The subscription joins its room; finish_subscribe() follows when the join succeeds.
+  void join_room(ConnId id, Conn& c, const std::string& channel, const std::string& room,
+                 const std::optional<PresenceMember>& member);
+  bool joining_room(ConnId id, std::string_view channel) const;
+  // A room subscription ends (unsubscribe, disconnect): its engine client leaves the room.
+  void leave_room(ConnId id, std::string_view channel);
+  // What the engine sent a RoomSub.
+  void room_frame(RoomSub& sub, const SharedFrame& frame);
+  void room_closed(RoomSub& sub);
+  // A client event on a channel that is a room: through onEvent to the room's members.
+  void relay_to_room(ConnId id, std::string_view channel, std::string_view event, const json::Value* data);
+  // An HTTP trigger to a room: its every member, native and Pusher, but `except`'s.
+  void publish_to_room(AppState& app, const std::string& room, std::string_view event,
+                       std::string_view data_json, ConnId except);
+  // Pending leaves, once nothing of the engine is on the stack.
+  void settle_rooms();
 
   // ---- webhook points ----
   void hook(AppState& app, std::string_view kind, std::string_view channel, std::string_view user_id = {},

@@ -23,6 +23,11 @@ std::string PusherServer::Impl::metrics() const {
   append_metric(out, "atrium_pusher_subscriptions", "gauge", "Current channel subscriptions.", subscriptions);
   append_metric(out, "atrium_pusher_subscriptions_total", "counter", "Successful subscriptions.", k.subscriptions);
   append_metric(out, "atrium_pusher_subscription_errors_total", "counter", "Refused subscriptions.", k.subscription_errors);
+  append_metric(out, "atrium_pusher_room_subscriptions", "gauge",
+       "Subscriptions served by a room script (each an engine client).", room_sub_of.size());
+  append_metric(out, "atrium_pusher_room_joins_total", "counter", "Subscriptions that joined a room.", k.room_joins);
+  append_metric(out, "atrium_pusher_room_refusals_total", "counter",
+       "Subscriptions a room refused (onJoin, full, failing script).", k.room_refusals);
   append_metric(out, "atrium_pusher_users", "gauge", "Signed-in users.", users);
   append_metric(out, "atrium_pusher_signins_total", "counter", "Successful pusher:signin.", k.signins);
   append_metric(out, "atrium_pusher_messages_in_total", "counter", "Frames received from Pusher clients.", k.messages_in);
@@ -99,6 +104,26 @@ std::string PusherServer::Impl::check_invariants() const {
     auto c = conns.find(id);
     if (c == conns.end() || !c->second.open) return "socket_id of a gone connection";
   }
+  // Channels that are rooms: one live RoomSub per subscription (joined: in the connection's
+  // channels; joining: not yet), and the connection's room channels all have theirs.
+  for (const auto& [key, client] : room_sub_of) {
+    auto sub = room_subs.find(client);
+    if (sub == room_subs.end()) return "room subscription without its engine client: " + key.second;
+    const RoomSub& s = *sub->second;
+    if (s.conn != key.first || s.channel != key.second) return "room subscription index disagrees: " + key.second;
+    auto c = conns.find(s.conn);
+    if (s.phase == RoomSub::Phase::ended) return "ended room subscription still indexed: " + s.channel;
+    const bool subscribed = c != conns.end() && c->second.channels.count(s.channel);
+    if (subscribed != (s.phase == RoomSub::Phase::active)) return "room subscription phase disagrees: " + s.channel;
+  }
+  for (const auto& [id, c] : conns) {
+    for (const std::string& name : c.channels) {
+      const Channel* ch = apps[c.app].channels.find(name);
+      if (ch && !ch->room.empty() && !room_sub_of.count(std::make_pair(id, name)))
+        return "room channel subscribed without an engine client: " + name;
+    }
+  }
+  if (engine_depth == 0 && !room_leaves.empty()) return "room leaves not settled";
   return {};
 }
 

@@ -117,10 +117,12 @@ void PusherServer::Impl::receive(ConnId id, std::string_view message) {
       refuse("InvalidChannel", "Invalid channel name (allowed: A-Z a-z 0-9 _ - = @ , . ;)", 4009);
       return;
     }
-    if (host_of(app, name) != ChannelHost::local) {
-      refuse("InvalidChannel", "Channel not served here", 4009);
+    const RoomRoute route = route_of(app, name);
+    if (!route.error.empty()) {
+      refuse("InvalidChannel", route.error, 4009);
       return;
     }
+    if (joining_room(id, name)) return;  // subscribed once already: that join answers
     const ChannelKind kind = kind_of(name);
     std::optional<PresenceMember> member;
     if (kind.needs_auth()) {
@@ -169,48 +171,10 @@ void PusherServer::Impl::receive(ConnId id, std::string_view message) {
       }
     }
 
-    const SubscribeOutcome out = app.channels.subscribe(id, name, member);
-    c.channels.insert(name);
-    if (!out.already) ++counters.subscriptions;
-    if (out.occupied) hook(app, "channel_occupied", name);
-    if (out.member_added) {
-      std::string added = "{\"user_id\":" + quoted(member->user_id);
-      if (!member->info_json.empty()) added += ",\"user_info\":" + member->info_json;
-      added += '}';
-      broadcast(app, name, event_frame("pusher_internal:member_added", name, quoted(added)), id);
-      hook(app, "member_added", name, member->user_id);
-    }
-    if (kind.presence) {
-      // {"presence": {"ids", "hash", "count"}} of every member, as members.ts reads it.
-      const Channel* ch = app.channels.find(name);
-      std::string ids, hash;
-      for (const auto& [user, m] : ch->members) {
-        if (!ids.empty()) {
-          ids += ',';
-          hash += ',';
-        }
-        ids += quoted(user);
-        hash += quoted(user) + ":" + (m.info_json.empty() ? std::string("null") : m.info_json);
-      }
-      const std::string data_json = "{\"presence\":{\"ids\":[" + ids + "],\"hash\":{" + hash +
-                                    "},\"count\":" + std::to_string(ch->members.size()) + "}}";
-      send(c, event_frame("pusher_internal:subscription_succeeded", name, quoted(data_json)));
+    if (!route.room.empty() && !c.channels.count(name)) {
+      join_room(id, c, name, route.room, member);   // finish_subscribe() once it is in
     } else {
-      send(c, event_frame("pusher_internal:subscription_succeeded", name, quoted("{}")));
-    }
-    if (kind.cache) {
-      if (const CachedEvent* cached = app.channels.cached(name, now_ms())) {
-        send(c, event_frame(cached->event, name, cached->data_json));
-      } else {
-        send(c, event_frame("pusher:cache_miss", name, {}));
-        hook(app, "cache_miss", name);
-      }
-    }
-    if (!out.already && !kind.presence && app.app.subscription_count_events) {
-      broadcast(app, name,
-                event_frame("pusher_internal:subscription_count", name,
-                            quoted("{\"subscription_count\":" + std::to_string(out.subscribers) + "}")),
-                0);
+      finish_subscribe(id, c, name, member, route.room);
     }
     return;
   }
@@ -341,9 +305,13 @@ void PusherServer::Impl::receive(ConnId id, std::string_view message) {
       auto m = ch->member_of.find(id);
       if (m != ch->member_of.end()) user_id = m->second;
     }
-    if (kind.cache) app.channels.cache(*channel, *event, data_json, now);
-    // Never echoed: pusher-js would run the sender's own handlers twice.
-    broadcast(app, *channel, event_frame(*event, *channel, data_json, user_id), id);
+    if (ch && !ch->room.empty()) {
+      relay_to_room(id, *channel, *event, data);   // onEvent first; never echoed either
+    } else {
+      if (kind.cache) app.channels.cache(*channel, *event, data_json, now);
+      // Never echoed: pusher-js would run the sender's own handlers twice.
+      broadcast(app, *channel, event_frame(*event, *channel, data_json, user_id), id);
+    }
     const std::string webhook_data = data && data->is_string() ? data->as_string() : data_json;
     hook(app, "client_event", *channel, user_id, *event, webhook_data, c.socket_id);
     return;
@@ -352,7 +320,57 @@ void PusherServer::Impl::receive(ConnId id, std::string_view message) {
   send(c, error_frame(std::nullopt, "Unsupported event: " + event->substr(0, 64)));
 }
 
+void PusherServer::Impl::finish_subscribe(ConnId id, Conn& c, const std::string& name,
+                                          const std::optional<PresenceMember>& member, std::string_view room) {
+  AppState& app = apps[c.app];
+  const ChannelKind kind = kind_of(name);
+  const SubscribeOutcome out = app.channels.subscribe(id, name, member, room);
+  c.channels.insert(name);
+  if (!out.already) ++counters.subscriptions;
+  if (out.occupied) hook(app, "channel_occupied", name);
+  if (out.member_added) {
+    std::string added = "{\"user_id\":" + quoted(member->user_id);
+    if (!member->info_json.empty()) added += ",\"user_info\":" + member->info_json;
+    added += '}';
+    broadcast(app, name, event_frame("pusher_internal:member_added", name, quoted(added)), id);
+    hook(app, "member_added", name, member->user_id);
+  }
+  if (kind.presence) {
+    // {"presence": {"ids", "hash", "count"}} of every member, as members.ts reads it.
+    const Channel* ch = app.channels.find(name);
+    std::string ids, hash;
+    for (const auto& [user, m] : ch->members) {
+      if (!ids.empty()) {
+        ids += ',';
+        hash += ',';
+      }
+      ids += quoted(user);
+      hash += quoted(user) + ":" + (m.info_json.empty() ? std::string("null") : m.info_json);
+    }
+    const std::string data_json = "{\"presence\":{\"ids\":[" + ids + "],\"hash\":{" + hash +
+                                  "},\"count\":" + std::to_string(ch->members.size()) + "}}";
+    send(c, event_frame("pusher_internal:subscription_succeeded", name, quoted(data_json)));
+  } else {
+    send(c, event_frame("pusher_internal:subscription_succeeded", name, quoted("{}")));
+  }
+  if (kind.cache) {
+    if (const CachedEvent* cached = app.channels.cached(name, now_ms())) {
+      send(c, event_frame(cached->event, name, cached->data_json));
+    } else {
+      send(c, event_frame("pusher:cache_miss", name, {}));
+      hook(app, "cache_miss", name);
+    }
+  }
+  if (!out.already && !kind.presence && app.app.subscription_count_events) {
+    broadcast(app, name,
+              event_frame("pusher_internal:subscription_count", name,
+                          quoted("{\"subscription_count\":" + std::to_string(out.subscribers) + "}")),
+              0);
+  }
+}
+
 void PusherServer::Impl::unsubscribe(ConnId id, Conn& c, const std::string& channel) {
+  leave_room(id, channel);   // a channel that is a room: its engine client leaves it too
   AppState& app = apps[c.app];
   const UnsubscribeOutcome out = app.channels.unsubscribe(id, channel);
   c.channels.erase(channel);

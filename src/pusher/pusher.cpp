@@ -80,12 +80,6 @@ AppState* PusherServer::Impl::app_by_id(std::string_view id) {
   return nullptr;
 }
 
-// The one place that decides who serves a channel (channels.hpp ChannelHost). Room scripts
-// do not serve Pusher channels yet: `engine` is kept for when they do.
-ChannelHost PusherServer::Impl::host_of(const AppState&, std::string_view) const {
-  return ChannelHost::local;
-}
-
 void PusherServer::Impl::hook(AppState& app, std::string_view kind, std::string_view channel,
                               std::string_view user_id, std::string_view event, std::string_view data,
                               std::string_view socket_id) {
@@ -119,7 +113,12 @@ ConnId PusherServer::connect(engine::ClientSink& sink, std::string_view app_key,
                              const std::vector<std::pair<std::string, std::string>>& query) {
   return impl_->connect(sink, app_key, query);
 }
-void PusherServer::receive(ConnId conn, std::string_view message) { impl_->receive(conn, message); }
+// Every entry point ends with settle_rooms(): what it ended of channels that are rooms
+// leaves the engine now that no engine call is on the stack (rooms.cpp).
+void PusherServer::receive(ConnId conn, std::string_view message) {
+  impl_->receive(conn, message);
+  impl_->settle_rooms();
+}
 void PusherServer::receive_binary(ConnId conn) {
   // Pusher's protocol is text only ("Binary WebSocket frames are not supported").
   auto it = impl_->conns.find(conn);
@@ -135,7 +134,10 @@ void PusherServer::too_large(ConnId conn, std::size_t bytes, std::size_t limit) 
                                                         " bytes or more is over the limit of " +
                                                         std::to_string(limit) + " bytes"));
 }
-void PusherServer::disconnect(ConnId conn) { impl_->disconnect(conn); }
+void PusherServer::disconnect(ConnId conn) {
+  impl_->disconnect(conn);
+  impl_->settle_rooms();
+}
 void PusherServer::close_all(int code, std::string_view reason) {
   std::vector<ConnId> open;
   for (const auto& [id, c] : impl_->conns) {
@@ -145,8 +147,13 @@ void PusherServer::close_all(int code, std::string_view reason) {
     auto it = impl_->conns.find(id);   // a close may have disconnected others meanwhile
     if (it != impl_->conns.end()) impl_->close(id, it->second, code, reason);
   }
+  impl_->settle_rooms();
 }
-HttpResponse PusherServer::http(const HttpRequest& request) { return impl_->http(request); }
+HttpResponse PusherServer::http(const HttpRequest& request) {
+  HttpResponse out = impl_->http(request);
+  impl_->settle_rooms();
+  return out;
+}
 std::int64_t PusherServer::ms_until_next() const { return impl_->ms_until_next(); }
 void PusherServer::run_due() { impl_->run_due(); }
 std::string PusherServer::metrics() const { return impl_->metrics(); }
@@ -157,5 +164,6 @@ std::size_t PusherServer::channel_count() const {
   return n;
 }
 std::size_t PusherServer::connection_count() const { return impl_->conns.size(); }
+std::size_t PusherServer::room_subscription_count() const { return impl_->room_sub_of.size(); }
 
 }  // namespace atrium::pusher

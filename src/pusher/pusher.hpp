@@ -130,6 +130,8 @@ class PusherServer {
   // Channels with subscribers, over every app; live connections (not yet disconnect()ed).
   std::size_t channel_count() const;
   std::size_t connection_count() const;
+  // Subscriptions served by a room (each an engine client), joined or joining.
+  std::size_t room_subscription_count() const;
 
   struct Impl;
 

@@ -8,13 +8,20 @@
 //   \x05M PATH?Q\tBODY   an HTTP API request, signed (M: G/P/other); Q is k=v&k=v
 //   \x06M PATH\tBODY     the same, unsigned
 //   \x07           advance the clock 1.5 s and run_due()
+//   \x08N          the room's side: kick the first member of chat:a (N even) or close it
+// Channels chat.*, private-chat.* and presence-chat.* are rooms of rooms/chat.lua (an engine
+// made once for the whole run): its onJoin refuses, its onEvent vetoes, rewrites, raises,
+// kicks its sender and closes its room, so every way back from the engine is walked.
 // Checks after each line: every frame sent is one JSON object with an event name, every
-// HTTP status is a status, PusherServer::check_invariants holds; at the end, with every
-// connection gone, no channel is left.
+// HTTP status is a status, PusherServer::check_invariants and Engine::check_invariants
+// hold; at the end, with every connection gone, no channel and no engine client is left.
 #include <cstddef>
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -29,6 +36,54 @@ using namespace atrium::pusher;
 namespace {
 
 constexpr std::size_t kConns = 3;
+
+constexpr const char* kChat = R"lua(
+local Chat = { defaultState = { n = 0 }, defaultMeta = { muted = {} } }
+function Chat:onJoin(ctx)
+  local info = ctx.pusher and ctx.pusher.userInfo
+  if type(info) == "table" and info.banned then return false, "banned" end
+  self.state.n = self.state.n + 1
+  self:emit("hello", { client = ctx.client })
+end
+function Chat:onLeave(ctx) self.state.n = self.state.n - 1 end
+function Chat:onEvent(event, data, ctx)
+  if event == "client-no" then return false end
+  if event == "client-up" then return { up = true, was = data } end
+  if event == "client-boom" then error("boom") end
+  if event == "client-kickme" then self:kick(ctx.client, "asked") return end
+  if event == "client-closeit" then self:close() return end
+  if event == "client-mute" and ctx.userId then self.meta.muted[ctx.userId] = true return false end
+end
+return Chat
+)lua";
+
+// The engine behind the room channels, made once (an engine per input would be most of
+// the time); every input ends with no member anywhere, so rooms do not outlive it.
+struct RoomEngine {
+  std::unique_ptr<engine::Engine> engine;
+  std::size_t base_clients = 0;
+  RoomEngine() {
+    std::random_device rd;
+    const auto dir = std::filesystem::temp_directory_path() / ("atrium-fuzz-pusher-" + std::to_string(rd()));
+    std::filesystem::create_directories(dir / "rooms");
+    std::ofstream(dir / "rooms" / "chat.lua", std::ios::binary) << kChat;
+    engine::EngineConfig cfg;
+    cfg.rooms_dir = (dir / "rooms").string();
+    cfg.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+    cfg.cpu_budget_ms = 100;
+    cfg.room_memory_bytes = 8u << 20;
+    cfg.on_log = [](engine::LogLevel, std::string_view) {};
+    engine = std::make_unique<engine::Engine>(cfg);
+    Status started = engine->start();
+    FUZZ_CHECK(started.ok(), "engine did not start: %s", started.ok() ? "" : started.error().message.c_str());
+    base_clients = engine->connection_count();
+  }
+};
+
+RoomEngine& shared_engine() {
+  static RoomEngine* e = new RoomEngine();   // never destroyed: libFuzzer exits without unwinding
+  return *e;
+}
 
 // Checks every frame and keeps the socket_id of connection_established (what the signed
 // lines sign with).
@@ -76,7 +131,7 @@ struct Session {
     c.now_ms = [this] { return now; };
     c.random_seed = 1;   // the same input, the same run
     c.on_log = [](engine::LogLevel, std::string_view) {};
-    server = std::make_unique<PusherServer>(std::move(c), nullptr);
+    server = std::make_unique<PusherServer>(std::move(c), shared_engine().engine.get());
     for (std::size_t i = 0; i < kConns; ++i) open(i);
   }
 
@@ -180,6 +235,16 @@ struct Session {
         now += 1500;
         server->run_due();
         return;
+      case '\x08': {
+        engine::Engine& e = *shared_engine().engine;
+        if (l.size() > 1 && static_cast<unsigned char>(l[1]) % 2 == 1) {
+          (void)e.close("chat:a");
+        } else if (Result<json::Value> m = e.members("chat:a"); m && m->find("members")->size() > 0) {
+          (void)e.kick("chat:a", *m->find("members")->items()[0].get_string("client"), "out");
+        }
+        server->run_due();   // the engine clients of ended subscriptions leave here
+        return;
+      }
       default:
         server->receive(ids[current], l);
     }
@@ -198,6 +263,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.line(l);
     const std::string problem = s.server->check_invariants();
     FUZZ_CHECK(problem.empty(), "%s after line: %s", problem.c_str(), fuzz::head(l).c_str());
+    const Status engine_ok = shared_engine().engine->check_invariants();
+    FUZZ_CHECK(engine_ok.ok(), "engine: %s after line: %s", engine_ok.ok() ? "" : engine_ok.error().message.c_str(),
+               fuzz::head(l).c_str());
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
@@ -205,5 +273,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(s.server->channel_count() == 0, "channels left: %zu", s.server->channel_count());
   FUZZ_CHECK(s.server->connection_count() == 0, "connections left: %zu", s.server->connection_count());
   FUZZ_CHECK(s.server->check_invariants().empty(), "%s", s.server->check_invariants().c_str());
+  s.server.reset();
+  engine::Engine& e = *shared_engine().engine;
+  e.end_of_pass();
+  FUZZ_CHECK(e.connection_count() == shared_engine().base_clients, "engine clients left: %zu",
+             e.connection_count() - shared_engine().base_clients);
+  FUZZ_CHECK(e.rooms().find("rooms")->size() == 0, "rooms left: %s", json::to_json(e.rooms()).c_str());
   return 0;
 }

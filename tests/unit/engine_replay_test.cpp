@@ -179,6 +179,59 @@ return W)");
   std::filesystem::remove(record);
 }
 
+// A Pusher subscription's engine client (docs/pusher.md "Channels that are rooms"): its
+// ctx.pusher, its relayed events (vetoed, rewritten) and a trigger that skips it replay.
+TEST_CASE("replay: ctx.pusher, relayed client events and an emit with except replay as recorded") {
+  TempRooms rooms;
+  rooms.write("chat.lua", R"(local C = { defaultState = { who = {} } }
+function C:onJoin(ctx) self.state.who[ctx.client] = ctx.pusher and ctx.pusher.channel or "native" end
+function C:onEvent(event, data, ctx)
+  if ctx.pusher == nil then return end
+  if event == "client-no" then return false end
+  if event == "client-up" then return string.upper(data) end
+end
+return C)");
+  const std::string record = temp_path("atrium-unit-record-");
+  {
+    Harness h(rooms, [&](engine::EngineConfig& cfg) {
+      cfg.record_path = record;
+      cfg.host_clock = true;
+    });
+    h.engine->set_clocks(1000, 10'000);
+    engine::Identity sub;
+    sub.user_id = "ada";
+    sub.pusher = json::parse(R"({"channel":"presence-chat.x","userId":"ada"})").value();
+    h.clients.push_back(std::make_unique<FakeClient>());
+    FakeClient& p = *h.clients.back();
+    p.id = h.engine->connect(p, std::move(sub));
+    FakeClient& n = h.connect();
+    h.engine->receive(p.id, R"({"op":"join","room":"chat:x","ref":1})");
+    h.engine->receive(n.id, R"({"op":"join","room":"chat:x","ref":2})");
+    n.take();
+    h.engine->receive(p.id, R"({"op":"emit","room":"chat:x","event":"client-up","data":"hi"})");
+    h.engine->receive(p.id, R"({"op":"emit","room":"chat:x","event":"client-no","data":"x"})");
+    h.engine->receive(p.id, R"({"op":"emit","room":"chat:x","event":"client-as-is","data":{"k":1}})");
+    std::vector<json::Value> got = n.take();
+    REQUIRE(got.size() == 2);   // the veto held one back
+    CHECK(*got[0].get_string("data") == "HI");
+    CHECK(got[1].find("data")->find("k")->as_number() == 1);
+    CHECK(h.engine->emit("chat:x", "news", json::Value("n"), "c" + std::to_string(p.id)).ok());
+    CHECK(n.take().size() == 1);
+    CHECK(p.last("event").is_null());   // the trigger skipped it
+    h.engine->end_of_pass();
+    h.engine->shutdown();
+  }
+  engine::ReplayOptions options;
+  options.lua_dir = ATRIUM_SOURCE_LUA_DIR;
+  auto report = engine::replay(record, options);
+  REQUIRE_MESSAGE(report.ok(), (report.ok() ? "" : report.error().message));
+  CHECK_MESSAGE(report.value().identical, engine::describe(report.value()));
+  const std::string text = read_all(record);
+  CHECK(text.find(R"("pusher":{"channel":"presence-chat.x")") != std::string::npos);
+  CHECK(text.find(R"("except":"c)") != std::string::npos);
+  std::filesystem::remove(record);
+}
+
 TEST_CASE("synctest: a hook that follows next() order is reported with its line; steady rooms are not") {
   TempRooms rooms;
   rooms.write("steady.lua", kSteady);

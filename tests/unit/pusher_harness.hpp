@@ -108,8 +108,9 @@ struct Harness {
     return a;
   }
 
+  // `engine`: serves the channels that are rooms (rooms.hpp); none by default.
   explicit Harness(std::vector<App> apps = {app("1", "key1", "secret1"), app("2", "key2", "secret2")},
-                   int activity_timeout = 120) {
+                   int activity_timeout = 120, engine::Engine* engine = nullptr) {
     Config c;
     c.apps = std::move(apps);
     c.activity_timeout_s = activity_timeout;
@@ -123,7 +124,7 @@ struct Harness {
     c.webhooks.post = [](const std::string&, const std::vector<WebhookOptions::Header>&, const std::string&) {
       return 200;
     };
-    server = std::make_unique<PusherServer>(std::move(c), nullptr);
+    server = std::make_unique<PusherServer>(std::move(c), engine);
   }
 
   std::unique_ptr<Client> connect(std::string key = "key1", std::string protocol = "7") {
