@@ -237,6 +237,21 @@ pusher() {
     done
   done
   compare pusher atrium pusher | tee "$OUTDIR/pusher.md"
+  # The same Pusher load on a channel that is a room (bench/rooms/relay.lua): every client
+  # event through the room's onEvent, then relayed by the engine; against the plain channel.
+  for iv in 50000 10000; do
+    for rep in 1 2; do
+      start_server "${app[@]}"
+      load pusher "plain-${iv}us-$rep" --mode pusher --clients 100 --interval-us "$iv" \
+        --pusher-key benchkey --pusher-secret benchsecret --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+      start_server "${app[@]}"
+      load pusher "room-${iv}us-$rep" --mode pusher --room relay.bench --clients 100 --interval-us "$iv" \
+        --pusher-key benchkey --pusher-secret benchsecret --warmup "$WARMUP" --duration "$DURATION"
+      stop_server
+    done
+  done
+  compare pusher plain room | tee -a "$OUTDIR/pusher.md"
   # Presence churn: 1,000 members, each leaving and joining again every 10 s, then every 2 s
   # (100 and 500 churns/s: 200 and 1,000 joins and leaves per second, each told to 999 others).
   for iv in 10000000 2000000; do
