@@ -40,6 +40,14 @@ struct Identity {
   json::Value pusher;
 };
 
+// A join asked for in the connection's URL (/ws?join=ROOM&payload=JSON, docs/protocol.md
+// "Joining on connect"): run right after `welcome`, answered with `joined` or an `error`
+// frame naming the room.
+struct JoinOnConnect {
+  std::string room;
+  json::Value payload = json::Value::object();
+};
+
 // An upgrade as the connection gate sees it (its `req`).
 struct ConnectRequest {
   using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -138,8 +146,8 @@ class Engine {
   ClientId connect(ClientSink& sink, std::string user_id = {});
   // The same for a connection that brought a token or passed the gate: its claims and
   // user reach every hook's ctx, and it is closed with 4003 when its token expires
-  // unrefreshed.
-  ClientId connect(ClientSink& sink, Identity identity);
+  // unrefreshed. `joins`: the rooms its URL asked to join, joined in order after welcome.
+  ClientId connect(ClientSink& sink, Identity identity, std::vector<JoinOnConnect> joins = {});
   // One complete client message (text).
   void receive(ClientId client, std::string_view message);
   // A binary message: answered with bad_request (JSON only in atrium.v1).

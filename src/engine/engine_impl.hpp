@@ -368,6 +368,7 @@ struct Engine::Impl {
   void arm_expiry(Client& c, std::int64_t expires_at_s);
   void on_token_expired(const TimerEvent& ev);
   Result<json::Value> refresh_token(Client& c, const std::string& token);
+  void join_on_connect(ClientId id, const JoinOnConnect& j);
 
   // room_types.cpp
   void load_all_types();

@@ -11,13 +11,13 @@ constexpr int kTokenExpiredClose = 4003;
 
 }  // namespace
 
-ClientId Engine::connect(ClientSink& sink, Identity identity) {
+ClientId Engine::connect(ClientSink& sink, Identity identity, std::vector<JoinOnConnect> joins) {
   Impl& e = *impl_;
   e.begin_input();
   auto c = std::make_unique<Client>();
   c->id = e.next_client++;
   c->wire_id = "c" + std::to_string(c->id);
-  if (e.recorder) e.recorder->connect(c->wire_id, identity);
+  if (e.recorder) e.recorder->connect(c->wire_id, identity, joins);
   c->session = {e.random(), e.random()};
   c->user_id = std::move(identity.user_id);
   c->claims = std::move(identity.claims);
@@ -31,7 +31,35 @@ ClientId Engine::connect(ClientSink& sink, Identity identity) {
   e.arm_expiry(ref, identity.expires_at_s);
   e.send(ref, encode_welcome(session_hex(ref.session), ref.wire_id, ref.user_id,
                              e.config.server_name, e.config.heartbeat_ms));
-  return ref.id;
+  const ClientId id = ref.id;
+  for (const JoinOnConnect& j : joins) e.join_on_connect(id, j);
+  return id;
+}
+
+// A client's join in all but its answer (the URL has no ref to answer): `joined` with the
+// state at its seq, as a server-side placement gets, or an error frame naming the room.
+void Engine::Impl::join_on_connect(ClientId id, const JoinOnConnect& j) {
+  Client* c = find_client(id);
+  if (!c) return;
+  ++metrics.requests;
+  Result<Room*> r = make_error(ErrorCode::internal, "the join failed inside the engine");
+  if (!guarded("join on connect", [&] { r = join(*c, j.room, j.payload, /*server_side=*/false); }) &&
+      (vm->in_reserve() || vm->vm_cap_hit())) {
+    r = make_error(ErrorCode::budget_exceeded, "the server's script memory is full: try again later");
+  }
+  c = find_client(id);
+  if (c && r && !r.value()->is_active_member(id))
+    r = make_error(ErrorCode::not_member, "left " + j.room + " during its own join (kicked, or the room closed)");
+  if (c) {
+    if (r) {
+      Room& room = *r.value();  // its activation flushed it: the state is the state at seq
+      send(*c, encode_state("joined", room.id, room.epoch, room.seq, room.mirror));
+    } else {
+      ++metrics.request_errors;
+      send(*c, encode_room_error(j.room, r.error()));
+    }
+  }
+  finish_operation();
 }
 
 // The token's exp is wall-clock time; timers run on the engine's monotonic clock. The

@@ -243,6 +243,17 @@ std::string encode_error(const Error& error) {
   return out;
 }
 
+std::string encode_room_error(std::string_view room, const Error& error) {
+  std::string out;
+  open_frame(out, "error");
+  out += ",\"room\":";
+  json::write_string(room, out);
+  out += ',';
+  write_error_object(error, out);
+  out += '}';
+  return out;
+}
+
 std::string encode_fault(std::string_view room, std::string_view in, const Error& error,
                          std::string_view traceback) {
   std::string out;

@@ -63,6 +63,8 @@ std::string encode_reply_ok(const json::Value& ref, const json::Value* result);
 void write_error_object(const Error& error, std::string& out);
 std::string encode_reply_error(const json::Value& ref, const Error& error);
 std::string encode_error(const Error& error);
+// An error frame about one room: a join on connect that failed ({"op":"error","room",...}).
+std::string encode_room_error(std::string_view room, const Error& error);
 // To a room's watchers: a call into its script failed (docs/protocol.md "Watching a room").
 std::string encode_fault(std::string_view room, std::string_view in, const Error& error,
                          std::string_view traceback);

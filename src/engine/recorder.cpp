@@ -137,8 +137,18 @@ void Recorder::write_clock() {
   line(e);
 }
 
-void Recorder::connect(std::string_view client, const Identity& identity) {
+void Recorder::connect(std::string_view client, const Identity& identity, const std::vector<JoinOnConnect>& joins) {
   json::Value e = entry("connect", json::Value(client));
+  if (!joins.empty()) {
+    json::Value list = json::Value::array();
+    for (const JoinOnConnect& j : joins) {
+      json::Value one = json::Value::object();
+      one.set("room", json::Value(j.room));
+      one.set("payload", j.payload);
+      list.push_back(std::move(one));
+    }
+    e.set("joins", std::move(list));
+  }
   if (!identity.user_id.empty()) e.set("user", json::Value(identity.user_id));
   if (!identity.claims.is_null()) e.set("claims", identity.claims);
   if (!identity.user.is_null()) e.set("ctx_user", identity.user);

@@ -51,7 +51,7 @@ class Recorder {
   void clock(std::int64_t now_ms, std::int64_t wall_ms);
   // The pending clocks now (start() loads scripts at them).
   void write_clock();
-  void connect(std::string_view client, const Identity& identity);
+  void connect(std::string_view client, const Identity& identity, const std::vector<JoinOnConnect>& joins);
   // An in-band `auth` op's verification: replay answers it from here.
   void auth(const Result<Identity>& verified);
   void message(std::string_view client, std::string_view text);

@@ -324,7 +324,16 @@ void Replayer::run_input(const Entry& in) {
     if (const json::Value* user = v.find("ctx_user")) identity.user = *user;
     if (const json::Value* pusher = v.find("pusher")) identity.pusher = *pusher;
     identity.expires_at_s = static_cast<std::int64_t>(number_of(v, "expires", 0));
-    const ClientId id = e.connect(*sink, std::move(identity));
+    std::vector<JoinOnConnect> joins;
+    if (const json::Value* list = v.find("joins"); list && list->is_array()) {
+      for (const json::Value& j : list->items()) {
+        JoinOnConnect one;
+        one.room = string_of(j, "room");
+        if (const json::Value* p = j.find("payload")) one.payload = *p;
+        joins.push_back(std::move(one));
+      }
+    }
+    const ClientId id = e.connect(*sink, std::move(identity), std::move(joins));
     if ("c" + std::to_string(id) != wire && report_.note.empty())
       report_.note = "the engine numbered this client c" + std::to_string(id);
     sinks_[id] = std::move(sink);

@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "auth/origin.hpp"
+#include "engine/protocol.hpp"
+#include "json/codec.hpp"
 #include "net/http_exchange.hpp"
 #include "net/server.hpp"
 #include "net/stats.hpp"
@@ -160,6 +162,32 @@ int Admission::decide_guest(lws* wsi, std::string_view path, const ServerConfig&
   return 0;
 }
 
+Result<std::vector<engine::JoinOnConnect>> joins_of_url(const engine::ConnectRequest::Pairs& query) {
+  std::vector<engine::JoinOnConnect> joins;
+  bool has_payload = false;
+  for (const auto& [key, value] : query) {
+    if (key == "join") {
+      if (joins.size() == kMaxJoinsOnConnect)
+        return make_error(ErrorCode::bad_request, "at most " + std::to_string(kMaxJoinsOnConnect) +
+                                                      " join= in one URL");
+      if (Status s = engine::validate_room_id(value); !s)
+        return make_error(ErrorCode::bad_request, "join=" + value.substr(0, 64) + ": " + s.error().message);
+      joins.push_back(engine::JoinOnConnect{value, json::Value::object()});
+      has_payload = false;
+    } else if (key == "payload") {
+      if (joins.empty() || has_payload)
+        return make_error(ErrorCode::bad_request, "each payload= follows the join= it belongs to");
+      Result<json::Value> payload = json::parse(value);
+      if (!payload || !payload->is_object())
+        return make_error(ErrorCode::bad_request, "payload= must be a JSON object (URL-encoded) for " +
+                                                      joins.back().room);
+      joins.back().payload = std::move(payload).value();
+      has_payload = true;
+    }
+  }
+  return joins;
+}
+
 int Admission::decide(lws* wsi, engine::Engine& engine, const ServerConfig& config, Stats& stats) {
   const std::string ip = peer_ip(wsi);
   auto refuse = [&](std::uint64_t& counter, ErrorCode code, int status, std::string_view told,
@@ -173,6 +201,10 @@ int Admission::decide(lws* wsi, engine::Engine& engine, const ServerConfig& conf
   Admitted admitted;
   admitted.decided = true;
   admitted.ip = ip;
+  Result<std::vector<engine::JoinOnConnect>> joins = joins_of_url(req.query);
+  if (!joins)
+    return refuse(stats.refused_url, ErrorCode::bad_request, 400, joins.error().message, joins.error().message);
+  admitted.joins = std::move(joins).value();
   const std::string token = token_of(wsi, req.query);
   if (!token.empty()) {
     if (!config.jwt)

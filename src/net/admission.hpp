@@ -23,12 +23,19 @@ struct Stats;
 struct Admitted {
   bool decided = false;             // false: decide() never saw this connection
   engine::Identity identity;
+  std::vector<engine::JoinOnConnect> joins;  // /ws?join=ROOM&payload=JSON (joins_of_url)
   std::string ip;                   // counted against --max-connections-per-ip until released
   // An upgrade to a path of the guest protocol (guest_protocol.hpp): that path and the
   // query; empty path: Atrium's own /ws.
   std::string guest_path;
   engine::ConnectRequest::Pairs query;
 };
+
+// The joins a /ws URL asks for (docs/protocol.md "Joining on connect"): every `join=ROOM`
+// in order, each with the `payload=JSON` (an object) that follows it before the next join.
+// At most kMaxJoinsOnConnect. An error says what is wrong (the upgrade is refused 400).
+inline constexpr std::size_t kMaxJoinsOnConnect = 32;
+Result<std::vector<engine::JoinOnConnect>> joins_of_url(const engine::ConnectRequest::Pairs& query);
 
 class Admission {
  public:

@@ -238,6 +238,8 @@ void HttpApi::metrics(HttpResponse& response) const {
           "WebSocket upgrades refused 429 past --max-connections-per-ip.", stats_.refused_per_ip);
   append_metric(out, "atrium_upgrades_refused_gate_total", "counter",
           "WebSocket upgrades rooms/_connect.lua refused (or failed on).", stats_.refused_gate);
+  append_metric(out, "atrium_upgrades_refused_url_total", "counter",
+          "WebSocket upgrades refused 400 for a malformed ?join= or ?payload=.", stats_.refused_url);
   append_metric(out, "atrium_http_refused_origin_total", "counter",
           "HTTP API writes refused 403 for their Origin.", stats_.refused_http_origin);
   append_metric(out, "atrium_loop_passes_total", "counter",

@@ -21,6 +21,7 @@ struct Stats {
   std::uint64_t refused_token = 0;    // 401: no token under --require-auth, or a bad one
   std::uint64_t refused_per_ip = 0;   // 429: --max-connections-per-ip
   std::uint64_t refused_gate = 0;     // rooms/_connect.lua said no (or failed)
+  std::uint64_t refused_url = 0;      // 400: a malformed ?join= / ?payload= (admission.cpp)
   std::uint64_t refused_http_origin = 0;  // 403 on an HTTP write route
 };
 

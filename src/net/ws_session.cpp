@@ -90,7 +90,7 @@ int WsSession::on_established(Admitted admitted) {
     if (!guest_) return -1;  // admitted for a guest that is gone: cannot happen
     client_ = guest_->connect(*this, admitted.guest_path, admitted.query);
   } else {
-    client_ = server_.engine.connect(*this, std::move(admitted.identity));
+    client_ = server_.engine.connect(*this, std::move(admitted.identity), std::move(admitted.joins));
   }
   connected_ = true;
   ++server_.stats.connections;

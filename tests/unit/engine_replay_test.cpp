@@ -180,7 +180,8 @@ return W)");
 }
 
 // A Pusher subscription's engine client (docs/pusher.md "Channels that are rooms"): its
-// ctx.pusher, its relayed events (vetoed, rewritten) and a trigger that skips it replay.
+// ctx.pusher, its relayed events (vetoed, rewritten) and a trigger that skips it replay;
+// so do joins on connect (docs/protocol.md "Joining on connect").
 TEST_CASE("replay: ctx.pusher, relayed client events and an emit with except replay as recorded") {
   TempRooms rooms;
   rooms.write("chat.lua", R"(local C = { defaultState = { who = {} } }
@@ -204,9 +205,18 @@ return C)");
     h.clients.push_back(std::make_unique<FakeClient>());
     FakeClient& p = *h.clients.back();
     p.id = h.engine->connect(p, std::move(sub));
-    FakeClient& n = h.connect();
+    // A native client that joins on connect (/ws?join=...): its joins are part of the input.
+    h.clients.push_back(std::make_unique<FakeClient>());
+    FakeClient& n = *h.clients.back();
+    n.id = h.engine->connect(n, engine::Identity{},
+                             {engine::JoinOnConnect{"chat:x", json::Value::object()},
+                              engine::JoinOnConnect{"nope:1", json::Value::object()}});
+    std::vector<json::Value> first = n.take();
+    REQUIRE(first.size() == 3);
+    CHECK(*first[1].get_string("op") == "joined");
+    CHECK(*first[2].get_string("op") == "error");
+    CHECK(*first[2].get_string("room") == "nope:1");
     h.engine->receive(p.id, R"({"op":"join","room":"chat:x","ref":1})");
-    h.engine->receive(n.id, R"({"op":"join","room":"chat:x","ref":2})");
     n.take();
     h.engine->receive(p.id, R"({"op":"emit","room":"chat:x","event":"client-up","data":"hi"})");
     h.engine->receive(p.id, R"({"op":"emit","room":"chat:x","event":"client-no","data":"x"})");
@@ -229,6 +239,7 @@ return C)");
   const std::string text = read_all(record);
   CHECK(text.find(R"("pusher":{"channel":"presence-chat.x")") != std::string::npos);
   CHECK(text.find(R"("except":"c)") != std::string::npos);
+  CHECK(text.find(R"("joins":[{"room":"chat:x")") != std::string::npos);
   std::filesystem::remove(record);
 }
 
