@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "state/collapse.hpp"
 #include "state/compact.hpp"
 
 namespace atrium::engine {
@@ -51,6 +52,7 @@ void Engine::Impl::flush_patch(Room& room) {
   constexpr std::size_t kKeptBytes = 64 * 1024;
   thread_local std::string ops;
   ops.clear();
+  state::collapse_repeated_ops(room.pending_ops);  // five replaces of /turn: one
   state::write_compact_ops(room.pending_ops, room.mirror, ops);
   room.pending_ops.clear();
   const SharedFrame frame(encode_patch(room.id, room.seq, ops));
