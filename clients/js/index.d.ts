@@ -52,8 +52,14 @@ export interface ConnectOptions {
   maxReconnectDelay?: number;
   /** ms to wait for a reply, and for a new connection's `welcome` (default 10000). */
   timeout?: number;
-  /** Subprotocols offered (default ['atrium.v1']). */
+  /** Subprotocols offered (default ['atrium.v1'], or ['atrium.v1.msgpack'] with encoding 'msgpack'). */
   protocols?: string | string[];
+  /** 'json' (default) or 'msgpack': the same frames as MessagePack in binary messages, decoded
+   *  with @msgpack/msgpack (loaded only then). */
+  encoding?: 'json' | 'msgpack';
+  /** The @msgpack/msgpack module (or anything with its encode and decodeMulti), for
+   *  encoding 'msgpack' where the package cannot be imported by name (the browser builds). */
+  msgpack?: { encode(value: unknown): Uint8Array; decodeMulti(bytes: Uint8Array | ArrayBuffer): Iterable<unknown> };
 }
 
 export type Status = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -201,3 +207,4 @@ export function backoff(step: number, min: number, max: number): number;
 /** ws(s)://... from a ws, http or page-relative url; no path or '/' becomes '/ws'. */
 export function resolveUrl(url?: string): string;
 export const PROTOCOL: 'atrium.v1';
+export const MSGPACK_PROTOCOL: 'atrium.v1.msgpack';

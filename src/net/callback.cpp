@@ -1,9 +1,10 @@
 // The one libwebsockets callback and its protocol table. Every reason is one call into the
 // connection's WsSession or HttpExchange; no exception leaves this file.
 //
-// One callback serves HTTP and WebSocket for both protocols: a client that offers no
+// One callback serves HTTP and WebSocket for every protocol: a client that offers no
 // subprotocol is bound to protocols[0], one that offers "atrium.v1" to protocols[1], and
-// both speak the same JSON (docs/protocol.md "Transport").
+// both speak the same JSON (docs/protocol.md "Transport"); one that offers
+// "atrium.v1.msgpack" to protocols[2], and speaks the same objects in MessagePack.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -161,6 +162,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
 const lws_protocols kProtocols[] = {
     {"atrium-http", callback, sizeof(Pss), kRxChunk, 0, nullptr, kTxPacket},
     {"atrium.v1", callback, sizeof(Pss), kRxChunk, 0, nullptr, kTxPacket},
+    {"atrium.v1.msgpack", callback, sizeof(Pss), kRxChunk, 0, nullptr, kTxPacket},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 

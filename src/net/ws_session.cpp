@@ -55,6 +55,8 @@
 #include <cstring>
 #include <string>
 
+#include "engine/protocol.hpp"
+#include "json/messagepack.hpp"
 #include "net/ws_frame.hpp"
 
 namespace atrium::net {
@@ -85,6 +87,9 @@ int WsSession::on_established(Admitted admitted) {
   // We frame messages ourselves only where lws would send them unchanged: a connection of
   // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
   raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
+  // The subprotocol the client chose: MessagePack both ways (docs/protocol.md "MessagePack").
+  const lws_protocols* protocol = lws_get_protocol(wsi_);
+  msgpack_ = protocol && protocol->name && std::string_view(protocol->name) == kMsgpackProtocol;
   if (!admitted.guest_path.empty()) {
     guest_ = server_.config.guest.get();
     if (!guest_) return -1;  // admitted for a guest that is gone: cannot happen
@@ -131,6 +136,23 @@ int WsSession::on_receive(const void* in, std::size_t len) {
       start_close(LWS_CLOSE_STATUS_INVALID_PAYLOAD, bad);  // the rest is dropped
       return 0;
     }
+  }
+  if (binary && msgpack_) {   // atrium.v1.msgpack: binary messages are the requests
+    if (final && (!rare_ || rare_->rx.empty())) {
+      deliver_msgpack(std::string_view(static_cast<const char*>(in), len));
+      note_socket_read();
+      return 0;
+    }
+    std::string& rx = rare().rx;
+    rx.append(static_cast<const char*>(in), len);
+    if (final) {
+      std::string message;
+      message.swap(rx);
+      rare_.reset();
+      deliver_msgpack(message);
+      note_socket_read();
+    }
+    return 0;
   }
   if (binary) {
     // JSON only in atrium.v1: a binary message is answered, never buffered.
@@ -195,6 +217,38 @@ void WsSession::note_socket_read() {
   server_.read_fds.push_back(lws_get_socket_fd(wsi_));
 }
 
+// The MessagePack form of an engine frame, made once for every connection that needs it
+// (the twin rides with the frame: SharedFrame::alternate).
+SharedFrame WsSession::msgpack_twin(const SharedFrame& json_line) {
+  if (SharedFrame twin = json_line.alternate()) return twin;
+  std::string bytes;
+  if (Status s = json::json_to_msgpack(json_line.view(), bytes); !s) {
+    server_.log(engine::LogLevel::error, "net msgpack_encode_failed client=" + wire_id(client_) + " what=" +
+                                             s.error().message);
+    return {};
+  }
+  const SharedFrame twin(bytes);
+  json_line.set_alternate(twin);
+  return twin;
+}
+
+// A binary message on a MessagePack connection: its values, each one request, as JSON
+// text to the engine. One that cannot be read is answered with an error frame; the
+// connection goes on.
+void WsSession::deliver_msgpack(std::string_view message) {
+  std::vector<std::string> requests;
+  if (Status s = json::msgpack_to_json(message, requests); !s) {
+    rx_bytes_ = 0;
+    ++server_.stats.frames_in;
+    send(SharedFrame(engine::encode_error(s.error())));
+    return;
+  }
+  for (const std::string& r : requests) {
+    deliver(r);
+    if (culled_ || close_code_) return;
+  }
+}
+
 void WsSession::deliver(std::string_view message) {
   server_.open_window();  // more input waits for its end (server.cpp gather_input)
   rx_bytes_ = 0;
@@ -204,8 +258,10 @@ void WsSession::deliver(std::string_view message) {
   else server_.engine.receive(client_, message);
 }
 
-void WsSession::send(const SharedFrame& line) {
-  if (culled_ || close_code_ || !line) return;
+void WsSession::send(const SharedFrame& json_line) {
+  if (culled_ || close_code_ || !json_line) return;
+  const SharedFrame line = msgpack_ ? msgpack_twin(json_line) : json_line;
+  if (!line) return;
   // A lone frame is always taken, however large: the cap is about falling behind.
   const std::size_t cap = server_.config.outbox_bytes;
   const std::size_t after = outbox_.bytes() + line.size();
@@ -367,10 +423,11 @@ bool WsSession::write_queued() {
     const bool ok = count == 1 ? write_shared(outbox_[0]) : write_separate(count);
     return written(ok, count, total);
   }
+  const std::size_t separator = msgpack_ ? 0 : 1;
   while (count < outbox_.size()) {
     const std::size_t next = outbox_[count].size();
-    if (total + 1 + next > kMaxWriteBytes) break;  // the rest goes in the next write
-    total += 1 + next;
+    if (total + separator + next > kMaxWriteBytes) break;  // the rest goes in the next write
+    total += separator + next;
     ++count;
   }
 
@@ -397,8 +454,8 @@ bool WsSession::written(bool ok, std::size_t count, std::size_t total) {
 bool WsSession::write_shared(const SharedFrame& line) {
   const std::size_t n = line.size();
   if (!raw_frames_) return write_text(line.payload(), n);
-  if (!line.framed()) {
-    put_text_header(line.payload(), n);
+  if (!line.framed()) {   // a MessagePack twin is only ever sent binary: its header too
+    put_header(line.payload(), n, msgpack_);
     line.set_framed(text_header_size(n));
   }
   return write_raw(line.payload() - line.framed(), line.framed() + n);
@@ -411,12 +468,12 @@ bool WsSession::write_joined(std::size_t count, std::size_t total) {
   unsigned char* const payload = buf.data() + LWS_PRE;
   unsigned char* p = payload;
   for (std::size_t i = 0; i < count; ++i) {
-    if (i != 0) *p++ = '\n';
+    if (i != 0 && !msgpack_) *p++ = '\n';   // MessagePack values need no separator
     std::memcpy(p, outbox_[i].data(), outbox_[i].size());
     p += outbox_[i].size();
   }
   if (!raw_frames_) return write_text(payload, total);
-  return write_raw(put_text_header(payload, total), text_header_size(total) + total);
+  return write_raw(put_header(payload, total, msgpack_), text_header_size(total) + total);
 }
 
 // Several lines as as many messages, framed one after the other in the server's scratch
@@ -440,7 +497,7 @@ bool WsSession::write_separate(std::size_t count) {
 
 // A connection lws frames itself (see on_established): payload with LWS_PRE before it.
 bool WsSession::write_text(unsigned char* payload, std::size_t n) {
-  const int written = lws_write(wsi_, payload, n, LWS_WRITE_TEXT);
+  const int written = lws_write(wsi_, payload, n, msgpack_ ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
   return written >= 0 && static_cast<std::size_t>(written) >= n;
 }
 

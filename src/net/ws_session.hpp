@@ -16,6 +16,9 @@
 
 namespace atrium::net {
 
+// The subprotocol of MessagePack connections (callback.cpp's table has it).
+inline constexpr std::string_view kMsgpackProtocol = "atrium.v1.msgpack";
+
 class WsSession final : public engine::ClientSink {
  public:
   WsSession(Server::State& server, lws* wsi) noexcept : server_(server), wsi_(wsi) {}
@@ -32,7 +35,7 @@ class WsSession final : public engine::ClientSink {
   void on_closed();
 
   // engine::ClientSink
-  void send(const SharedFrame& line) override;
+  void send(const SharedFrame& json_line) override;
   void close(int code, std::string_view reason) override;
 
   // The coalescing window is over: write what is queued now, or ask lws for WRITEABLE.
@@ -40,6 +43,8 @@ class WsSession final : public engine::ClientSink {
 
  private:
   void deliver(std::string_view message);
+  void deliver_msgpack(std::string_view message);
+  SharedFrame msgpack_twin(const SharedFrame& json_line);
   void note_socket_read();
   void cull();
   void start_close(int code, std::string_view reason);
@@ -93,6 +98,7 @@ class WsSession final : public engine::ClientSink {
   bool culled_ = false;                // slow reader or gone: nothing more is written
   bool flush_queued_ = false;          // in server_.flush_queue
   bool raw_frames_ = false;            // we write frame headers ourselves (on_established)
+  bool msgpack_ = false;               // atrium.v1.msgpack: binary MessagePack both ways
   bool peer_closing_ = false;          // the client's close frame came
   bool close_written_ = false;         // our close frame went to lws (lingering close)
   bool lingering_ = false;             // SHUT_WR done: reading and dropping until the end

@@ -41,11 +41,28 @@ class SharedFrame {
   void set_framed(std::size_t header_bytes) const noexcept {
     if (buf_ && header_bytes <= kFrameHeadroom) buf_->framed = static_cast<unsigned char>(header_bytes);
   }
+  // The same frame in another encoding (a MessagePack connection's: net/ws_session.cpp),
+  // made by the first connection that needs it and kept with these bytes for every other
+  // one; freed with them. Empty until set.
+  SharedFrame alternate() const noexcept {
+    SharedFrame out;
+    if (buf_ && buf_->alt) {
+      out.buf_ = buf_->alt;
+      ++out.buf_->refs;
+    }
+    return out;
+  }
+  void set_alternate(const SharedFrame& alt) const noexcept {
+    if (!buf_ || !alt.buf_ || alt.buf_ == buf_ || buf_->alt || alt.buf_->alt) return;
+    buf_->alt = alt.buf_;
+    ++alt.buf_->refs;
+  }
 
  private:
   struct Buf {
     unsigned refs;
     unsigned char framed;  // see framed()
+    Buf* alt;              // see alternate(); holds a reference
     std::size_t size;
     char data[1];
   };
@@ -55,14 +72,18 @@ class SharedFrame {
     Buf* b = static_cast<Buf*>(p);
     b->refs = 1;
     b->framed = 0;
+    b->alt = nullptr;
     b->size = n;
     b->data[kFrameHeadroom + n] = '\0';
     return b;
   }
   void release() noexcept {
-    if (buf_ && --buf_->refs == 0) std::free(buf_);
+    if (buf_ && --buf_->refs == 0) destroy(buf_);
     buf_ = nullptr;
   }
+  // Frees a buffer and lets go of its alternate (shared_frame.cpp: out of line, which also
+  // keeps GCC 12's -Wuse-after-free from misreading the two frees once inlined).
+  static void destroy(Buf* b) noexcept;
   Buf* buf_ = nullptr;
 };
 

@@ -88,3 +88,20 @@ TEST_CASE("frame queue: a queue that never drains does not grow at the front") {
   CHECK(q.capacity() == 0);
   CHECK(line.use_count() == 1);
 }
+
+TEST_CASE("SharedFrame::alternate rides with the frame, set once, freed with it") {
+  atrium::SharedFrame json("{\"op\":\"ping\"}");
+  CHECK(!json.alternate());
+  {
+    const atrium::SharedFrame bin(std::string_view("\x81\xa2op\xa4ping", 10));
+    json.set_alternate(bin);
+    CHECK(bin.use_count() == 2);                 // the frame holds it
+  }
+  atrium::SharedFrame copy = json;                // every holder of the frame sees it
+  const atrium::SharedFrame got = copy.alternate();
+  REQUIRE(got);
+  CHECK(got.size() == 10);
+  json.set_alternate(atrium::SharedFrame("other"));   // set once: the first stays
+  CHECK(json.alternate().view() == got.view());
+  CHECK(got.use_count() == 2);
+}

@@ -7,6 +7,8 @@ import { applyPatch } from 'fast-json-patch/module/core.mjs';
 import { Emitter } from './emitter.js';
 
 export const PROTOCOL = 'atrium.v1';
+/** The same protocol in MessagePack (docs/protocol.md "MessagePack"): `encoding: 'msgpack'`. */
+export const MSGPACK_PROTOCOL = 'atrium.v1.msgpack';
 
 const DEFAULTS = {
   reconnect: true,
@@ -68,6 +70,22 @@ export function backoff(step, min, max) {
 }
 
 const noop = () => {};
+
+// The MessagePack codec for `encoding: 'msgpack'`: the `msgpack` option (the
+// @msgpack/msgpack module, or anything with its encode and decodeMulti), else that package,
+// loaded only then, so that JSON clients never load it. The browser builds leave it out:
+// there, pass it.
+async function msgpackCodec(opts) {
+  const given = opts.msgpack;
+  const m = given ?? (await import('@msgpack/msgpack').catch((err) => {
+    throw new AtriumError('connect_failed', "encoding 'msgpack' needs @msgpack/msgpack: install it, or pass it " +
+      'as the msgpack option', { cause: err });
+  }));
+  if (typeof m?.encode !== 'function' || typeof m?.decodeMulti !== 'function') {
+    throw new AtriumError('connect_failed', 'the msgpack option needs encode and decodeMulti (@msgpack/msgpack)');
+  }
+  return m;
+}
 
 function toText(data) {
   if (typeof data === 'string') return data;
@@ -287,11 +305,13 @@ export class Client extends Emitter {
   #abortOpen = null;
   #refreshTimer = null;
   #lastToken = null; // the token the current socket was opened with
+  #msgpack = null; // the codec, with encoding 'msgpack'
   #leftOffline = new Set(); // rooms left while reconnecting: their held seats are let go
 
   constructor(url, options = {}) {
     super();
     this.#opts = { ...DEFAULTS, ...options };
+    if (this.#opts.encoding === 'msgpack' && options.protocols === undefined) this.#opts.protocols = [MSGPACK_PROTOCOL];
     this.#url = resolveUrl(url);
     /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
     this.status = 'connecting';
@@ -455,7 +475,8 @@ export class Client extends Emitter {
     req.ref = ++this.#ref;
     this.#pending.set(req.ref, req);
     try {
-      ws.send(JSON.stringify({ ...req.msg, ref: req.ref }));
+      const msg = { ...req.msg, ref: req.ref };
+      ws.send(this.#msgpack ? this.#msgpack.encode(msg) : JSON.stringify(msg));
     } catch (err) {
       this.#pending.delete(req.ref);
       clearTimeout(req.timer);
@@ -545,6 +566,7 @@ export class Client extends Emitter {
     if (typeof WS !== 'function') {
       throw new AtriumError('no_websocket', 'no WebSocket: pass one as the WebSocket option (the ws package in Node)');
     }
+    if (this.#opts.encoding === 'msgpack') this.#msgpack ??= await msgpackCodec(this.#opts);
     const url = await this.#wsUrl();
     if (this.status === 'closed') throw new AtriumError('closed', 'the client was closed');
     return new Promise((resolve, reject) => {
@@ -576,7 +598,7 @@ export class Client extends Emitter {
       ws.onmessage = (ev) => {
         if (this.#ws !== ws) return;
         this.#lastFrame = Date.now();
-        this.#receive(toText(ev.data), (welcome) => {
+        this.#receive(ev.data, (welcome) => {
           welcomed = true;
           clearTimeout(timer);
           this.#abortOpen = null;
@@ -824,9 +846,24 @@ export class Client extends Emitter {
 
   // ---- frames -----------------------------------------------------------------------
 
-  // One WebSocket message: JSON Lines.
-  #receive(text, onWelcome) {
-    for (const line of text.split('\n')) {
+  // One WebSocket message: JSON Lines, or (binary, with encoding 'msgpack') MessagePack
+  // values back to back.
+  #receive(data, onWelcome) {
+    if (this.#msgpack && typeof data !== 'string') {
+      let values;
+      try {
+        values = [...this.#msgpack.decodeMulti(data instanceof ArrayBuffer ? new Uint8Array(data) : data)];
+      } catch (err) {
+        this._fire('error', new AtriumError('bad_json', `unreadable MessagePack from the server: ${err.message}`));
+        return;
+      }
+      for (const msg of values) {
+        if (msg && msg.op === 'welcome') onWelcome(msg);
+        else if (msg && typeof msg === 'object') this.#dispatch(msg);
+      }
+      return;
+    }
+    for (const line of toText(data).split('\n')) {
       if (line.trim() === '') continue;
       let msg;
       try {
