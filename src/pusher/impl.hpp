@@ -26,6 +26,12 @@
 
 namespace atrium::pusher {
 
+// Reading client messages (protocol.cpp): `data` as an object (pusher-js sends one; some
+// clients send it JSON-encoded in a string), and a user ID as Pusher takes it (a non-empty
+// string, or a number written as a string).
+std::optional<json::Value> data_object(const json::Value& message);
+std::optional<std::string> user_id_of(const json::Value* v);
+
 struct Conn {
   engine::ClientSink* sink = nullptr;
   std::size_t app = 0;                     // index in Impl::apps
@@ -98,6 +104,7 @@ struct PusherServer::Impl {
   void publish(AppState& app, std::string_view channel, std::string_view event,
                std::string_view data_json, ConnId except, std::vector<std::string>* rooms_reached = nullptr);
   void unsubscribe(ConnId id, Conn& c, const std::string& channel);
+  void subscribe(ConnId id, Conn& c, const json::Value& msg);   // subscribe.cpp
   // A subscription that passed every check: registered, answered, announced (presence).
   void finish_subscribe(ConnId id, Conn& c, const std::string& channel,
                         const std::optional<PresenceMember>& member, std::string_view room);

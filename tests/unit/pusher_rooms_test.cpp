@@ -3,11 +3,13 @@
 // clients in the same rooms.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <random>
 
 #include "engine_harness.hpp"
 #include "pusher/rooms.hpp"
 #include "pusher_harness.hpp"
+#include "store/sqlite_store.hpp"
 
 namespace {
 
@@ -51,21 +53,42 @@ Chat.actions = { announce = function(self, ctx, text) self:emit("announcement", 
 return Chat
 )";
 
+// A durable room: the engine holds every frame of a loop pass that changed it until the
+// pass's store commit (end_of_pass), so the join's answer comes after the subscribe returned.
+constexpr const char* kVault = R"(
+local V = { defaultState = { n = 0 }, options = { persist = true } }
+function V:onJoin(ctx) self.state.n = self.state.n + 1 end
+function V:onLeave(ctx) self.state.n = self.state.n - 1 end
+return V
+)";
+
 struct World {
   test::TempRooms rooms;
+  std::filesystem::path store_dir = std::filesystem::temp_directory_path() /
+                                    ("atrium-pusher-store-" + std::to_string(std::random_device{}()));
   std::unique_ptr<test::Harness> eng;
   std::unique_ptr<pusher_test::Harness> px;
 
   World() {
     rooms.write("chat.lua", kChat);
+    rooms.write("vault.lua", kVault);
     rooms.write("broken.lua", "return {");   // fails to load: its channels must not open
-    eng = std::make_unique<test::Harness>(rooms);
+    eng = std::make_unique<test::Harness>(rooms, [this](engine::EngineConfig& cfg) {
+      cfg.open_store = [path = store_dir.string()](bool create) {
+        return store::open_sqlite_store(path, store::Durability::process, create);
+      };
+    });
     px = std::make_unique<pusher_test::Harness>(
         std::vector<pusher::App>{pusher_test::Harness::app("1", "key1", "secret1"),
                                  pusher_test::Harness::app("2", "key2", "secret2")},
         120, eng->engine.get());
   }
-  ~World() { px.reset(); }   // before the engine (Pusher connections are gone by then)
+  ~World() {
+    px.reset();   // before the engine (Pusher connections are gone by then)
+    eng.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(store_dir, ec);
+  }
 
   json::Value room_state(std::string_view id) {
     Result<json::Value> r = eng->engine->room(id);
@@ -361,6 +384,31 @@ TEST_CASE("pusher rooms: onEvent that kicks its sender or closes the room, from 
   CHECK(w.px->server->channel_count() == 0);
   CHECK(w.px->server->room_subscription_count() == 0);
   w.check();
+}
+
+TEST_CASE("pusher rooms: a durable room answers at the end of the pass; an unsubscribe before that lets the join go") {
+  World w;
+  auto a = w.px->connect();
+  w.px->subscribe(*a, "private-vault.x");
+  CHECK(a->take().empty());                       // held with the pass's store commit
+  CHECK(w.px->server->room_subscription_count() == 1);
+  w.check();
+  w.eng->engine->end_of_pass();                   // the commit: the answer goes out
+  std::vector<json::Value> answer = a->take();
+  REQUIRE(!answer.empty());
+  CHECK(event_of(answer[0]) == "pusher_internal:subscription_succeeded");
+  CHECK(w.room_state("vault:x").find("n")->as_number() == 1);
+
+  auto b = w.px->connect();
+  w.px->subscribe(*b, "private-vault.x");
+  CHECK(b->take().empty());
+  w.px->send(*b, R"({"event":"pusher:unsubscribe","data":{"channel":"private-vault.x"}})");
+  CHECK(w.px->server->room_subscription_count() == 1);   // only a's
+  w.eng->engine->end_of_pass();
+  w.px->server->run_due();
+  CHECK(b->take().empty());                       // the late answer goes nowhere
+  w.check();
+  CHECK(w.room_state("vault:x").find("n")->as_number() == 1);   // b joined and left again
 }
 
 TEST_CASE("pusher rooms: channels without a script and other apps stay apart") {
