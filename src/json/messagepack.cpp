@@ -159,7 +159,11 @@ void write_msgpack(const Value& v, std::string& out) {
 }
 
 Status json_to_msgpack(std::string_view json_text, std::string& out) {
-  Result<Value> v = parse(json_text);
+  // An engine frame wraps a state that may itself be kMaxDepth deep (a patch: frame, ops,
+  // op, then the value): the frame's depth is allowed what its envelope adds.
+  ParseOptions options;
+  options.max_depth = kMaxDepth + 8;
+  Result<Value> v = parse(json_text, options);
   if (!v) return v.error();
   write_msgpack(v.value(), out);
   return {};

@@ -20,7 +20,7 @@ namespace atrium::json {
 void write_msgpack(const Value& v, std::string& out);
 
 // One JSON text (an engine frame) as one MessagePack value appended to `out`. Errors: the
-// JSON's (bad_json).
+// JSON's (bad_json). Nesting up to kMaxDepth + 8: a frame around a state kMaxDepth deep.
 Status json_to_msgpack(std::string_view json_text, std::string& out);
 
 // The MessagePack values back to back in `bytes` (one binary WebSocket message) as JSON

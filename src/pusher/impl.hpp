@@ -123,7 +123,7 @@ struct PusherServer::Impl {
   // member with the same bytes, so it is translated once per channel name, not per member.
   struct Translation {
     SharedFrame in, out;
-    std::string channel;
+    std::string channel, room;   // the subscription's: another app's same name is another room
   } last_translation;
 
   RoomRoute route_of(const AppState& app, std::string_view channel) const;

@@ -122,9 +122,10 @@ void PusherServer::Impl::room_frame(RoomSub& sub, const SharedFrame& frame) {
   const std::string_view text = frame.view();
   if (starts_with(text, R"({"op":"event")")) {
     Translation& t = last_translation;
-    if (t.in.data() != frame.data() || t.channel != sub.channel) {
+    if (t.in.data() != frame.data() || t.channel != sub.channel || t.room != sub.room) {
       t.in = frame;
       t.channel = sub.channel;
+      t.room = sub.room;
       t.out = SharedFrame();
       Result<json::Value> parsed = json::parse(text);
       const std::string* room = parsed ? parsed->get_string("room") : nullptr;

@@ -68,6 +68,9 @@ TEST_CASE("msgpack: objects keep their key order; several values back to back ar
   CHECK(texts[1] == "[]");
   CHECK(texts[2] == R"({"op":"ping"})");
   CHECK(!atrium::json::json_to_msgpack("{oops", bytes).ok());
+  // A frame around a state nested as deep as a script may make it still converts.
+  std::string deep = "{\"op\":\"patch\",\"ops\":[{\"value\":" + std::string(64, '[') + std::string(64, ']') + "}]}";
+  CHECK(atrium::json::json_to_msgpack(deep, bytes).ok());
 }
 
 TEST_CASE("msgpack: what has no JSON form, or is cut short, is refused and adds nothing") {
