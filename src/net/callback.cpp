@@ -11,6 +11,7 @@
 
 #include "net/http_exchange.hpp"
 #include "net/rooms_watch.hpp"
+#include "net/sse_session.hpp"
 #include "net/server_state.hpp"
 #include "net/ws_session.hpp"
 
@@ -22,6 +23,7 @@ namespace {
 struct Pss {
   WsSession* ws;
   HttpExchange* http;
+  SseSession* sse;    // GET /ws/events: the HTTP fallback's event stream
 };
 
 // What lws reads per RECEIVE, allocated per connection for its whole life: kept small so
@@ -96,7 +98,35 @@ int http_next(Pss& pss, HttpExchange::Next next) {
   return next == HttpExchange::Next::serving_file ? 0 : -1;
 }
 
+// GET /ws/events opens an event stream of the HTTP fallback (sse_session.hpp): the same
+// admission as a WebSocket upgrade to /ws (origin, per-address count, token, the gate,
+// ?join=), whose refusal is answered here.
+int event_stream(lws* wsi, Pss& pss) {
+  Server::State& state = state_of(wsi);
+  if (state.stopping) return refuse_upgrade(wsi, ErrorCode::internal, "server shutting down", 503);
+  if (const int refused = state.admission.decide(wsi, state.engine, state.config, state.stats)) return refused;
+  pss.sse = new SseSession(state, wsi);
+  pss.sse->start(state.admission.take(wsi));
+  return 0;
+}
+
+bool is_event_stream(lws* wsi) {
+  char* uri = nullptr;
+  int len = 0;
+  return lws_http_get_uri_and_method(wsi, &uri, &len) == LWSHUMETH_GET && uri &&
+         std::string_view(uri, static_cast<std::size_t>(len)) == "/ws/events";
+}
+
+int sse_closed(lws* wsi, Pss& pss) {
+  std::unique_ptr<SseSession> session(pss.sse);
+  pss.sse = nullptr;
+  session->on_closed();
+  state_of(wsi).admission.release(session->ip());
+  return 0;
+}
+
 int http_request(lws* wsi, Pss& pss) {
+  if (is_event_stream(wsi)) return event_stream(wsi, pss);
   delete pss.http;
   pss.http = new HttpExchange(state_of(wsi), wsi);
   return http_next(pss, pss.http->on_request());
@@ -118,10 +148,12 @@ int dispatch(lws* wsi, lws_callback_reasons reason, Pss* pss, void* in, std::siz
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
       return pss->http ? http_next(*pss, pss->http->on_body_complete()) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+      if (pss->sse) return pss->sse->on_writeable();
       return pss->http ? http_next(*pss, pss->http->on_writeable()) : 0;
     case LWS_CALLBACK_HTTP_FILE_COMPLETION: return -1;  // sent: close, as for every response
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+      if (pss->sse) sse_closed(wsi, *pss);
       delete pss->http;
       pss->http = nullptr;
       return 0;

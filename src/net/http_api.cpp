@@ -217,7 +217,12 @@ void HttpApi::metrics(HttpResponse& response) const {
   std::string& out = response.out();
   out.append(engine_.metrics());
   if (out.size() > 0 && out.back() != '\n' && response.body_size() > 0) out.push_back('\n');
-  append_metric(out, "atrium_connections", "gauge", "Open WebSocket connections.", stats_.connections);
+  append_metric(out, "atrium_connections", "gauge", "Open WebSocket connections and event streams.",
+                stats_.connections);
+  append_metric(out, "atrium_sse_streams_total", "counter",
+                "Event streams opened (the HTTP fallback, GET /ws/events).", stats_.sse_streams);
+  append_metric(out, "atrium_sse_slow_reader_drops_total", "counter",
+                "Event streams ended past the outbox cap.", stats_.sse_slow_drops);
   append_metric(out, "atrium_frames_in_total", "counter", "Client messages received.", stats_.frames_in);
   append_metric(out, "atrium_frames_out_total", "counter", "JSON lines sent to clients.",
           stats_.frames_out);

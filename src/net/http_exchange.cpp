@@ -20,6 +20,8 @@
 // (docs/design.md 4.6)
 #include "net/http_exchange.hpp"
 
+#include "net/sse_session.hpp"
+
 #include <sys/stat.h>
 
 #include <charconv>
@@ -78,6 +80,11 @@ HttpExchange::Next HttpExchange::on_request() {
     const bool writes = method_ == HttpMethod::post || method_ == HttpMethod::del;
     return writes ? start_write() : dispatch();
   }
+  if (path_ == "/ws/send") {   // the HTTP fallback's requests (sse_session.hpp)
+    if (method_ != HttpMethod::post) return fail(ErrorCode::bad_request, "POST requests to /ws/send", 405);
+    stream_route_ = true;
+    return start_write();
+  }
   if (path_ == "/ws") return fail(ErrorCode::bad_request, "use a WebSocket upgrade on /ws", 426);
   if (method_ == HttpMethod::get) return serve_static();
   return fail(ErrorCode::not_found, "no such route");
@@ -121,7 +128,8 @@ HttpExchange::Next HttpExchange::start_write() {
     ++server_.stats.refused_http_origin;
     return fail(ErrorCode::not_allowed, "origin not allowed", 403);
   }
-  if (!guest_route_ && !server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
+  if (!guest_route_ && !stream_route_ &&
+      !server_.api.authorized(method_, header(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION)))
     return fail(ErrorCode::unauthorized, "admin token required (Authorization: Bearer)");
   // No Content-Length and not chunked: no body (RFC 9112 6.3). lws waits for one anyway;
   // answering now and closing ends that.
@@ -154,6 +162,7 @@ HttpExchange::Next HttpExchange::on_body_complete() {
 
 HttpExchange::Next HttpExchange::dispatch() {
   if (guest_route_) return dispatch_guest();
+  if (stream_route_) return dispatch_stream();
   HttpResponse response(LWS_PRE);
   server_.api.handle(HttpRequest{method_, path_, body_}, response);
   std::string().swap(body_);
@@ -179,6 +188,31 @@ HttpExchange::Next HttpExchange::dispatch_guest() {
   guest_content_type_ = std::move(reply.content_type);
   response.content_type = guest_content_type_.c_str();
   response.out().append(reply.body);
+  return respond(std::move(response));
+}
+
+// POST /ws/send?stream=ID: the requests go to that stream's client, as messages on a
+// WebSocket would; what they cause comes on the stream. Each line is capped as a WebSocket
+// message is (--max-message-bytes).
+HttpExchange::Next HttpExchange::dispatch_stream() {
+  std::string id;
+  for (const auto& [key, value] : query_args(wsi_))
+    if (key == "stream") id = value;
+  auto it = server_.streams.find(id);
+  if (id.empty() || it == server_.streams.end())
+    return fail(ErrorCode::not_found, "no such stream: open /ws/events again (and resume)", 404);
+  for (std::size_t start = 0; start < body_.size();) {
+    std::size_t nl = body_.find('\n', start);
+    if (nl == std::string::npos) nl = body_.size();
+    if (nl - start > server_.config.max_message_bytes)
+      return fail(ErrorCode::too_large, "a request line over --max-message-bytes", 413);
+    start = nl + 1;
+  }
+  it->second->deliver(body_);
+  std::string().swap(body_);
+  HttpResponse response(LWS_PRE);
+  response.status = 200;
+  response.out().append("{}");
   return respond(std::move(response));
 }
 

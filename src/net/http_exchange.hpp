@@ -31,6 +31,7 @@ class HttpExchange {
   Next redirect(std::string location);
   Next dispatch();
   Next dispatch_guest();
+  Next dispatch_stream();
   Next serve_file(const StaticFile& file);
   Next respond(HttpResponse response);
   Next fail(ErrorCode code, std::string_view message, int status = 0);
@@ -42,6 +43,7 @@ class HttpExchange {
   HttpMethod method_ = HttpMethod::other;
   bool head_ = false;               // a HEAD request: GET's headers, no body
   bool guest_route_ = false;        // a route of the guest protocol (guest_protocol.hpp)
+  bool stream_route_ = false;       // POST /ws/send, the HTTP fallback's (sse_session.hpp)
   std::string guest_content_type_;  // its reply's, kept for write_headers
   std::string path_;
   std::string body_;

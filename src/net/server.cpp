@@ -25,6 +25,7 @@
 // (docs/design.md 4.2)
 #include "net/server_state.hpp"
 #include "net/rooms_watch.hpp"
+#include "net/sse_session.hpp"
 #include "net/tls.hpp"
 #include "net/ws_session.hpp"
 
@@ -197,6 +198,16 @@ void reload_tls(Server::State& s) {
                                     s.tls_loaded.fingerprint + " not_after=" + s.tls_loaded.not_after);
 }
 
+// About once a second: event streams silent for the heartbeat interval get a comment
+// (sse_session.hpp), so that proxies keep them open.
+void keep_streams_alive(Server::State& s) {
+  if (s.streams.empty()) return;
+  const std::int64_t now = static_cast<std::int64_t>(lws_now_usecs() / 1000);
+  if (now - s.streams_checked_ms < 1000) return;
+  s.streams_checked_ms = now;
+  for (auto& [id, stream] : s.streams) stream->keep_alive(now);
+}
+
 // Runs the engine's part of a pass (changed scripts, timers, end_of_pass), ends the
 // coalescing window when it is over, and sets the one wake-up for whichever comes next
 // (no later than cap_ms when cap_ms >= 0).
@@ -208,6 +219,7 @@ void end_pass(Server::State& s, std::int64_t cap_ms = -1) {
   std::int64_t ms = -1;
   try {
     ms = reload_changed_scripts(s);
+    keep_streams_alive(s);
     s.engine.run_due();
     if (s.config.guest) s.config.guest->run_due();
     s.engine.end_of_pass();

@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "net/admission.hpp"
@@ -36,6 +38,8 @@ inline constexpr std::size_t kMaxHttpBody = 1u << 20;        // POST bodies past
 inline constexpr int kCloseGraceSecs = 5;   // a closing client that never drains is dropped
 
 class WsSession;
+
+class SseSession;
 
 struct Server::State {
   State(engine::Engine& engine_ref, ServerConfig config_in);
@@ -91,6 +95,12 @@ struct Server::State {
   std::vector<unsigned char> scratch;
 
   std::unique_ptr<watch::RoomsWatcher> watcher;  // hot reload (rooms_watch.cpp); may be null
+
+  // The HTTP fallback's open event streams, by the secret their POSTs name (sse_session.hpp),
+  // and the buffer their writes are built in.
+  std::unordered_map<std::string, SseSession*> streams;
+  std::string sse_scratch;
+  std::int64_t streams_checked_ms = 0;   // the last keep_alive round (server.cpp)
 
   std::atomic<bool> stop_requested{false};   // set from a signal handler
   std::atomic<bool> tls_reload_requested{false};  // SIGHUP: end_pass reloads the pair

@@ -7,7 +7,9 @@
 namespace atrium::net {
 
 struct Stats {
-  std::size_t connections = 0;        // open WebSocket connections
+  std::size_t connections = 0;        // open WebSocket connections and event streams
+  std::uint64_t sse_streams = 0;      // event streams opened (the HTTP fallback: sse_session.hpp)
+  std::uint64_t sse_slow_drops = 0;   // streams ended past the outbox cap
   std::uint64_t frames_in = 0;        // complete client messages handed to the engine
   std::uint64_t frames_out = 0;       // JSON lines written to clients
   std::uint64_t bytes_in = 0;         // payload bytes of those messages
