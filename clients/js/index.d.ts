@@ -54,6 +54,14 @@ export interface ConnectOptions {
   timeout?: number;
   /** Subprotocols offered (default ['atrium.v1'], or ['atrium.v1.msgpack'] with encoding 'msgpack'). */
   protocols?: string | string[];
+  /** How to reach the server (default ['websocket', 'http']): a WebSocket, and the HTTP
+   *  fallback (an event stream and POSTs) when there is none, its upgrade is refused, or no
+   *  welcome comes within fallbackAfter ms. ['http'] forces the fallback. */
+  transports?: Array<'websocket' | 'http'>;
+  /** ms the first WebSocket attempt may take before the HTTP fallback is tried (default 3000). */
+  fallbackAfter?: number;
+  /** The fetch the HTTP fallback uses (default globalThis.fetch). */
+  fetch?: (input: string, init?: object) => Promise<any>;
   /** 'json' (default) or 'msgpack': the same frames as MessagePack in binary messages, decoded
    *  with @msgpack/msgpack (loaded only then). */
   encoding?: 'json' | 'msgpack';

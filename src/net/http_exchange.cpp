@@ -193,11 +193,14 @@ HttpExchange::Next HttpExchange::dispatch_guest() {
 
 // POST /ws/send?stream=ID: the requests go to that stream's client, as messages on a
 // WebSocket would; what they cause comes on the stream. Each line is capped as a WebSocket
-// message is (--max-message-bytes).
+// message is (--max-message-bytes). &close=1: then the client leaves, as with close 1000.
 HttpExchange::Next HttpExchange::dispatch_stream() {
   std::string id;
-  for (const auto& [key, value] : query_args(wsi_))
+  bool close = false;
+  for (const auto& [key, value] : query_args(wsi_)) {
     if (key == "stream") id = value;
+    if (key == "close") close = value == "1";
+  }
   auto it = server_.streams.find(id);
   if (id.empty() || it == server_.streams.end())
     return fail(ErrorCode::not_found, "no such stream: open /ws/events again (and resume)", 404);
@@ -209,6 +212,7 @@ HttpExchange::Next HttpExchange::dispatch_stream() {
     start = nl + 1;
   }
   it->second->deliver(body_);
+  if (close) it->second->close_clean();   // after the body's requests, as a close frame after messages
   std::string().swap(body_);
   HttpResponse response(LWS_PRE);
   response.status = 200;

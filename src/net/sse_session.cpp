@@ -75,6 +75,11 @@ void SseSession::close(int, std::string_view) {
   want_write();
 }
 
+void SseSession::close_clean() {
+  clean_ = true;
+  close(1000, "bye");
+}
+
 void SseSession::keep_alive(std::int64_t now) {
   const std::int64_t every = server_.config.heartbeat_ms > 0 ? server_.config.heartbeat_ms : 25000;
   if (!ping_due_ && now - last_write_ms_ >= every) {
@@ -153,8 +158,9 @@ void SseSession::on_closed() {
   if (!id_.empty()) server_.streams.erase(id_);
   id_.clear();
   --server_.stats.connections;
-  // Not a clean close: the seats are held for the client's resume on its next stream.
-  server_.engine.disconnect(client_, /*clean=*/false);
+  // Unless the client said it was done (close_clean), a drop: the seats are held for its
+  // resume on its next stream.
+  server_.engine.disconnect(client_, clean_);
   server_.log(engine::LogLevel::debug, "net sse_closed client=c" + std::to_string(client_));
 }
 

@@ -40,6 +40,10 @@ class SseSession final : public engine::ClientSink {
   const std::string& id() const noexcept { return id_; }
   const std::string& ip() const noexcept { return ip_; }
 
+  // POST /ws/send?...&close=1: the client is done, as a WebSocket closed with 1000 (its
+  // rooms' onLeave at once, no seat held); the stream ends once what is queued is out.
+  void close_clean();
+
   // engine::ClientSink
   void send(const SharedFrame& line) override;
   void close(int code, std::string_view reason) override;
@@ -57,6 +61,7 @@ class SseSession final : public engine::ClientSink {
   bool headers_sent_ = false;
   bool ping_due_ = false;
   bool closing_ = false;            // write what is queued, then end the response
+  bool clean_ = false;              // close_clean(): the disconnect is a leave, not a drop
   std::int64_t last_write_ms_ = 0;
 };
 

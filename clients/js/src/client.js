@@ -1,10 +1,12 @@
 // atrium-client: the Atrium wire protocol v1 (docs/protocol.md) for browsers and Node >= 18.
-// One Client owns one WebSocket at a time. Rooms keep their state current by applying the
+// One Client owns one WebSocket at a time (or, where WebSockets are blocked, one event stream
+// of the HTTP fallback: http_socket.js). Rooms keep their state current by applying the
 // server's RFC 6902 patches in seq order; a gap or a patch that does not apply asks for the
 // full state again (`sync`). A dropped connection reconnects with full-jitter backoff, takes
 // its seats back with `resume`, and rejoins the rooms the server did not resume (docs/client.md).
 import { applyPatch } from 'fast-json-patch/module/core.mjs';
 import { Emitter } from './emitter.js';
+import { HttpSocket } from './http_socket.js';
 
 export const PROTOCOL = 'atrium.v1';
 /** The same protocol in MessagePack (docs/protocol.md "MessagePack"): `encoding: 'msgpack'`. */
@@ -16,6 +18,11 @@ const DEFAULTS = {
   maxReconnectDelay: 20000,
   timeout: 10000, // ms for a reply, and for the welcome of a new connection
   protocols: [PROTOCOL],
+  // The HTTP fallback when a WebSocket cannot be had (docs/protocol.md "HTTP fallback"):
+  // 'websocket' first, then 'http' when there is no WebSocket, its upgrade fails, or no
+  // welcome comes within fallbackAfter ms. ['http'] forces it; ['websocket'] never falls back.
+  transports: ['websocket', 'http'],
+  fallbackAfter: 3000,
 };
 
 // A JWT's exp (seconds), read without checking the signature (the server checks it); 0
@@ -306,6 +313,7 @@ export class Client extends Emitter {
   #refreshTimer = null;
   #lastToken = null; // the token the current socket was opened with
   #msgpack = null; // the codec, with encoding 'msgpack'
+  #transport = null; // 'websocket' or 'http': the one that worked, kept for reconnects
   #leftOffline = new Set(); // rooms left while reconnecting: their held seats are let go
 
   constructor(url, options = {}) {
@@ -476,7 +484,7 @@ export class Client extends Emitter {
     this.#pending.set(req.ref, req);
     try {
       const msg = { ...req.msg, ref: req.ref };
-      ws.send(this.#msgpack ? this.#msgpack.encode(msg) : JSON.stringify(msg));
+      ws.send(this.#msgpack && !(ws instanceof HttpSocket) ? this.#msgpack.encode(msg) : JSON.stringify(msg));
     } catch (err) {
       this.#pending.delete(req.ref);
       clearTimeout(req.timer);
@@ -561,18 +569,41 @@ export class Client extends Emitter {
 
   // Opens a socket; resolves with its `welcome`, rejects if it closes or stays silent first.
   // The caller takes the client id and session from it: after a resume they stay the old ones.
+  // Opens a socket of the transport that works: a WebSocket, or the HTTP fallback when the
+  // options allow it and a WebSocket cannot be had (none, a refused upgrade, no welcome in
+  // fallbackAfter ms). The first that works is kept for every reconnect.
   async #open() {
+    const transports = this.#opts.transports ?? DEFAULTS.transports;
     const WS = this.#opts.WebSocket ?? globalThis.WebSocket;
-    if (typeof WS !== 'function') {
+    const canWs = transports.includes('websocket') && typeof WS === 'function';
+    const canHttp = transports.includes('http');
+    if (!canWs && !canHttp) {
       throw new AtriumError('no_websocket', 'no WebSocket: pass one as the WebSocket option (the ws package in Node)');
     }
-    if (this.#opts.encoding === 'msgpack') this.#msgpack ??= await msgpackCodec(this.#opts);
+    // A codec asked for but unusable is a mistake to report, not a reason to fall back.
+    if (canWs && this.#opts.encoding === 'msgpack') this.#msgpack ??= await msgpackCodec(this.#opts);
+    if (this.#transport === 'http' || !canWs) return this.#openWith('http');
+    if (this.#transport === 'websocket' || !canHttp) return this.#openWith('websocket', WS);
+    try {
+      const welcome = await this.#openWith('websocket', WS, this.#opts.fallbackAfter);
+      this.#transport = 'websocket';
+      return welcome;
+    } catch (err) {
+      if (err.code === 'closed') throw err;
+      const welcome = await this.#openWith('http');
+      this.#transport = 'http';
+      return welcome;
+    }
+  }
+
+  async #openWith(transport, WS, timeout = this.#opts.timeout) {
     const url = await this.#wsUrl();
     if (this.status === 'closed') throw new AtriumError('closed', 'the client was closed');
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WS(url, this.#opts.protocols);
+        ws = transport === 'http' ? new HttpSocket(url, [], { fetch: this.#opts.fetch })
+          : new WS(url, this.#opts.protocols);
       } catch (err) {
         reject(new AtriumError('connect_failed', err.message, { cause: err }));
         return;
@@ -581,13 +612,13 @@ export class Client extends Emitter {
       this.#ws = ws;
       let welcomed = false;
       const timer = setTimeout(() => {
-        fail(new AtriumError('connect_failed', `no welcome from ${this.#url} within ${this.#opts.timeout} ms`));
+        fail(new AtriumError('connect_failed', `no welcome from ${this.#url} within ${timeout} ms`));
         try {
           ws.close(CLOSE_DEAD, 'no welcome');
         } catch {
           /* already closing */
         }
-      }, this.#opts.timeout);
+      }, timeout);
       const fail = (err) => {
         clearTimeout(timer);
         this.#abortOpen = null;
