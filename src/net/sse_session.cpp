@@ -110,6 +110,13 @@ int SseSession::on_writeable() {
         lws_finalize_write_http_header(wsi_, start, &p, end))
       return -1;
     headers_sent_ = true;
+    // The body from the next WRITEABLE: one write per callback, as lws asks (a write it
+    // could not finish is sent before the next WRITEABLE comes).
+    want_write();
+    return 0;
+  }
+  if (!stream_announced_) {
+    stream_announced_ = true;
     out += "event: stream\ndata: {\"id\":\"" + id_ + "\",\"send\":\"/ws/send?stream=" + id_ + "\"}\n\n";
   }
   std::size_t count = 0;

@@ -59,6 +59,7 @@ class SseSession final : public engine::ClientSink {
   std::string ip_;
   FrameQueue outbox_;
   bool headers_sent_ = false;
+  bool stream_announced_ = false;   // the `event: stream` with the id went out
   bool ping_due_ = false;
   bool closing_ = false;            // write what is queued, then end the response
   bool clean_ = false;              // close_clean(): the disconnect is a leave, not a drop
