@@ -585,7 +585,7 @@ export class Client extends Emitter {
     if (this.#transport === 'http' || !canWs) return this.#openWith('http');
     if (this.#transport === 'websocket' || !canHttp) return this.#openWith('websocket', WS);
     try {
-      const welcome = await this.#openWith('websocket', WS, this.#opts.fallbackAfter);
+      const welcome = await this.#openWith('websocket', WS, Math.min(this.#opts.fallbackAfter, this.#opts.timeout));
       this.#transport = 'websocket';
       return welcome;
     } catch (err) {

@@ -103,11 +103,14 @@ test('connect(http://host:port) opens ws://host:port/ws', async () => {
   await c2.close();
 });
 
-test('connect without any WebSocket fails with no_websocket', async () => {
+test('connect without any WebSocket fails with no_websocket when the HTTP fallback is off', async () => {
   const saved = globalThis.WebSocket;
   delete globalThis.WebSocket;
   try {
-    await assert.rejects(connect('ws://127.0.0.1:1/ws'), (e) => e instanceof AtriumError && e.code === 'no_websocket');
+    await assert.rejects(connect('ws://127.0.0.1:1/ws', { transports: ['websocket'] }),
+      (e) => e instanceof AtriumError && e.code === 'no_websocket');
+    // With it on (the default), it tries HTTP instead: nothing listens there either.
+    await assert.rejects(connect('ws://127.0.0.1:1/ws'), (e) => e instanceof AtriumError && e.code === 'connect_failed');
   } finally {
     if (saved) globalThis.WebSocket = saved;
   }
@@ -220,7 +223,8 @@ test('a connection that never says welcome fails connect', async () => {
     close(code) { setTimeout(() => this.onclose?.({ code, reason: '' }), 0); }
   }
   const started = Date.now();
-  await assert.rejects(connect('ws://h/ws', { WebSocket: Silent, timeout: 100 }), { code: 'connect_failed' });
+  await assert.rejects(connect('ws://h/ws', { WebSocket: Silent, timeout: 100, transports: ['websocket'] }),
+    { code: 'connect_failed' });
   assert.ok(Date.now() - started < 2000);
 });
 
