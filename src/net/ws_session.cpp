@@ -137,24 +137,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
       return 0;
     }
   }
-  if (binary && msgpack_) {   // atrium.v1.msgpack: binary messages are the requests
-    if (final && (!rare_ || rare_->rx.empty())) {
-      deliver_msgpack(std::string_view(static_cast<const char*>(in), len));
-      note_socket_read();
-      return 0;
-    }
-    std::string& rx = rare().rx;
-    rx.append(static_cast<const char*>(in), len);
-    if (final) {
-      std::string message;
-      message.swap(rx);
-      rare_.reset();
-      deliver_msgpack(message);
-      note_socket_read();
-    }
-    return 0;
-  }
-  if (binary) {
+  if (binary && !msgpack_) {
     // JSON only in atrium.v1: a binary message is answered, never buffered.
     if (final) {
       rx_bytes_ = 0;
@@ -164,9 +147,15 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     }
     return 0;
   }
-  if (final && (!rare_ || rare_->rx.empty())) {
-    deliver(std::string_view(static_cast<const char*>(in), len));  // the common case: no copy
+  // Text, or (atrium.v1.msgpack) binary requests: a message in one chunk goes on from lws'
+  // buffer, the common case, with no copy; a longer one is gathered first.
+  auto hand_over = [&](std::string_view message) {
+    if (binary) deliver_msgpack(message);
+    else deliver(message);
     note_socket_read();
+  };
+  if (final && (!rare_ || rare_->rx.empty())) {
+    hand_over(std::string_view(static_cast<const char*>(in), len));
     return 0;
   }
   std::string& rx = rare().rx;
@@ -175,8 +164,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     std::string message;
     message.swap(rx);
     rare_.reset();  // an idle connection holds no buffer (no close is pending: see the top)
-    deliver(message);
-    note_socket_read();
+    hand_over(message);
   }
   return 0;
 }
