@@ -8,7 +8,7 @@
 set -euo pipefail
 
 packages=(g++ meson ninja-build pkg-config cmake ca-certificates openssl libssl-dev libsqlite3-dev libcurl4-openssl-dev
-          libwebsockets-dev libuv1-dev libluajit-5.1-dev rapidjson-dev doctest-dev libmsgpack-cxx-dev)
+          libwebsockets-dev zlib1g-dev libuv1-dev libluajit-5.1-dev rapidjson-dev doctest-dev libmsgpack-cxx-dev)
 # Any Node.js >= 18 will do; Debian 12's own is 18.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

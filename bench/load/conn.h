@@ -33,6 +33,7 @@ struct conn {
   bool in_message; /* inside a fragmented data message */
   bool probe;      /* state mode: times its own moves in the patches */
   bool message_binary;
+  bool message_compressed; /* RSV1 on the first frame of the message being put together */
   int joins_ok;
   uint64_t due_us; /* next load message */
   uint64_t sends;  /* load messages sent: round robin in rooms mode, positions in state mode */

@@ -2,6 +2,8 @@
 #ifndef ATRIUM_LOAD_LOAD_H
 #define ATRIUM_LOAD_LOAD_H
 
+#include <stdbool.h>
+
 /* ------------------------------------------------------------------------------------------------
  * Limits
  * --------------------------------------------------------------------------------------------- */
@@ -43,6 +45,8 @@ struct options {
   const char *hist_path;
   const char *tls_ca; /* --tls: wss://, trusting this PEM file */
   const char *pusher_key, *pusher_secret; /* --mode pusher: the app's (pusher.h) */
+  bool msgpack; /* --encoding msgpack: atrium.v1.msgpack (decode.c) */
+  bool deflate; /* --deflate on: offer permessage-deflate (decode.c) */
 };
 extern struct options opt; /* main.c: parse_args() */
 

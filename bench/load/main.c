@@ -6,6 +6,7 @@
  *               [--warmup S] [--duration S] [--hold S] [--server-pid PID]
  *               [--rooms-per-client K] [--group G] [--probes P] [--hist FILE] [--connect-timeout S]
  *               [--tls CAFILE] [--pusher-key KEY --pusher-secret SECRET]
+ *               [--encoding json|msgpack] [--deflate on|off]
  *
  * emit   (default mode) M (100) clients join ROOM (bench); each emits a SIZE-byte (100) "data"
  *        every U us (50000), first sends staggered over U. Every "event" line is a delivery;
@@ -29,7 +30,9 @@
  * and CPU cover the window only; error counts (server_errors, send_dropped, lost, ...) cover the
  * whole run. Output: one JSON line on stdout; progress and diagnostics on stderr. --hist writes "us
  * count" lines (bucket start, 10 us buckets). --tls: wss:// instead of ws://, trusting the PEM
- * certificates in CAFILE (the server's own, when self-signed; tls.c). Exit 0: run completed; 1: bad arguments; 2: could not
+ * certificates in CAFILE (the server's own, when self-signed; tls.c). --encoding msgpack asks for
+ * atrium.v1.msgpack, --deflate on offers permessage-deflate (decode.c: what is read of those);
+ * recv_mbytes_per_s counts bytes as they came off the socket. Exit 0: run completed; 1: bad arguments; 2: could not
  * run (server down, nobody joined); 3: cut short (every connection lost, signal, hard deadline).
  * Loopback only (127.0.0.0/8). Server on core 0, generator on core 1:
  *   taskset -c 1 build/bench/atrium-load --port 9300 --mode emit --server-pid "$PID"
@@ -97,7 +100,8 @@ static void usage(const char *why) {
           "                   [--warmup S] [--duration S] [--hold S] [--server-pid PID]\n"
           "                   [--rooms-per-client K] [--group G] [--probes P] [--hist FILE]\n"
           "                   [--connect-timeout S] [--tls CAFILE]\n"
-          "                   [--pusher-key KEY --pusher-secret SECRET]\n");
+          "                   [--pusher-key KEY --pusher-secret SECRET]\n"
+          "                   [--encoding json|msgpack] [--deflate on|off]\n");
   exit(1);
 }
 
@@ -180,7 +184,13 @@ static void parse_args(int argc, char **argv) {
       opt.probes = (int)parse_long(f, v, 0, 19000);
     else if (!strcmp(f, "--hist"))
       opt.hist_path = v;
-    else if (!strcmp(f, "--tls"))
+    else if (!strcmp(f, "--encoding")) {
+      if (strcmp(v, "json") && strcmp(v, "msgpack")) usage("--encoding is json or msgpack");
+      opt.msgpack = !strcmp(v, "msgpack");
+    } else if (!strcmp(f, "--deflate")) {
+      if (strcmp(v, "on") && strcmp(v, "off")) usage("--deflate is on or off");
+      opt.deflate = !strcmp(v, "on");
+    } else if (!strcmp(f, "--tls"))
       opt.tls_ca = v;
     else if (!strcmp(f, "--pusher-key"))
       opt.pusher_key = v;

@@ -316,6 +316,13 @@ static bool own_move_time(const struct conn *c, const char *p, size_t n, uint64_
   return v && read_uint(skip_ws(v + 4, end), end, t) && *t > 0;
 }
 
+void count_unread_patch(size_t wire) {
+  tot.messages++;
+  tot.lines++;
+  tot.patches++;
+  tot.patch_bytes += wire;
+}
+
 static void on_patch(struct conn *c, const char *p, size_t n) {
   tot.patches++;
   tot.patch_bytes += n;

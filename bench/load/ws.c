@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "load.h"
 #include "pusher.h"
+#include "decode.h"
 #include "protocol.h"
 #include "stats.h"
 #include "tls.h"
@@ -134,10 +135,11 @@ static void send_control(struct conn *c, int opcode, const char *p, size_t n) {
 #define FRAME_BAD SIZE_MAX
 
 /* Size of the frame at P (header + payload); 0 while its header is incomplete; FRAME_BAD for a
- * frame a server must not send (masked, RSV bits) or one larger than MAX_MESSAGE. */
+ * frame a server must not send (masked, RSV bits other than permessage-deflate's RSV1 under
+ * --deflate) or one larger than MAX_MESSAGE. */
 static size_t frame_size(const unsigned char *p, size_t n, size_t *header) {
   if (n < 2) return 0;
-  if ((p[0] & 0x70) || (p[1] & 0x80)) return FRAME_BAD;
+  if ((p[0] & (opt.deflate ? 0x30 : 0x70)) || (p[1] & 0x80)) return FRAME_BAD;
   uint64_t len = p[1] & 0x7f;
   size_t h = 2;
   if (len == 126) {
@@ -164,7 +166,7 @@ static void on_close_frame(struct conn *c, const char *p, size_t n) {
   conn_drop(c, why);
 }
 
-static void on_frame(struct conn *c, bool fin, int opcode, const char *p, size_t n) {
+static void on_frame(struct conn *c, bool fin, bool rsv1, int opcode, const char *p, size_t n) {
   switch (opcode) {
     case OP_CLOSE: on_close_frame(c, p, n); return;
     case OP_PING: send_control(c, OP_PONG, p, n); return;
@@ -181,11 +183,12 @@ static void on_frame(struct conn *c, bool fin, int opcode, const char *p, size_t
       return;
     }
     if (fin) { /* the usual case: parsed where it lies, no copy */
-      on_message(c, opcode == OP_TEXT, p, n);
+      on_server_message(c, opcode == OP_TEXT, rsv1, p, n);
       return;
     }
     c->in_message = true;
     c->message_binary = opcode == OP_BINARY;
+    c->message_compressed = rsv1;
     c->msg.len = 0;
   } else if (!c->in_message) {
     conn_drop(c, "continuation frame without a message");
@@ -198,7 +201,7 @@ static void on_frame(struct conn *c, bool fin, int opcode, const char *p, size_t
   buf_append(&c->msg, p, n);
   if (fin) {
     c->in_message = false;
-    on_message(c, !c->message_binary, c->msg.data, c->msg.len);
+    on_server_message(c, !c->message_binary, c->message_compressed, c->msg.data, c->msg.len);
     c->msg.len = 0;
     if (c->state != CS_DEAD && c->msg.cap > 65536) buf_free(&c->msg); /* as for c->in */
   }
@@ -214,7 +217,7 @@ static size_t parse_frames(struct conn *c, const char *p, size_t n) {
       break;
     }
     if (total == 0 || total > n - off) break;
-    on_frame(c, p[off] & 0x80, p[off] & 0x0f, p + off + header, total - header);
+    on_frame(c, p[off] & 0x80, p[off] & 0x40, p[off] & 0x0f, p + off + header, total - header);
     off += total;
   }
   return off;
@@ -265,7 +268,7 @@ static void base64_16(const unsigned char in[16], char out[25]) {
 
 static void send_upgrade(struct conn *c) {
   unsigned char nonce[16];
-  char key[25], req[700];
+  char key[25], req[800];
   for (int i = 0; i < 16; i += 4) {
     uint32_t r = random32();
     memcpy(nonce + i, &r, 4);
@@ -276,9 +279,12 @@ static void send_upgrade(struct conn *c) {
   int n =
       snprintf(req, sizeof req,
                "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
                pusher ? pusher_path() : "/ws", opt.host, opt.port, key,
-               pusher ? "" : "Sec-WebSocket-Protocol: atrium.v1\r\n");
+               pusher         ? ""
+               : opt.msgpack ? "Sec-WebSocket-Protocol: atrium.v1.msgpack\r\n"
+                             : "Sec-WebSocket-Protocol: atrium.v1\r\n",
+               opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
   set_state(c, CS_UPGRADING);
   conn_write(c, req, (size_t)n);
   if (c->state != CS_DEAD && c->out.len == 0) want_output(c, false);

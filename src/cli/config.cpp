@@ -166,6 +166,10 @@ const Setting kSettings[] = {
      }},
     {"coalesce-us", "N", "the coalescing window: output waits this long for more, input is read once per window (default: 2000)",
      [](ServeOptions& o, std::string_view v) { return set_count(o.coalesce_us, v, 0, 100000); }},
+    {"deflate", "on|off", "permessage-deflate with clients that offer it, compressed once per broadcast (default: on)",
+     [](ServeOptions& o, std::string_view v) { return set_switch(o.deflate, v); }},
+    {"deflate-min-bytes", "N", "messages shorter than this go out uncompressed (default: 256)",
+     [](ServeOptions& o, std::string_view v) { return set_count(o.deflate_min_bytes, v, 1, kMaxBytes); }},
     {"event-loop", "L", "poll, or libuv (epoll) for thousands of connections (default: poll)",
      [](ServeOptions& o, std::string_view v) -> Status {
        if (v != "poll" && v != "libuv") return bad("must be poll or libuv");

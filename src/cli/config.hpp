@@ -26,6 +26,8 @@ struct ServeOptions {
   int heartbeat_ms = 25000;
   std::size_t outbox_bytes = 1048576;
   int coalesce_us = 2000;
+  bool deflate = true;                      // permessage-deflate (net/permessage_deflate.hpp)
+  std::size_t deflate_min_bytes = 256;
   std::string event_loop = "poll";
   int cpu_budget_ms = 200;
   std::size_t room_memory_mb = 64;

@@ -210,6 +210,8 @@ net::ServerConfig server_config(const ServeOptions& o, const net::LogSink& log, 
   c.heartbeat_ms = o.heartbeat_ms;
   c.outbox_bytes = o.outbox_bytes;
   c.coalesce_us = o.coalesce_us;
+  c.deflate = o.deflate;
+  c.deflate_min_bytes = o.deflate_min_bytes;
   c.event_loop = o.event_loop;
   c.watch_dir = o.rooms;
   c.tls_cert = o.tls_cert;

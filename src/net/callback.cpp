@@ -5,11 +5,16 @@
 // subprotocol is bound to protocols[0], one that offers "atrium.v1" to protocols[1], and
 // both speak the same JSON (docs/protocol.md "Transport"); one that offers
 // "atrium.v1.msgpack" to protocols[2], and speaks the same objects in MessagePack.
+//
+// permessage-deflate (permessage_deflate.hpp) is negotiated here, around lws: see
+// "permessage-deflate" below.
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "net/http_exchange.hpp"
+#include "net/permessage_deflate.hpp"
 #include "net/rooms_watch.hpp"
 #include "net/sse_session.hpp"
 #include "net/server_state.hpp"
@@ -24,6 +29,10 @@ struct Pss {
   WsSession* ws;
   HttpExchange* http;
   SseSession* sse;    // GET /ws/events: the HTTP fallback's event stream
+  // The handshake's permessage-deflate offers seen so far, and where it stands: taken
+  // (lws will name the extension in its answer), then agreed (the answer says it our way).
+  unsigned char deflate_offers;
+  enum : unsigned char { kDeflateNo, kDeflateTaken, kDeflateAgreed } deflate;
 };
 
 // What lws reads per RECEIVE, allocated per connection for its whole life: kept small so
@@ -71,10 +80,71 @@ int confirm_upgrade(lws* wsi, const char* upgrade) {
   return state.admission.decide(wsi, state.engine, state.config, state.stats);
 }
 
+// permessage-deflate, negotiated around lws (docs/design.md 4.4). lws' own extension stays
+// unused; but lws reads a frame with RSV1 set (a compressed message) only on a connection
+// with an active extension, and it activates one only through its own negotiation. So the
+// vhost lists an extension of ours by that name (deflate_extensions()) that changes
+// nothing lws reads or writes: WsSession inflates and compresses, and writes its frames
+// raw, past every extension. What lws negotiates is then corrected in two steps:
+//  - confirm_extension: lws asks about each offer of the extension; we take the first one
+//    we can honour (permessage_deflate.cpp says which), on /ws only, and only on a
+//    connection of its own (not a stream inside HTTP/2, which lws frames).
+//  - deflate_answer: lws has written "Sec-WebSocket-Extensions: permessage-deflate" and
+//    nothing more (our extension lists no options for it to echo), last before the headers
+//    handed to us. That line is replaced with kDeflateAgreed: neither side takes context
+//    over, which a client must honour even if it did not offer it (RFC 7692 7.1.1).
+//    If the line is not exactly there (another libwebsockets), the handshake fails and
+//    says why, rather than agreeing on something WsSession does not do.
+int passthrough_extension(lws_context*, const lws_extension*, lws*, lws_extension_callback_reasons reason,
+                          void*, void* in, std::size_t) {
+  static const lws_ext_options kNoOptions[] = {{nullptr, EXTARG_NONE}};
+  if (reason == LWS_EXT_CB_CONSTRUCT) *static_cast<const lws_ext_options**>(in) = kNoOptions;
+  return 0;  // payloads pass unchanged (lws' PMDR_UNKNOWN: what it does with no extension)
+}
+
+const lws_extension kDeflateExtensions[] = {
+    {"permessage-deflate", passthrough_extension, nullptr},
+    {nullptr, nullptr, nullptr},
+};
+
+// 0 takes this offer, 1 declines it.
+int confirm_extension(lws* wsi, Pss& pss, const char* name) {
+  if (!name || std::string_view(name) != "permessage-deflate") return 1;
+  const std::size_t index = pss.deflate_offers++;
+  if (pss.deflate != Pss::kDeflateNo || !state_of(wsi).config.deflate) return 1;
+  if (ws_endpoint(wsi) != WsEndpoint::atrium || lws_get_network_wsi(wsi) != wsi) return 1;
+  const int n = lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS);
+  if (n <= 0) return 1;
+  std::string header(static_cast<std::size_t>(n) + 1, '\0');
+  if (lws_hdr_copy(wsi, header.data(), n + 1, WSI_TOKEN_EXTENSIONS) < 0) return 1;
+  header.resize(static_cast<std::size_t>(n));
+  if (!deflate_offer_acceptable(header, index)) return 1;
+  pss.deflate = Pss::kDeflateTaken;
+  return 0;
+}
+
+int deflate_answer(lws* wsi, Pss& pss, lws_process_html_args& args) {
+  static constexpr std::string_view kLwsLine = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+  const std::string ours = "Sec-WebSocket-Extensions: " + std::string(kDeflateAgreed) + "\r\n";
+  char* line = args.p - kLwsLine.size();
+  const int grows = static_cast<int>(ours.size() - kLwsLine.size());
+  if (std::string_view(line, kLwsLine.size()) != kLwsLine || args.max_len < grows) {
+    state_of(wsi).log(engine::LogLevel::error,
+                      "net deflate_handshake_unexpected (this libwebsockets answers permessage-deflate "
+                      "differently from 4.1.6: the upgrade fails; run with --deflate off)");
+    return 1;
+  }
+  std::memcpy(line, ours.data(), ours.size());
+  args.p = line + ours.size();
+  args.max_len -= grows;
+  pss.deflate = Pss::kDeflateAgreed;
+  return 0;
+}
+
 int established(lws* wsi, Pss& pss) {
   Server::State& state = state_of(wsi);
   auto session = std::make_unique<WsSession>(state, wsi);
-  const int rc = session->on_established(state.admission.take(wsi));
+  const int rc = session->on_established(state.admission.take(wsi), pss.deflate == Pss::kDeflateAgreed);
   pss.ws = session.release();
   return rc;
 }
@@ -134,6 +204,12 @@ int http_request(lws* wsi, Pss& pss) {
 
 int dispatch(lws* wsi, lws_callback_reasons reason, Pss* pss, void* in, std::size_t len) {
   switch (reason) {
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+      return confirm_extension(wsi, *pss, static_cast<const char*>(in));
+    case LWS_CALLBACK_ADD_HEADERS:
+      if (pss->deflate == Pss::kDeflateTaken && !pss->ws)
+        return deflate_answer(wsi, *pss, *static_cast<lws_process_html_args*>(in));
+      return lws_callback_http_dummy(wsi, reason, pss, in, len);
     case LWS_CALLBACK_ESTABLISHED: return established(wsi, *pss);
     case LWS_CALLBACK_RECEIVE: return pss->ws ? pss->ws->on_receive(in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE: return pss->ws ? pss->ws->on_writeable() : 0;
@@ -201,5 +277,7 @@ const lws_protocols kProtocols[] = {
 }  // namespace
 
 const lws_protocols* protocol_table() { return kProtocols; }
+
+const lws_extension* deflate_extensions() { return kDeflateExtensions; }
 
 }  // namespace atrium::net

@@ -232,6 +232,16 @@ void HttpApi::metrics(HttpResponse& response) const {
           stats_.bytes_out);
   append_metric(out, "atrium_ws_writes_total", "counter",
           "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);
+  append_metric(out, "atrium_deflated_messages_total", "counter",
+          "WebSocket messages sent compressed (permessage-deflate).", stats_.deflated_out);
+  append_metric(out, "atrium_deflate_compressions_total", "counter",
+          "Frames compressed: once per broadcast, whatever the number of members it goes to.",
+          stats_.compressions);
+  append_metric(out, "atrium_deflate_saved_bytes_total", "counter",
+          "Payload bytes permessage-deflate saved: what those messages held less what was sent.",
+          stats_.deflate_saved);
+  append_metric(out, "atrium_inflated_messages_total", "counter",
+          "Compressed messages received from clients.", stats_.inflated_in);
   append_metric(out, "atrium_http_requests_total", "counter", "HTTP requests received.",
           stats_.http_requests);
   append_metric(out, "atrium_upgrades_refused_origin_total", "counter",

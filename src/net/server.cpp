@@ -412,10 +412,11 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, ServerCon
   // (auth/jwt.hpp kMaxTokenBytes) in the URL or Authorization must fit, so that an
   // oversized one is answered 401 by the admission check rather than dropped by lws.
   info.max_http_header_data = 16 * 1024;
-  // No info.extensions: permessage-deflate stays off. In lws 4.1 it keeps reading a written
-  // buffer in later passes (freeing it after the write is a use-after-free), and -1 from
-  // RECEIVE does not close the connection under it; small game frames gain little from it.
-  // (docs/design.md 4.4)
+  // lws' own permessage-deflate stays off (docs/design.md 4.4: in 4.1 it keeps reading a
+  // written buffer in later passes, and -1 from RECEIVE does not close the connection under
+  // it). The extension listed here only lets lws read compressed frames: WsSession does the
+  // compressing (callback.cpp, "permessage-deflate").
+  if (s.config.deflate) info.extensions = deflate_extensions();
   // No LWS_SERVER_OPTION_VALIDATE_UTF8: lws would close a bad text frame itself, at once,
   // and a client still sending then gets a reset instead of the 1007 close frame. WsSession
   // checks UTF-8 as the text arrives and closes through its lingering close

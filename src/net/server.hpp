@@ -44,6 +44,10 @@ struct ServerConfig {
   bool require_origin = false;                  // no Origin header: 403
   std::string tls_cert;                         // PEM files; both set: TLS only on the port
   std::string tls_key;
+  // permessage-deflate (docs/protocol.md "Compression"): agreed with a client that offers
+  // it; messages of at least deflate_min_bytes go out compressed, once per broadcast.
+  bool deflate = true;
+  std::size_t deflate_min_bytes = 256;
   int rate = 0;                                 // messages/s per connection, burst the same; 0: off
   int max_connections_per_ip = 0;               // WebSocket connections per address; 0: off
   LogSink on_log;                               // one line each, no newline; default stderr

@@ -17,6 +17,7 @@
 #include "net/admission.hpp"
 #include "net/event_loop.hpp"
 #include "net/http_api.hpp"
+#include "net/permessage_deflate.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
 #include "net/stats.hpp"
@@ -94,6 +95,16 @@ struct Server::State {
   // did not take before lws_write returns, so the buffer is free again at once.
   std::vector<unsigned char> scratch;
 
+  // permessage-deflate's codecs, one of each for every connection (permessage_deflate.hpp),
+  // made when first needed; and the buffer a compressed message is inflated into.
+  MessageDeflater& deflater() { return deflater_ ? *deflater_ : *(deflater_ = std::make_unique<MessageDeflater>()); }
+  MessageInflater& inflater() { return inflater_ ? *inflater_ : *(inflater_ = std::make_unique<MessageInflater>()); }
+  std::unique_ptr<MessageDeflater> deflater_;
+  std::unique_ptr<MessageInflater> inflater_;
+  std::string inflated;
+  std::string deflated;              // a compressed form, before it becomes a SharedFrame
+  std::vector<SharedFrame> zips;     // write_mixed's compressed forms, empty between writes
+
   std::unique_ptr<watch::RoomsWatcher> watcher;  // hot reload (rooms_watch.cpp); may be null
 
   // The HTTP fallback's open event streams, by the secret their POSTs name (sse_session.hpp),
@@ -110,5 +121,7 @@ struct Server::State {
 
 // The one lws protocol callback (callback.cpp) and the protocol table that names it.
 const lws_protocols* protocol_table();
+// The vhost's extension list when permessage-deflate is on (callback.cpp says why there is one).
+const lws_extension* deflate_extensions();
 
 }  // namespace atrium::net

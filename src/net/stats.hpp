@@ -16,6 +16,10 @@ struct Stats {
   std::uint64_t bytes_out = 0;        // payload bytes written (lines and separators)
   std::uint64_t ws_writes = 0;        // WebSocket messages written: frames_out / ws_writes
                                       // is how well lines coalesce
+  std::uint64_t deflated_out = 0;     // messages sent compressed (permessage-deflate)
+  std::uint64_t compressions = 0;     // frames compressed: once per broadcast, for all its members
+  std::uint64_t deflate_saved = 0;    // bytes those saved: payload bytes less what was sent
+  std::uint64_t inflated_in = 0;      // compressed client messages read
   std::uint64_t http_requests = 0;
   std::uint64_t loop_passes = 0;      // turns of the event loop: its wake-ups
   // Upgrades refused (admission.cpp), by why.

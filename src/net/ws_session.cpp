@@ -16,6 +16,11 @@
 // buffer. Queuing a line is a push of a reference (util/frame_queue.hpp). A connection of
 // the guest protocol (guest_protocol.hpp: Pusher's clients read one JSON object per
 // message) gets the same write, its lines framed as separate messages (write_separate).
+// On a connection that agreed permessage-deflate (permessage_deflate.hpp), a line of at
+// least --deflate-min-bytes goes out compressed, as a message of its own, compressed once
+// by the first connection that sends it for all of them (compressed_form, write_mixed).
+// Compressed client messages are gathered whole and inflated by the server's one inflater
+// (inflate_message).
 //
 // Slow readers: a connection whose queue passes --outbox-bytes while its socket is not
 // draining (a WRITEABLE asked for kStallPasses passes ago has not come) has its queue
@@ -78,7 +83,7 @@ constexpr int kLingerSecs = 2;
 
 }  // namespace
 
-int WsSession::on_established(Admitted admitted) {
+int WsSession::on_established(Admitted admitted, bool deflate) {
   if (!admitted.decided) {
     server_.log(engine::LogLevel::error, "net ws_unadmitted (an upgrade that skipped admission: closed)");
     return -1;
@@ -87,6 +92,8 @@ int WsSession::on_established(Admitted admitted) {
   // We frame messages ourselves only where lws would send them unchanged: a connection of
   // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
   raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
+  // permessage-deflate, agreed in the handshake (callback.cpp), only ever on such a one.
+  deflate_ = deflate && raw_frames_;
   // The subprotocol the client chose: MessagePack both ways (docs/protocol.md "MessagePack").
   const lws_protocols* protocol = lws_get_protocol(wsi_);
   msgpack_ = protocol && protocol->name && std::string_view(protocol->name) == kMsgpackProtocol;
@@ -105,10 +112,26 @@ int WsSession::on_established(Admitted admitted) {
 
 int WsSession::on_receive(const void* in, std::size_t len) {
   if (culled_ || close_code_) return 0;  // closing: what the client says no longer matters
+  // permessage-deflate: RSV1 on a message's first frame says it is compressed, and only
+  // there (RFC 7692 6); a frame starts on the first chunk after one that ended a frame.
+  const bool first = lws_is_first_fragment(wsi_);
+  const bool frame_start = first || rx_frame_ended_;
+  rx_frame_ended_ = lws_remaining_packet_payload(wsi_) == 0;
+  if (deflate_ && frame_start) {
+    const bool rsv1 = (lws_get_reserved_bits(wsi_) & 0x40) != 0;
+    if (first) {
+      rx_compressed_ = rsv1;
+    } else if (rsv1) {
+      if (rare_) rare_->rx.clear();
+      start_close(LWS_CLOSE_STATUS_PROTOCOL_ERR, "RSV1 on a continuation frame");
+      return 0;
+    }
+  }
   rx_bytes_ += len;
-  const std::size_t cap = guest_ ? std::max(server_.config.max_message_bytes, guest_->max_message_bytes())
-                                 : server_.config.max_message_bytes;
-  if (rx_bytes_ > cap) {
+  const std::size_t cap = message_cap();
+  // Compressed, the bytes on the wire are counted too, with room for deflate's overhead on
+  // data that does not compress; the cap proper applies once inflated (inflate_message).
+  if (rx_bytes_ > (rx_compressed_ ? cap + cap / 64 + 64 : cap)) {
     // Counted across fragments (docs/protocol.md "Transport": "counted after reassembling
     // fragments").
     server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
@@ -127,7 +150,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   // lingers like any other (see the top). lws' own check also looked for a cut character
   // only on a final fragment that carries payload: a message ending "\xE2" + an empty final
   // fragment got through it (seen with 4.1.6; docs/design.md 4.5).
-  if (!binary) {
+  if (!binary && !rx_compressed_) {  // compressed text is checked once inflated
     const char* bad = nullptr;
     if (!check_utf8(static_cast<const unsigned char*>(in), len)) bad = "bad utf8";
     else if (final && utf8_need_) bad = "partial utf8";
@@ -150,6 +173,10 @@ int WsSession::on_receive(const void* in, std::size_t len) {
   // Text, or (atrium.v1.msgpack) binary requests: a message in one chunk goes on from lws'
   // buffer, the common case, with no copy; a longer one is gathered first.
   auto hand_over = [&](std::string_view message) {
+    if (rx_compressed_) {
+      if (!inflate_message(message, !binary)) return;  // closing
+      message = server_.inflated;
+    }
     if (binary) deliver_msgpack(message);
     else deliver(message);
     note_socket_read();
@@ -167,6 +194,43 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     hand_over(message);
   }
   return 0;
+}
+
+// The largest message this connection takes, in bytes (a guest protocol may allow more).
+std::size_t WsSession::message_cap() const noexcept {
+  return guest_ ? std::max(server_.config.max_message_bytes, guest_->max_message_bytes())
+                : server_.config.max_message_bytes;
+}
+
+// A compressed message, inflated into server_.inflated (one buffer for every connection:
+// the engine is done with it before the next message is read). False if it cannot be: too
+// large once inflated (1009, as uncompressed), not deflate data or not UTF-8 text (1007);
+// the connection is then closing.
+bool WsSession::inflate_message(std::string_view compressed, bool text) {
+  const std::size_t cap = message_cap();
+  switch (server_.inflater().inflate(compressed, cap, server_.inflated)) {
+    case MessageInflater::Result::ok: break;
+    case MessageInflater::Result::too_large:
+      server_.log(engine::LogLevel::info, "net message_too_large client=" + wire_id(client_) +
+                                              " bytes=" + std::to_string(server_.inflated.size()) + " (inflated)");
+      start_close(LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+      return false;
+    case MessageInflater::Result::corrupt:
+      server_.log(engine::LogLevel::info, "net bad_deflate client=" + wire_id(client_));
+      start_close(LWS_CLOSE_STATUS_INVALID_PAYLOAD, "bad compressed data");
+      return false;
+  }
+  ++server_.stats.inflated_in;
+  if (text) {
+    const auto* p = reinterpret_cast<const unsigned char*>(server_.inflated.data());
+    const bool whole = check_utf8(p, server_.inflated.size()) && utf8_need_ == 0;
+    utf8_need_ = 0;
+    if (!whole) {
+      start_close(LWS_CLOSE_STATUS_INVALID_PAYLOAD, "bad utf8");
+      return false;
+    }
+  }
+  return true;
 }
 
 // Feeds text to the UTF-8 check (the ranges of RFC 3629 4: no overlong forms, no
@@ -419,7 +483,9 @@ bool WsSession::write_queued() {
     ++count;
   }
 
-  const bool ok = count == 1 ? write_shared(outbox_[0]) : write_joined(count, total);
+  const bool ok = count == 1 ? write_shared(outbox_[0])
+                 : deflate_   ? write_mixed(count, total)
+                              : write_joined(count, total);
   return written(ok, count, total);
 }
 
@@ -437,16 +503,98 @@ bool WsSession::written(bool ok, std::size_t count, std::size_t total) {
   return true;
 }
 
-// A lone line goes out in place. On a plain connection its frame header is written into
-// the headroom by the first connection that sends it and reused by every other one.
+// A lone line goes out in place (compressed, where that pays: compressed_form). On a plain
+// connection its frame header is written into the headroom by the first connection that
+// sends it and reused by every other one.
 bool WsSession::write_shared(const SharedFrame& line) {
-  const std::size_t n = line.size();
-  if (!raw_frames_) return write_text(line.payload(), n);
-  if (!line.framed()) {   // a MessagePack twin is only ever sent binary: its header too
-    put_header(line.payload(), n, msgpack_);
-    line.set_framed(text_header_size(n));
+  if (!raw_frames_) return write_text(line.payload(), line.size());
+  if (deflate_) {
+    if (const SharedFrame zip = compressed_form(line)) {
+      note_compressed(line, zip);
+      return write_in_place(zip, true);
+    }
   }
-  return write_raw(line.payload() - line.framed(), line.framed() + n);
+  return write_in_place(line, false);
+}
+
+// Every frame is only ever sent one way (a JSON line as text, a MessagePack twin as binary,
+// the compressed form of either compressed): so its header is the same for everybody.
+bool WsSession::write_in_place(const SharedFrame& frame, bool compressed) {
+  const std::size_t n = frame.size();
+  if (!frame.framed()) {
+    put_header(frame.payload(), n, msgpack_, compressed);
+    frame.set_framed(text_header_size(n));
+  }
+  return write_raw(frame.payload() - frame.framed(), frame.framed() + n);
+}
+
+// The permessage-deflate form of a line, made once for every member (the form rides with
+// the line: SharedFrame::compressed), or nothing where it does not pay: a line shorter
+// than --deflate-min-bytes, or one compressing gains nothing on.
+SharedFrame WsSession::compressed_form(const SharedFrame& line) {
+  if (line.size() < server_.config.deflate_min_bytes || line.incompressible()) return {};
+  if (SharedFrame zip = line.compressed()) return zip;
+  std::string& out = server_.deflated;
+  ++server_.stats.compressions;
+  if (!server_.deflater().compress(line.view(), out) || out.size() >= line.size()) {
+    line.set_incompressible();
+    return {};
+  }
+  const SharedFrame zip(out);
+  line.set_compressed(zip);
+  return zip;
+}
+
+void WsSession::note_compressed(const SharedFrame& line, const SharedFrame& zip) {
+  ++server_.stats.deflated_out;
+  server_.stats.deflate_saved += line.size() - zip.size();
+}
+
+// Several lines on a compressing connection. Each line that compresses goes as a message
+// of its own, compressed once for every member; the lines between them are joined into
+// one message as write_joined does. All of it in one write.
+bool WsSession::write_mixed(std::size_t count, std::size_t total) {
+  std::vector<SharedFrame>& zips = server_.zips;
+  zips.clear();
+  bool any = false;
+  std::size_t bound = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    zips.push_back(compressed_form(outbox_[i]));
+    any = any || zips.back();
+    bound += kMaxTextHeader + 1 + outbox_[i].size();
+  }
+  if (!any) {
+    zips.clear();
+    return write_joined(count, total);
+  }
+  std::vector<unsigned char>& buf = server_.scratch;
+  if (buf.size() < bound) buf.resize(bound);  // grows, never shrinks
+  unsigned char* p = buf.data();
+  const std::size_t separator = msgpack_ ? 0 : 1;
+  for (std::size_t i = 0; i < count;) {
+    if (const SharedFrame& zip = zips[i]) {
+      note_compressed(outbox_[i], zip);
+      p += text_header_size(zip.size());
+      put_header(p, zip.size(), msgpack_, true);
+      std::memcpy(p, zip.data(), zip.size());
+      p += zip.size();
+      ++i;
+      continue;
+    }
+    std::size_t end = i;
+    std::size_t run = 0;
+    for (; end < count && !zips[end]; ++end) run += (end > i ? separator : 0) + outbox_[end].size();
+    p += text_header_size(run);
+    put_header(p, run, msgpack_);
+    for (std::size_t k = i; k < end; ++k) {
+      if (k > i && separator) *p++ = '\n';
+      std::memcpy(p, outbox_[k].data(), outbox_[k].size());
+      p += outbox_[k].size();
+    }
+    i = end;
+  }
+  zips.clear();
+  return write_raw(buf.data(), static_cast<std::size_t>(p - buf.data()));
 }
 
 // Several lines become one message of JSON Lines, joined in the server's scratch buffer.

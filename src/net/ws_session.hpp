@@ -27,7 +27,8 @@ class WsSession final : public engine::ClientSink {
   // returns to lws (0, or -1 to close this connection).
   // `admitted`: what Admission::decide made of the upgrade; a connection it never saw
   // (nothing decided) is closed, never let in anonymous.
-  int on_established(Admitted admitted);
+  // `deflate`: permessage-deflate was agreed in the handshake (callback.cpp).
+  int on_established(Admitted admitted, bool deflate);
   const std::string& ip() const noexcept { return ip_; }
   int on_receive(const void* in, std::size_t len);
   int on_writeable();
@@ -44,6 +45,8 @@ class WsSession final : public engine::ClientSink {
  private:
   void deliver(std::string_view message);
   void deliver_msgpack(std::string_view message);
+  std::size_t message_cap() const noexcept;
+  bool inflate_message(std::string_view compressed, bool text);
   SharedFrame msgpack_twin(const SharedFrame& json_line);
   void note_socket_read();
   void cull();
@@ -53,6 +56,10 @@ class WsSession final : public engine::ClientSink {
   int linger();
   bool write_queued();
   bool write_shared(const SharedFrame& line);
+  bool write_in_place(const SharedFrame& frame, bool compressed);
+  SharedFrame compressed_form(const SharedFrame& line);
+  void note_compressed(const SharedFrame& line, const SharedFrame& zip);
+  bool write_mixed(std::size_t count, std::size_t total);
   bool write_joined(std::size_t count, std::size_t total);
   bool write_separate(std::size_t count);
   bool written(bool ok, std::size_t count, std::size_t total);
@@ -99,6 +106,9 @@ class WsSession final : public engine::ClientSink {
   bool flush_queued_ = false;          // in server_.flush_queue
   bool raw_frames_ = false;            // we write frame headers ourselves (on_established)
   bool msgpack_ = false;               // atrium.v1.msgpack: binary MessagePack both ways
+  bool deflate_ = false;               // permessage-deflate agreed (raw frames only)
+  bool rx_compressed_ = false;         // the message being received is compressed
+  bool rx_frame_ended_ = true;         // the last chunk ended a frame: the next starts one
   bool peer_closing_ = false;          // the client's close frame came
   bool close_written_ = false;         // our close frame went to lws (lingering close)
   bool lingering_ = false;             // SHUT_WR done: reading and dropping until the end

@@ -2,10 +2,14 @@
 
 namespace atrium {
 
+// An alternate may have a compressed form of its own; a compressed form has neither
+// (set_alternate, set_compressed), so this goes two levels deep at most.
 void SharedFrame::destroy(Buf* b) noexcept {
-  Buf* alt = b->alt;   // an alternate has none of its own (set_alternate)
+  Buf* alt = b->alt;
+  Buf* zip = b->zip;
   std::free(b);
-  if (alt && --alt->refs == 0) std::free(alt);
+  if (alt && --alt->refs == 0) destroy(alt);
+  if (zip && --zip->refs == 0) std::free(zip);
 }
 
 }  // namespace atrium

@@ -57,12 +57,34 @@ class SharedFrame {
     buf_->alt = alt.buf_;
     ++alt.buf_->refs;
   }
+  // These bytes compressed (permessage-deflate: net/ws_session.cpp), made once by the first
+  // connection that sends them compressed and kept like the alternate. Empty until set, and
+  // for good once set_incompressible() said compressing them gains nothing.
+  SharedFrame compressed() const noexcept {
+    SharedFrame out;
+    if (buf_ && buf_->zip) {
+      out.buf_ = buf_->zip;
+      ++out.buf_->refs;
+    }
+    return out;
+  }
+  void set_compressed(const SharedFrame& zip) const noexcept {
+    if (!buf_ || !zip.buf_ || zip.buf_ == buf_ || buf_->zip || zip.buf_->alt || zip.buf_->zip) return;
+    buf_->zip = zip.buf_;
+    ++zip.buf_->refs;
+  }
+  bool incompressible() const noexcept { return buf_ && buf_->incompressible; }
+  void set_incompressible() const noexcept {
+    if (buf_) buf_->incompressible = true;
+  }
 
  private:
   struct Buf {
     unsigned refs;
     unsigned char framed;  // see framed()
+    bool incompressible;   // see compressed()
     Buf* alt;              // see alternate(); holds a reference
+    Buf* zip;              // see compressed(); holds a reference
     std::size_t size;
     char data[1];
   };
@@ -72,7 +94,9 @@ class SharedFrame {
     Buf* b = static_cast<Buf*>(p);
     b->refs = 1;
     b->framed = 0;
+    b->incompressible = false;
     b->alt = nullptr;
+    b->zip = nullptr;
     b->size = n;
     b->data[kFrameHeadroom + n] = '\0';
     return b;
@@ -81,7 +105,7 @@ class SharedFrame {
     if (buf_ && --buf_->refs == 0) destroy(buf_);
     buf_ = nullptr;
   }
-  // Frees a buffer and lets go of its alternate (shared_frame.cpp: out of line, which also
+  // Frees a buffer and lets go of its alternate and compressed form (shared_frame.cpp: out of line, which also
   // keeps GCC 12's -Wuse-after-free from misreading the two frees once inlined).
   static void destroy(Buf* b) noexcept;
   Buf* buf_ = nullptr;

@@ -457,10 +457,11 @@ export class Client {
 }
 
 // Opens a WebSocket to url and resolves with a Client once `welcome` arrived (kept in
-// client.welcome; it is also log[0]). opts: protocols, headers, autoPong, waitWelcome.
+// client.welcome; it is also log[0]). opts: protocols, headers, autoPong, waitWelcome, and
+// perMessageDeflate (ws' option: on by default, as in browsers; false offers no compression).
 export async function connect(url, { protocols, headers, autoPong = true, waitWelcome = true,
-  timeoutMs = 5000 } = {}) {
-  const ws = new WebSocket(url, protocols, { headers, autoPong, handshakeTimeout: timeoutMs });
+  timeoutMs = 5000, perMessageDeflate = true } = {}) {
+  const ws = new WebSocket(url, protocols, { headers, autoPong, handshakeTimeout: timeoutMs, perMessageDeflate });
   const client = new Client(ws);
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { ws.terminate(); reject(new Error(`no upgrade within ${timeoutMs} ms`)); },
