@@ -5,10 +5,13 @@
 #     also through a typed room's action), the highest sustainable rate, and idle memory;
 #   - the harness's own generator (wsload) against both servers, as a cross-check of ours;
 #   - the state room: Atrium's bench/rooms/field.lua under our generator against the
-#     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each.
+#     harness's Colyseus 0.16 state room under wsload --state, 1,000 clients each;
+#   - encodings: that state room with each of JSON, JSON + permessage-deflate, MessagePack,
+#     MessagePack + permessage-deflate, then Colyseus, twice; and fan-out at ~1M
+#     deliveries/s with each (the server CPU each costs against plain JSON).
 #
 #   PEER_BENCH=DIR bash bench/peers.sh   (about 13 minutes; DIR: the team's peer harness)
-#   bash bench/peers.sh state      some of the parts: fanout max idle state
+#   bash bench/peers.sh state      some of the parts: fanout max idle state encodings
 #
 # The harness is copied to a temporary folder and its npm packages installed there (pinned
 # versions, its package.json); nothing of it enters this repository. Knobs: PEER_BENCH
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . bench/common.sh
-all_parts=(fanout max idle state)   # each a function below, run in this order by default
+all_parts=(fanout max idle state encodings)   # each a function below, run in this order by default
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all_parts[@]}")
 for part in "${parts[@]}"; do
@@ -165,6 +168,37 @@ state() {
   theirs state colyseus "state-$STATE_CLIENTS" --proto colyseus --room state --state \
     --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
   stop_server
+}
+
+encodings() {
+  echo "=== encodings: the state room ($STATE_CLIENTS members) and fan-out at ~1M deliveries/s"
+  local enc deflate
+  for round in 1 2; do
+    for enc in json msgpack; do
+      for deflate in off on; do
+        start atrium --event-loop libuv
+        ours encodings atrium "state-$enc-deflate-$deflate-$round" --mode state --room field:1 \
+          --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10 \
+          --encoding "$enc" --deflate "$deflate"
+        stop_server
+      done
+    done
+    start colyseus
+    theirs encodings colyseus "state-$STATE_CLIENTS-$round" --proto colyseus --room state --state \
+      --clients "$STATE_CLIENTS" --interval-us 50000 --warmup 3 --duration 10
+    stop_server
+  done
+  # Fan-out events are 166 bytes: under --deflate-min-bytes (256), so deflate leaves them
+  # alone; the last row compresses every one of them, to show what that would cost.
+  for round in 1 2; do
+    for run in "json off" "json on" "msgpack off" "msgpack on" "json on 64"; do
+      set -- $run
+      start atrium ${3:+--deflate-min-bytes $3}
+      ours encodings-fanout atrium "emit-$1-deflate-$2${3:+-min$3}-$round" --mode emit --room bench \
+        --clients 100 --interval-us 10000 --warmup 3 --duration 10 --encoding "$1" --deflate "$2"
+      stop_server
+    done
+  done
 }
 
 for part in "${parts[@]}"; do "$part"; done

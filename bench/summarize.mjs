@@ -48,6 +48,7 @@ const layouts = {
     ['moves/s', (r) => kilo(r.sent_per_s)],
     ['patches/s', (r) => kilo(r.patches_per_s ?? r.delivered_per_s)],
     ['patch MB/s', (r) => num(r.patch_mbytes_per_s ?? r.recv_mbytes_per_s)],
+    ['received MB/s', (r) => num(r.recv_mbytes_per_s)],
     ['p50 ms', (r) => ms(r.p50_us)],
     ['p99 ms', (r) => ms(r.p99_us)],
     ['server CPU %', (r) => num(r.server_cpu_pct)],

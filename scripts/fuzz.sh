@@ -4,7 +4,7 @@
 #     --seconds N   run each target for N seconds (default 30)
 #     --runs N      run each target for N inputs instead
 #     --keep        keep the scratch dir (the grown corpora) and print where it is
-#     target        request json lua_json diff http jwt pusher msgpack (default: all)
+#     target        request json lua_json diff http jwt pusher msgpack inflate (default: all)
 # Configures build-fuzz/ with clang if it is not there, builds only the targets, copies each
 # seed corpus (tests/fuzz/corpus/<target>/) to a scratch dir (the repo never grows), and
 # prints one line per target: executions, exec/s, coverage (libFuzzer's cov: and ft: from
@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-all_targets=(request json lua_json diff http jwt pusher msgpack)
+all_targets=(request json lua_json diff http jwt pusher msgpack inflate)
 mode=seconds
 amount=30
 keep=0

@@ -270,7 +270,7 @@ static void on_error_line(struct conn *c, const char *p, size_t n) {
   note(c->idx, "server error: %.*s", (int)(n > 300 ? 300 : n), p);
 }
 
-static void on_event(const char *p, size_t n) {
+void count_event(const char *p, size_t n) {
   tot.delivered++;
   if (!recording) return;
   const char *end = p + n, *ts = memmem(p, n, "@TS", 3);
@@ -334,7 +334,7 @@ static void on_patch(struct conn *c, const char *p, size_t n) {
 static void on_line(struct conn *c, const char *p, size_t n) {
   tot.lines++;
   switch (line_op(p, n)) {
-    case L_EVENT: on_event(p, n); break;
+    case L_EVENT: count_event(p, n); break;
     case L_PATCH: on_patch(c, p, n); break;
     case L_REPLY: on_reply(c, p, n); break;
     case L_WELCOME: on_welcome(c, p, n); break;

@@ -12,6 +12,9 @@
 void send_load_message(struct conn *c, uint64_t due);
 void start_joins(struct conn *c);
 void on_message(struct conn *c, bool text, const char *p, size_t n);
+/* An event line (JSON, or the bytes of a MessagePack one: decode.c): a delivery, timed by the
+ * "@TS<us>" in its data. */
+void count_event(const char *p, size_t n);
 /* A message holding one patch line that is counted but not read (decode.c): WIRE bytes. */
 void count_unread_patch(size_t wire);
 

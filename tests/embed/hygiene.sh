@@ -61,7 +61,7 @@ int main(int, char** argv) {
 }
 CPP
 lib="$root/$build/src/embed"
-static_deps=$(echo $(pkg-config --libs luajit libwebsockets libcrypto) $(pkg-config --exists libuv && pkg-config --libs libuv))
+static_deps=$(echo $(pkg-config --libs luajit libwebsockets libcrypto zlib) $(pkg-config --exists libuv && pkg-config --libs libuv))
 check "a -fno-exceptions -fno-rtti host links the static library and plays a room" bash -c "
   $cxx -std=c++17 -fno-exceptions -fno-rtti -Wall -Werror -I '$root/include' '$work/host.cpp' \
     '$lib/libatrium.a' $static_deps -lpthread -o '$work/host-static' && '$work/host-static' '$work/rooms' '$root/lua'"

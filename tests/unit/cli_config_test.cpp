@@ -218,6 +218,25 @@ TEST_CASE("the coalescing window is a setting, 0 to 100 ms") {
   CHECK(contains(w.error({"--coalesce-us", "-1"}), "coalesce-us"));
 }
 
+TEST_CASE("permessage-deflate is on by default, with a threshold of at least one byte") {
+  World w;
+  auto r = w.parse({});
+  REQUIRE(r);
+  CHECK(r->deflate);
+  CHECK(r->deflate_min_bytes == 256);
+  r = w.parse({"--deflate", "off", "--deflate-min-bytes", "1"});
+  REQUIRE(r);
+  CHECK_FALSE(r->deflate);
+  CHECK(r->deflate_min_bytes == 1);
+  w.files["z.json"] = R"({"deflate": "off", "deflate-min-bytes": 4096})";
+  r = w.parse({"--config", "z.json"});
+  REQUIRE(r);
+  CHECK_FALSE(r->deflate);
+  CHECK(r->deflate_min_bytes == 4096);
+  CHECK(contains(w.error({"--deflate", "maybe"}), "maybe"));
+  CHECK(contains(w.error({"--deflate-min-bytes", "0"}), "deflate-min-bytes"));
+}
+
 TEST_CASE("the event loop is poll by default, libuv on request, nothing else") {
   World w;
   auto r = w.parse({});
