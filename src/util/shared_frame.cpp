@@ -3,7 +3,7 @@
 namespace atrium {
 
 // An alternate may have a compressed form of its own; a compressed form has neither
-// (set_alternate, set_compressed), so this goes two levels deep at most.
+// (set_compressed). References never come back round (shared_frame.hpp), so this ends.
 void SharedFrame::destroy(Buf* b) noexcept {
   Buf* alt = b->alt;
   Buf* zip = b->zip;

@@ -44,34 +44,21 @@ class SharedFrame {
   // The same frame in another encoding (a MessagePack connection's: net/ws_session.cpp),
   // made by the first connection that needs it and kept with these bytes for every other
   // one; freed with them. Empty until set.
-  SharedFrame alternate() const noexcept {
-    SharedFrame out;
-    if (buf_ && buf_->alt) {
-      out.buf_ = buf_->alt;
-      ++out.buf_->refs;
-    }
-    return out;
-  }
+  SharedFrame alternate() const noexcept { return buf_ ? held(buf_->alt) : SharedFrame(); }
   void set_alternate(const SharedFrame& alt) const noexcept {
-    if (!buf_ || !alt.buf_ || alt.buf_ == buf_ || buf_->alt || alt.buf_->alt) return;
-    buf_->alt = alt.buf_;
-    ++alt.buf_->refs;
+    if (buf_ && alt.buf_ && !alt.buf_->alt && !buf_->leaf) attach(buf_->alt, alt.buf_);
   }
   // These bytes compressed (permessage-deflate: net/ws_session.cpp), made once by the first
   // connection that sends them compressed and kept like the alternate. Empty until set, and
   // for good once set_incompressible() said compressing them gains nothing.
-  SharedFrame compressed() const noexcept {
-    SharedFrame out;
-    if (buf_ && buf_->zip) {
-      out.buf_ = buf_->zip;
-      ++out.buf_->refs;
-    }
-    return out;
-  }
+  SharedFrame compressed() const noexcept { return buf_ ? held(buf_->zip) : SharedFrame(); }
+  // A compressed form is a leaf: it never gets an alternate or a compressed form of its own,
+  // so no chain of references can come back to where it started (set_alternate only takes
+  // a frame with no alternate), and destroy() goes no deeper than an alternate's form.
   void set_compressed(const SharedFrame& zip) const noexcept {
-    if (!buf_ || !zip.buf_ || zip.buf_ == buf_ || buf_->zip || zip.buf_->alt || zip.buf_->zip) return;
-    buf_->zip = zip.buf_;
-    ++zip.buf_->refs;
+    if (!buf_ || !zip.buf_ || zip.buf_->alt || zip.buf_->zip || buf_->leaf) return;
+    attach(buf_->zip, zip.buf_);
+    if (buf_->zip == zip.buf_) zip.buf_->leaf = true;
   }
   bool incompressible() const noexcept { return buf_ && buf_->incompressible; }
   void set_incompressible() const noexcept {
@@ -83,6 +70,7 @@ class SharedFrame {
     unsigned refs;
     unsigned char framed;  // see framed()
     bool incompressible;   // see compressed()
+    bool leaf;             // this is a compressed form (set_compressed)
     Buf* alt;              // see alternate(); holds a reference
     Buf* zip;              // see compressed(); holds a reference
     std::size_t size;
@@ -95,11 +83,25 @@ class SharedFrame {
     b->refs = 1;
     b->framed = 0;
     b->incompressible = false;
+    b->leaf = false;
     b->alt = nullptr;
     b->zip = nullptr;
     b->size = n;
     b->data[kFrameHeadroom + n] = '\0';
     return b;
+  }
+  // A new reference to `b` (none for null).
+  static SharedFrame held(Buf* b) noexcept {
+    SharedFrame out;
+    out.buf_ = b;
+    if (b) ++b->refs;
+    return out;
+  }
+  // Fills an empty slot of this buffer with a reference to another one (not itself).
+  void attach(Buf*& slot, Buf* other) const noexcept {
+    if (slot || other == buf_) return;
+    slot = other;
+    ++other->refs;
   }
   void release() noexcept {
     if (buf_ && --buf_->refs == 0) destroy(buf_);

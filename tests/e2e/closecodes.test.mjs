@@ -7,26 +7,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import net from 'node:net';
 import { startServer, cleanup, sleep } from './helpers.mjs';
+import { clientFrame, rawWs } from './raw_ws.mjs';
 
 const MAX_BYTES = 4096;
 const RATE = 10;
 const T = { timeout: 30000 };
-
-// A masked client frame (RFC 6455 5.2).
-function frame(opcode, payload, fin = true) {
-  const n = payload.length;
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const out = Buffer.alloc(head + 4 + n);
-  out[0] = (fin ? 0x80 : 0) | opcode;
-  if (n < 126) out[1] = 0x80 | n;
-  else if (n < 65536) { out[1] = 0x80 | 126; out.writeUInt16BE(n, 2); } else { out[1] = 0x80 | 127; out.writeBigUInt64BE(BigInt(n), 2); }
-  const mask = crypto.randomBytes(4);
-  mask.copy(out, head);
-  for (let i = 0; i < n; i += 1) out[head + 4 + i] = payload[i] ^ mask[i & 3];
-  return out;
-}
 
 // Just a frame header announcing `n` payload bytes (masked with zeros: the payload is sent
 // as is, later, in pieces).
@@ -38,62 +24,8 @@ function header(opcode, n) {
   return out;  // mask 0,0,0,0
 }
 
-// Opens a WebSocket over a raw socket. Resolves once upgraded with
-// { sock, write(buf), closed: Promise<{code, reason}> } where closed settles when the
-// socket ends: with the code and reason of the server's close frame, or 1006 if none came.
-function rawWs(server) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(server.port, '127.0.0.1');
-    const key = crypto.randomBytes(16).toString('base64');
-    let buf = Buffer.alloc(0);
-    let upgraded = false;
-    let info = null;
-    let settle;
-    const closed = new Promise((r) => { settle = r; });
-    const finish = () => settle(info ?? { code: 1006, reason: '' });
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no upgrade within 5 s')); }, 5000);
-    const parse = () => {
-      for (;;) {
-        if (buf.length < 2) return;
-        const op = buf[0] & 0x0f;
-        let n = buf[1] & 0x7f;
-        let at = 2;
-        if (n === 126) { if (buf.length < 4) return; n = buf.readUInt16BE(2); at = 4; } else if (n === 127) { if (buf.length < 10) return; n = Number(buf.readBigUInt64BE(2)); at = 10; }
-        if (buf.length < at + n) return;
-        const payload = buf.subarray(at, at + n);
-        buf = buf.subarray(at + n);
-        if (op === 8 && !info) {
-          info = n >= 2 ? { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString() } : { code: 1005, reason: '' };
-          // Answer as a client does, then stop (the server ends the TCP connection).
-          try { sock.write(frame(8, payload.subarray(0, 2))); } catch { /* gone */ }
-        }
-      }
-    };
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      if (!upgraded) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString();
-        buf = buf.subarray(end + 4);
-        if (!/^HTTP\/1\.1 101/.test(head)) { sock.destroy(); clearTimeout(timer); reject(new Error(head)); return; }
-        upgraded = true;
-        clearTimeout(timer);
-        resolve({
-          sock,
-          closed,
-          get closing() { return info !== null || sock.destroyed; },
-          write: (b) => { if (!sock.destroyed && info === null) sock.write(b, () => {}); },
-        });
-      }
-      parse();
-    });
-    sock.on('error', () => {});  // ECONNRESET: counted as 1006 unless the close frame came
-    sock.on('close', finish);
-    sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  });
-}
+// A client frame (raw_ws.mjs), final unless said otherwise.
+const frame = (opcode, payload, fin = true) => clientFrame(opcode, payload, { fin });
 
 // Keeps writing `chunk` (from make()) every `everyMs` until the server's close frame came or the
 // socket went, at most `limitMs`.

@@ -6,10 +6,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { decodeMulti, encode as encodeMsgpack } from '@msgpack/msgpack';
 import { startServer, cleanup, uid, sleep } from './helpers.mjs';
+import { clientFrame, rawWs } from './raw_ws.mjs';
 
 const AGREED = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -31,19 +31,7 @@ function inflate(payload) {
   return zlib.inflateRawSync(Buffer.concat([payload, TAIL]), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
 }
 
-// A masked client frame. rsv1: the compressed bit.
-function frame(opcode, payload, { fin = true, rsv1 = false } = {}) {
-  const n = payload.length;
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const out = Buffer.alloc(head + 4 + n);
-  out[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode;
-  if (n < 126) out[1] = 0x80 | n;
-  else if (n < 65536) { out[1] = 0x80 | 126; out.writeUInt16BE(n, 2); } else { out[1] = 0x80 | 127; out.writeBigUInt64BE(BigInt(n), 2); }
-  const mask = crypto.randomBytes(4);
-  mask.copy(out, head);
-  for (let i = 0; i < n; i += 1) out[head + 4 + i] = payload[i] ^ mask[i & 3];
-  return out;
-}
+const frame = clientFrame;
 
 // A message as frames: compressed or not, cut into `pieces` frames (RSV1 on the first only).
 function message(text, { compressed = false, final = false, pieces = 1, opcode = 1 } = {}) {
@@ -59,90 +47,46 @@ function message(text, { compressed = false, final = false, pieces = 1, opcode =
   return Buffer.concat(frames);
 }
 
-// Opens /ws on a raw socket, offering `extensions` (none when null). Resolves once upgraded
-// with { head, agreed, messages, lines, next(pred), send(buf), closed }. Each server message
-// is { rsv1, binary, payload } (payload inflated when rsv1); `lines` has every JSON line.
-function rawWs(server, { extensions = 'permessage-deflate; client_max_window_bits', protocol } = {}) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(server.port, '127.0.0.1');
-    const key = crypto.randomBytes(16).toString('base64');
-    let buf = Buffer.alloc(0);
-    let upgraded = false;
-    let info = null;
-    let settle;
-    const closed = new Promise((r) => { settle = r; });
-    const waiters = [];
-    const c = { messages: [], lines: [], closed, sock };
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no upgrade within 5 s')); }, 5000);
-    const deliver = () => {
-      for (let i = 0; i < waiters.length; i += 1) {
-        const found = c.lines.find((l, at) => at >= waiters[i].from && waiters[i].pred(l));
-        if (found) { clearTimeout(waiters[i].timer); waiters[i].resolve(found); waiters.splice(i, 1); i -= 1; }
-      }
-    };
-    const parse = () => {
-      for (;;) {
-        if (buf.length < 2) return;
-        const b0 = buf[0];
-        const op = b0 & 0x0f;
-        let n = buf[1] & 0x7f;
-        let at = 2;
-        if (n === 126) { if (buf.length < 4) return; n = buf.readUInt16BE(2); at = 4; } else if (n === 127) { if (buf.length < 10) return; n = Number(buf.readBigUInt64BE(2)); at = 10; }
-        if (buf.length < at + n) return;
-        let payload = buf.subarray(at, at + n);
-        buf = buf.subarray(at + n);
-        if (op === 8) {
-          if (!info) info = n >= 2 ? { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString() } : { code: 1005, reason: '' };
-          try { sock.write(frame(8, payload.subarray(0, 2))); } catch { /* gone */ }
-          continue;
-        }
-        if (op === 9 || op === 10) continue;
-        assert.equal(b0 & 0x80, 0x80, 'the server sends every message as one frame');
-        assert.equal(b0 & 0x30, 0, 'RSV2 and RSV3 are never set');
-        const rsv1 = (b0 & 0x40) !== 0;
-        if (rsv1) payload = inflate(payload);
-        const m = { rsv1, binary: op === 2, payload, wire: n };
-        c.messages.push(m);
-        if (op === 1) {
-          for (const line of payload.toString('utf8').split('\n')) if (line) c.lines.push(JSON.parse(line));
-        } else {
-          for (const value of decodeMulti(payload)) c.lines.push(value);  // MessagePack, back to back
-        }
-        deliver();
-      }
-    };
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      if (!upgraded) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString();
-        buf = buf.subarray(end + 4);
-        clearTimeout(timer);
-        if (!/^HTTP\/1\.1 101/.test(head)) { sock.destroy(); reject(new Error(head)); return; }
-        upgraded = true;
-        const ext = /^sec-websocket-extensions: *(.*)$/im.exec(head);
-        Object.assign(c, {
-          head,
-          agreed: ext ? ext[1].trim() : null,
-          send: (b) => { if (!sock.destroyed) sock.write(b); },
-          next: (pred, timeoutMs = 4000, from = 0) => new Promise((res, rej) => {
-            const w = { pred, from, resolve: res, timer: setTimeout(() => rej(new Error(`timed out; lines: ${JSON.stringify(c.lines).slice(-600)}; close: ${JSON.stringify(info)}`)), timeoutMs) };
-            waiters.push(w);
-            deliver();
-          }),
-          closeInfo: () => info,
-        });
-        resolve(c);
-      }
-      parse();
-    });
-    sock.on('error', () => {});
-    sock.on('close', () => settle(info ?? { code: 1006, reason: '' }));
-    sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-      (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : '') +
-      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') + '\r\n');
+// Opens /ws on a raw socket (raw_ws.mjs), offering `extensions` (none when null). Resolves
+// once upgraded with { agreed, messages, lines, next(pred), send(buf), sock, closed }. Each
+// server message is { rsv1, binary, payload, wire } (payload inflated when rsv1); `lines`
+// has every line, JSON or MessagePack.
+async function deflateWs(server, { extensions = 'permessage-deflate; client_max_window_bits', protocol } = {}) {
+  const c = { messages: [], lines: [] };
+  const waiters = [];
+  const deliver = () => {
+    for (let i = 0; i < waiters.length; i += 1) {
+      const found = c.lines.find((l) => waiters[i].pred(l));
+      if (found) { clearTimeout(waiters[i].timer); waiters[i].resolve(found); waiters.splice(i, 1); i -= 1; }
+    }
+  };
+  const onFrame = ({ fin, rsv1, rsv23, opcode, payload }) => {
+    if (opcode === 9 || opcode === 10) return;
+    assert.ok(fin, 'the server sends every message as one frame');
+    assert.equal(rsv23, 0, 'RSV2 and RSV3 are never set');
+    const m = { rsv1, binary: opcode === 2, payload: rsv1 ? inflate(payload) : payload, wire: payload.length };
+    c.messages.push(m);
+    if (opcode === 1) {
+      for (const line of m.payload.toString('utf8').split('\n')) if (line) c.lines.push(JSON.parse(line));
+    } else {
+      for (const value of decodeMulti(m.payload)) c.lines.push(value);  // MessagePack, back to back
+    }
+    deliver();
+  };
+  const headers = {};
+  if (extensions) headers['Sec-WebSocket-Extensions'] = extensions;
+  if (protocol) headers['Sec-WebSocket-Protocol'] = protocol;
+  const raw = await rawWs(server, { headers, onFrame });
+  const ext = /^sec-websocket-extensions: *(.*)$/im.exec(raw.head);
+  return Object.assign(c, {
+    sock: raw.sock,
+    closed: raw.closed,
+    agreed: ext ? ext[1].trim() : null,
+    send: (b) => { if (!raw.sock.destroyed) raw.sock.write(b); },
+    next: (pred, timeoutMs = 4000) => new Promise((resolve, reject) => {
+      waiters.push({ pred, resolve, timer: setTimeout(() => reject(new Error(`timed out; lines: ${JSON.stringify(c.lines).slice(-600)}; close: ${JSON.stringify(raw.closeInfo())}`)), timeoutMs) });
+      deliver();
+    }),
   });
 }
 
@@ -191,7 +135,7 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
       [null, null],
     ];
     for (const [offer, want] of cases) {
-      const c = await rawWs(server, { extensions: offer });
+      const c = await deflateWs(server, { extensions: offer });
       assert.equal(c.agreed, want, `offer ${offer}`);
       await c.next((l) => l.op === 'welcome');
       c.send(message(JSON.stringify({ op: 'ping', ref: 1 })));
@@ -201,7 +145,7 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
   });
 
   it('takes the first offer it can honour when the client lists several', async () => {
-    const c = await rawWs(server, { extensions: 'permessage-deflate; server_max_window_bits=9, permessage-deflate; client_max_window_bits' });
+    const c = await deflateWs(server, { extensions: 'permessage-deflate; server_max_window_bits=9, permessage-deflate; client_max_window_bits' });
     assert.equal(c.agreed, AGREED);
     const room = uid('multi');
     c.send(message(JSON.stringify({ op: 'join', room, ref: 1 }), { compressed: true }));
@@ -211,8 +155,8 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
 
   it('sends large messages compressed, once for every member, and small ones as they are', async () => {
     const room = uid('fan');
-    const zipped = await Promise.all([0, 1, 2].map(() => rawWs(server)));
-    const plain = await rawWs(server, { extensions: null });
+    const zipped = await Promise.all([0, 1, 2].map(() => deflateWs(server)));
+    const plain = await deflateWs(server, { extensions: null });
     const lib = await server.connect();                    // ws, deflate offered as browsers do
     const sender = await server.connect({ perMessageDeflate: false });
     for (const c of [...zipped, plain]) {
@@ -252,7 +196,7 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
 
   it('keeps the order of lines when compressed and uncompressed ones leave in one write', async () => {
     const room = uid('order');
-    const member = await rawWs(server);
+    const member = await deflateWs(server);
     member.send(message(JSON.stringify({ op: 'join', room, ref: 1 })));
     await member.next((l) => l.op === 'reply' && l.ref === 1);
     const sender = await server.connect({ perMessageDeflate: false });
@@ -269,7 +213,7 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
   });
 
   it('reads compressed client messages: whole, fragmented, ending in a final block, mixed with plain ones', async () => {
-    const c = await rawWs(server);
+    const c = await deflateWs(server);
     const room = uid('in');
     const before = await metric(server, 'atrium_inflated_messages_total');
     c.send(message(JSON.stringify({ op: 'join', room, ref: 1 }), { compressed: true }));
@@ -287,7 +231,7 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
 
   it('speaks MessagePack compressed: binary frames with RSV1, both ways', async () => {
     const room = uid('mp');
-    const member = await rawWs(server, { protocol: 'atrium.v1.msgpack' });
+    const member = await deflateWs(server, { protocol: 'atrium.v1.msgpack' });
     assert.equal(member.agreed, AGREED);
     const join = Buffer.from(encodeMsgpack({ op: 'join', room, ref: 1, pad: 'p'.repeat(400) }));
     member.send(frame(2, compress(join), { rsv1: true }));
@@ -303,8 +247,8 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
   });
 
   it('refuses a compressed message that inflates past the cap (1009), and leaves the others alone', async () => {
-    const other = await rawWs(server);
-    const c = await rawWs(server);
+    const other = await deflateWs(server);
+    const c = await deflateWs(server);
     // 1 MB of spaces: about a kilobyte compressed, 64 times the cap inflated.
     c.send(message(JSON.stringify({ op: 'ping', ref: 1, pad: ' '.repeat(1 << 20) }), { compressed: true }));
     assert.equal((await c.closed).code, 1009);
@@ -319,30 +263,30 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
   });
 
   it('closes on data that is not deflate (1007), RSV1 past the first frame (1002), bad UTF-8 inside (1007)', async () => {
-    const corrupt = await rawWs(server);
+    const corrupt = await deflateWs(server);
     corrupt.send(frame(1, Buffer.from([0xff, 0xfe, 0xfd, 0xfc, 0x00, 0x11]), { rsv1: true }));
     assert.equal((await corrupt.closed).code, 1007);
 
-    const cont = await rawWs(server);
+    const cont = await deflateWs(server);
     const body = compress(JSON.stringify({ op: 'ping', ref: 1 }));
     cont.send(Buffer.concat([frame(1, body.subarray(0, 4), { fin: false, rsv1: true }),
       frame(0, body.subarray(4), { rsv1: true })]));
     assert.equal((await cont.closed).code, 1002);
 
-    const utf8 = await rawWs(server);
+    const utf8 = await deflateWs(server);
     utf8.send(frame(1, compress(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d])), { rsv1: true }));
     assert.equal((await utf8.closed).code, 1007);
 
-    const cut = await rawWs(server);
+    const cut = await deflateWs(server);
     cut.send(frame(1, compress(Buffer.concat([Buffer.from('{"op":"ping","x":"'), Buffer.from([0xe2, 0x82])])), { rsv1: true }));
     assert.equal((await cut.closed).code, 1007);
 
     // RSV1 without permessage-deflate agreed: a protocol error (lws closes at once).
-    const unagreed = await rawWs(server, { extensions: null });
+    const unagreed = await deflateWs(server, { extensions: null });
     unagreed.send(frame(1, compress(JSON.stringify({ op: 'ping', ref: 1 })), { rsv1: true }));
     assert.ok([1002, 1006].includes((await unagreed.closed).code));
 
-    const still = await rawWs(server);
+    const still = await deflateWs(server);
     still.send(message(JSON.stringify({ op: 'ping', ref: 9 }), { compressed: true }));
     await still.next((l) => l.op === 'reply' && l.ref === 9);
     still.sock.destroy();
@@ -353,8 +297,8 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
     let x = seed;
     const rnd = (n) => { x = (x * 1103515245 + 12345) % 2147483648; return x % n; };
     const room = uid('rand');
-    const sender = await rawWs(server);
-    const member = await rawWs(server);
+    const sender = await deflateWs(server);
+    const member = await deflateWs(server);
     for (const c of [sender, member]) {
       c.send(message(JSON.stringify({ op: 'join', room, ref: 0 })));
       await c.next((l) => l.op === 'reply' && l.ref === 0);
@@ -391,7 +335,7 @@ describe('permessage-deflate and slow readers', () => {
   it('closes a compressed member that stopped reading with 1013, as an uncompressed one', { timeout: 60000 }, async () => {
     const server = await startServer({ args: ['--outbox-bytes', '65536'] });
     const room = uid('slow');
-    const slow = await rawWs(server);
+    const slow = await deflateWs(server);
     slow.send(message(JSON.stringify({ op: 'join', room, ref: 1 })));
     await slow.next((l) => l.op === 'reply' && l.ref === 1);
     const sender = await server.connect({ perMessageDeflate: false });
@@ -414,7 +358,7 @@ describe('permessage-deflate off', () => {
   after(cleanup);
   it('--deflate off agrees to nothing, and large messages go out as they are', async () => {
     const server = await startServer({ args: ['--deflate', 'off'] });
-    const c = await rawWs(server);
+    const c = await deflateWs(server);
     assert.equal(c.agreed, null);
     const ws = await server.connect();
     assert.equal(ws.ws.extensions, '');
@@ -430,7 +374,7 @@ describe('permessage-deflate off', () => {
 
   it('--deflate-min-bytes sets what is worth compressing', async () => {
     const server = await startServer({ args: ['--deflate-min-bytes', '8000'] });
-    const c = await rawWs(server);
+    const c = await deflateWs(server);
     assert.equal(c.agreed, AGREED);
     const room = uid('min');
     c.send(message(JSON.stringify({ op: 'join', room, ref: 1 })));

@@ -105,3 +105,28 @@ TEST_CASE("SharedFrame::alternate rides with the frame, set once, freed with it"
   CHECK(json.alternate().view() == got.view());
   CHECK(got.use_count() == 2);
 }
+
+TEST_CASE("SharedFrame::compressed: one per encoding, kept with it, freed with it (ASan checks the frees)") {
+  atrium::SharedFrame json("{\"op\":\"event\",\"data\":\"xxxxxxxxxxxxxxxx\"}");
+  const atrium::SharedFrame twin("msgpack bytes");
+  json.set_alternate(twin);
+  json.set_compressed(atrium::SharedFrame("json, deflated"));
+  twin.set_compressed(atrium::SharedFrame("msgpack, deflated"));
+  CHECK(json.compressed().view() == "json, deflated");
+  CHECK(json.alternate().compressed().view() == "msgpack, deflated");
+  json.set_compressed(atrium::SharedFrame("again"));          // set once
+  CHECK(json.compressed().view() == "json, deflated");
+  json.set_compressed(json);                                   // never itself
+  const atrium::SharedFrame zip = json.compressed();
+  zip.set_compressed(atrium::SharedFrame("deeper"));           // a compressed form has none
+  CHECK(!zip.compressed());
+  CHECK(!json.incompressible());
+  atrium::SharedFrame small("{}");
+  small.set_incompressible();
+  CHECK(small.incompressible());
+  CHECK(!small.compressed());
+  // The twin outlives the line that held it, with its own compressed form.
+  const atrium::SharedFrame kept = json.alternate();
+  json = atrium::SharedFrame();
+  CHECK(kept.compressed().view() == "msgpack, deflated");
+}
