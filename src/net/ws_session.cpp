@@ -90,7 +90,8 @@ int WsSession::on_established(Admitted admitted, bool deflate) {
   }
   ip_ = std::move(admitted.ip);
   // We frame messages ourselves only where lws would send them unchanged: a connection of
-  // its own (not a stream inside HTTP/2) with no extension (none is ever offered).
+  // its own (not a stream inside HTTP/2). Raw writes pass by extensions, and the only one
+  // lws may have active here changes nothing anyway (callback.cpp, "permessage-deflate").
   raw_frames_ = lws_get_network_wsi(wsi_) == wsi_;
   // permessage-deflate, agreed in the handshake (callback.cpp), only ever on such a one.
   deflate_ = deflate && raw_frames_;

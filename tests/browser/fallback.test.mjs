@@ -4,8 +4,8 @@
 // with its seat when the proxy cuts the event stream.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { T, uid, checkPrerequisites, startServer, launchBrowser, newPerson, tempRooms, until } from './helpers.mjs';
+import { refusingProxy } from '../../clients/js/test/refusing_proxy.mjs';
 
 const LAB = `local Lab = { defaultState = { n = 0 }, options = { reconnectGrace = 30 } }
 Lab.actions = {}
@@ -16,36 +16,6 @@ function Lab.actions.bump(self, ctx)
 end
 return Lab
 `;
-
-// Forwards HTTP to the server, streaming; refuses every WebSocket upgrade with 400;
-// cutStreams() ends the event streams it carries (a proxy that limits long responses).
-async function refusingProxy(target) {
-  const streams = new Set();
-  const srv = http.createServer((req, res) => {
-    const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers, agent: false }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-      if (req.url.startsWith('/ws/events')) {
-        streams.add(res);
-        res.on('close', () => streams.delete(res));
-      }
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  srv.refused = 0;
-  srv.on('upgrade', (req, socket) => {
-    srv.refused += 1;
-    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    origin: `http://127.0.0.1:${srv.address().port}`,
-    srv,
-    cutStreams() { for (const res of streams) res.destroy(); },
-    close: () => new Promise((resolve) => { srv.closeAllConnections?.(); srv.close(resolve); }),
-  };
-}
 
 // What Chromium logs when the proxy cuts an event stream (on purpose, in every test).
 const cut = (error) => /ERR_INCOMPLETE_CHUNKED_ENCODING/.test(error);

@@ -89,6 +89,21 @@ describe('the Pusher protocol as a guest of the transport', () => {
     c.ws.close();
   });
 
+  it('permessage-deflate is declined on /app/KEY, agreed on /ws of the same server', T, async () => {
+    const server = await startServer({ args: APP });
+    const pusher = open(server, '/app/key1?protocol=7&client=js&version=8.4.0');  // ws offers it
+    await pusher.upgraded;
+    assert.equal(pusher.ws.extensions, '');
+    await pusher.next(1);
+    pusher.ws.send('{"event":"pusher:ping","data":{}}');
+    assert.equal(JSON.parse((await pusher.next(2))[1].text).event, 'pusher:pong');
+    const atrium = open(server, '/ws');
+    await atrium.upgraded;
+    assert.equal(atrium.ws.extensions, 'permessage-deflate');
+    pusher.ws.close();
+    atrium.ws.close();
+  });
+
   it('the HTTP API under /apps/ needs no admin token (its requests are signed); /api/ still does', T, async () => {
     const server = await startServer({ args: [...APP, '--admin-token', 'sekret'] });
     const ts = Math.floor(Date.now() / 1000);

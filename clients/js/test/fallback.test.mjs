@@ -3,40 +3,11 @@
 // upgrade (a proxy in this test answers 400 to every upgrade and passes plain HTTP on).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { connect } from '../src/index.js';
 import { uid, until, WebSocket, useServer } from './helpers.mjs';
+import { refusingProxy } from './refusing_proxy.mjs';
 
 const T = { timeout: 20000 };
-
-// A proxy that refuses WebSocket upgrades (400) and forwards everything else, streaming.
-// cutStreams() ends every event stream it carries, as a proxy that limits long responses.
-async function refusingProxy(target) {
-  const streams = new Set();
-  const srv = http.createServer((req, res) => {
-    const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers, agent: false }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-      if (req.url.startsWith('/ws/events')) {
-        streams.add(res);
-        res.on('close', () => streams.delete(res));
-      }
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  srv.on('upgrade', (req, socket) => {
-    srv.refused = (srv.refused ?? 0) + 1;
-    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${srv.address().port}`,
-    srv,
-    cutStreams() { for (const res of streams) res.destroy(); },
-    close: () => new Promise((resolve) => { srv.closeAllConnections?.(); srv.close(resolve); }),
-  };
-}
 
 describe('atrium-client over the HTTP fallback', () => {
   const ctx = useServer();
@@ -70,7 +41,7 @@ describe('atrium-client over the HTTP fallback', () => {
   });
 
   it('falls back when a proxy refuses the upgrade, and resumes over it when the proxy cuts the stream', T, async () => {
-    const c = ctx.track(await connect(proxy.url, { WebSocket, minReconnectDelay: 50 }));
+    const c = ctx.track(await connect(proxy.origin, { WebSocket, minReconnectDelay: 50 }));
     assert.ok(proxy.srv.refused >= 1, 'the WebSocket was tried first');
     const id = `board:${uid()}`;
     const room = await c.join(id);
