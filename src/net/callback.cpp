@@ -47,6 +47,9 @@ constexpr std::size_t kRxChunk = 256;
 // rx_buffer_size would chop every write into 512-byte syscalls.
 constexpr std::size_t kTxPacket = kMaxWriteBytes + 1024;
 
+// The longest Sec-WebSocket-Extensions value lws reads without failing the handshake.
+constexpr int kMaxExtensionsHeader = 255;
+
 Server::State& state_of(lws* wsi) {
   return *static_cast<Server::State*>(lws_context_user(lws_get_context(wsi)));
 }
@@ -75,6 +78,11 @@ int confirm_upgrade(lws* wsi, const char* upgrade) {
   Server::State& state = state_of(wsi);
   if (state.stopping)
     return refuse_upgrade(wsi, ErrorCode::internal, "server shutting down", 503);
+  // lws 4.1.6 drops the connection, answering nothing, once its reading of this header
+  // passes byte 255 (docs/design.md 4.4): such an upgrade is refused with a reason instead.
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) > kMaxExtensionsHeader)
+    return refuse_upgrade(wsi, ErrorCode::bad_request,
+                          "Sec-WebSocket-Extensions is longer than 255 bytes", 400);
   if (endpoint == WsEndpoint::guest)
     return state.admission.decide_guest(wsi, path, state.config, state.stats);
   return state.admission.decide(wsi, state.engine, state.config, state.stats);

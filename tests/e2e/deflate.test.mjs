@@ -6,6 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import zlib from 'node:zlib';
 import { decodeMulti, encode as encodeMsgpack } from '@msgpack/msgpack';
 import { startServer, cleanup, uid, sleep } from './helpers.mjs';
@@ -142,6 +143,22 @@ describe('permessage-deflate', { timeout: 60000 }, () => {
       await c.next((l) => l.op === 'reply' && l.ref === 1 && l.result === 'pong');
       c.sock.destroy();
     }
+  });
+
+  it('refuses an upgrade whose offers are longer than 255 bytes with 400 and a reason', async () => {
+    const long = `permessage-deflate, x-${'a'.repeat(240)}`;
+    await assert.rejects(deflateWs(server, { extensions: long }), /HTTP\/1\.[01] 400/);
+    const res = await new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: server.port, path: '/ws', headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'), 'Sec-WebSocket-Extensions': long } });
+      req.on('response', (r) => { let body = ''; r.on('data', (d) => { body += d; }); r.on('end', () => resolve({ status: r.statusCode, body })); });
+    });
+    assert.equal(res.status, 400);
+    assert.match(res.body, /Sec-WebSocket-Extensions is longer than 255 bytes/);
+    const fits = await deflateWs(server, { extensions: `permessage-deflate, x-${'a'.repeat(200)}` });
+    assert.equal(fits.agreed, AGREED);
+    fits.sock.destroy();
   });
 
   it('takes the first offer it can honour when the client lists several', async () => {
