@@ -81,6 +81,13 @@ constexpr std::size_t kHardCapFactor = 4;
 // How long a lingering close waits for the client to close its side (see the top).
 constexpr int kLingerSecs = 2;
 
+// The server's scratch strings for compression give back what one rare large message grew
+// them to (--max-message-bytes may be up to 1 GiB).
+constexpr std::size_t kScratchKeepBytes = 1u << 20;
+void keep_small(std::string& scratch) {
+  if (scratch.capacity() > kScratchKeepBytes) std::string().swap(scratch);
+}
+
 }  // namespace
 
 int WsSession::on_established(Admitted admitted, bool deflate) {
@@ -180,6 +187,7 @@ int WsSession::on_receive(const void* in, std::size_t len) {
     }
     if (binary) deliver_msgpack(message);
     else deliver(message);
+    if (rx_compressed_) keep_small(server_.inflated);
     note_socket_read();
   };
   if (final && (!rare_ || rare_->rx.empty())) {
@@ -538,10 +546,12 @@ SharedFrame WsSession::compressed_form(const SharedFrame& line) {
   std::string& out = server_.deflated;
   ++server_.stats.compressions;
   if (!server_.deflater().compress(line.view(), out) || out.size() >= line.size()) {
+    keep_small(out);
     line.set_incompressible();
     return {};
   }
   const SharedFrame zip(out);
+  keep_small(out);
   line.set_compressed(zip);
   return zip;
 }
