@@ -228,7 +228,7 @@ void HttpApi::metrics(HttpResponse& response) const {
           stats_.frames_out);
   append_metric(out, "atrium_bytes_in_total", "counter", "Payload bytes received from clients.",
           stats_.bytes_in);
-  append_metric(out, "atrium_bytes_out_total", "counter", "Payload bytes sent to clients.",
+  append_metric(out, "atrium_bytes_out_total", "counter", "Payload bytes sent to clients (before permessage-deflate).",
           stats_.bytes_out);
   append_metric(out, "atrium_ws_writes_total", "counter",
           "WebSocket messages written (JSON lines coalesce into these).", stats_.ws_writes);

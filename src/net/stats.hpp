@@ -13,7 +13,7 @@ struct Stats {
   std::uint64_t frames_in = 0;        // complete client messages handed to the engine
   std::uint64_t frames_out = 0;       // JSON lines written to clients
   std::uint64_t bytes_in = 0;         // payload bytes of those messages
-  std::uint64_t bytes_out = 0;        // payload bytes written (lines and separators)
+  std::uint64_t bytes_out = 0;        // payload bytes written (lines and separators), uncompressed
   std::uint64_t ws_writes = 0;        // WebSocket messages written: frames_out / ws_writes
                                       // is how well lines coalesce
   std::uint64_t deflated_out = 0;     // messages sent compressed (permessage-deflate)
