@@ -70,9 +70,10 @@ static bool looks_like_patch(bool text, const char *p, size_t n) {
 }
 
 /* The bulk of a MessagePack run, read from the bytes as protocol.c reads JSON's: events
- * (timed by the "@TS" that follows their op) and other members' patches (counted). One pass
- * over the op keys ("op" as a MessagePack string): false at the first line of another kind
- * (a welcome, a reply...) or a probe's patch, and that message goes through the transcoder.
+ * (timed by the "@TS" that follows their op) and other members' patches (counted). False
+ * for a message with a line of another kind (a welcome, a reply: some op key, "op" as a
+ * MessagePack string, is not an event's) or a probe's patch: that one goes through the
+ * transcoder.
  * A message that starts with a patch counts as one patch, unread: the server joins lines
  * only within a window, and patches come on a 50 ms beat, so that is the only one in it;
  * walking a 27 KB patch value by value would cost the generator more than the server. */
