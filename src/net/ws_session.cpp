@@ -597,15 +597,22 @@ bool WsSession::write_mixed(std::size_t count, std::size_t total) {
     for (; end < count && !zips[end]; ++end) run += (end > i ? separator : 0) + outbox_[end].size();
     p += text_header_size(run);
     put_header(p, run, msgpack_);
-    for (std::size_t k = i; k < end; ++k) {
-      if (k > i && separator) *p++ = '\n';
-      std::memcpy(p, outbox_[k].data(), outbox_[k].size());
-      p += outbox_[k].size();
-    }
+    p = join_lines(p, i, end);
     i = end;
   }
   zips.clear();
   return write_raw(buf.data(), static_cast<std::size_t>(p - buf.data()));
+}
+
+// Copies queued lines [from, to) to `p` as one message's payload: JSON Lines, or MessagePack
+// values back to back (they need no separator). Returns the end.
+unsigned char* WsSession::join_lines(unsigned char* p, std::size_t from, std::size_t to) const {
+  for (std::size_t i = from; i < to; ++i) {
+    if (i != from && !msgpack_) *p++ = '\n';
+    std::memcpy(p, outbox_[i].data(), outbox_[i].size());
+    p += outbox_[i].size();
+  }
+  return p;
 }
 
 // Several lines become one message of JSON Lines, joined in the server's scratch buffer.
@@ -613,12 +620,7 @@ bool WsSession::write_joined(std::size_t count, std::size_t total) {
   std::vector<unsigned char>& buf = server_.scratch;
   if (buf.size() < LWS_PRE + total) buf.resize(LWS_PRE + total);  // grows, never shrinks
   unsigned char* const payload = buf.data() + LWS_PRE;
-  unsigned char* p = payload;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (i != 0 && !msgpack_) *p++ = '\n';   // MessagePack values need no separator
-    std::memcpy(p, outbox_[i].data(), outbox_[i].size());
-    p += outbox_[i].size();
-  }
+  join_lines(payload, 0, count);
   if (!raw_frames_) return write_text(payload, total);
   return write_raw(put_header(payload, total, msgpack_), text_header_size(total) + total);
 }

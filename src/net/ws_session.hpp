@@ -61,6 +61,7 @@ class WsSession final : public engine::ClientSink {
   void note_compressed(const SharedFrame& line, const SharedFrame& zip);
   bool write_mixed(std::size_t count, std::size_t total);
   bool write_joined(std::size_t count, std::size_t total);
+  unsigned char* join_lines(unsigned char* p, std::size_t from, std::size_t to) const;
   bool write_separate(std::size_t count);
   bool written(bool ok, std::size_t count, std::size_t total);
   bool write_text(unsigned char* payload, std::size_t n);
